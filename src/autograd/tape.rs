@@ -1,0 +1,228 @@
+//! The tape: an append-only list of the ops run while gradients are recorded.
+//!
+//! Ops are pushed in the order they execute, so every node's inputs were pushed before it.
+//! Walking the list backwards therefore visits a node only after every node that used its
+//! output: reverse order is a topological order, and no sort is needed.
+//!
+//! `backward` seeds the loss's gradient, walks the tape from the loss's node down to the first
+//! node, calls each reached node's `Op::backward`, and adds the results into the inputs'
+//! gradients (`+=`, because a tensor used twice receives two contributions: `b = a + a`).
+//! It returns a fresh [`Gradients`] store, so calling it twice never double-counts, and it frees
+//! the nodes it walked, like PyTorch without `retain_graph`. Gradients are first-order only:
+//! backward runs with recording switched off.
+
+use super::{Gradients, Op};
+use crate::error::{Error, Result};
+use crate::tensor::{GradMeta, Shape, Tensor, TensorId};
+use smallvec::SmallVec;
+use std::cell::{Cell, RefCell};
+
+/// Where a recorded tensor's node sits on this thread's tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeRef {
+    index: usize,
+    /// Bumped each time the tape is emptied, so old references are recognised as freed.
+    epoch: u64,
+}
+
+/// One input of a node, as seen by the backward walk.
+struct Input {
+    id: TensorId,
+    shape: Shape,
+    /// Leaf with requires_grad, or the output of another node.
+    requires_grad: bool,
+    node: Option<NodeRef>,
+}
+
+struct Node {
+    op: Box<dyn Op>,
+    /// What the op's forward chose to keep for its backward, and nothing more.
+    saved: Vec<Tensor>,
+    inputs: SmallVec<[Input; 3]>,
+    output: TensorId,
+    retain_output_grad: bool,
+}
+
+#[derive(Default)]
+struct Tape {
+    nodes: Vec<Option<Node>>,
+    epoch: u64,
+}
+
+thread_local! {
+    static TAPE: RefCell<Tape> = RefCell::new(Tape::default());
+    static RECORDING: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops run now are recorded (false inside `no_grad` and during backward).
+pub fn is_recording() -> bool {
+    RECORDING.with(|r| r.get())
+}
+
+/// Runs `f` without recording anything on the tape: inference, evaluation, optimizer steps.
+pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RECORDING.with(|r| r.set(self.0));
+        }
+    }
+    let _restore = Restore(RECORDING.with(|r| r.replace(false)));
+    f()
+}
+
+/// Number of live nodes on this thread's tape (tests check `no_grad` keeps it at 0).
+pub fn tape_len() -> usize {
+    TAPE.with(|t| t.borrow().nodes.iter().filter(|n| n.is_some()).count())
+}
+
+/// Drops every recorded node: for graphs that were built but will never be differentiated.
+pub fn clear_tape() {
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        t.nodes.clear();
+        t.epoch += 1;
+    });
+}
+
+/// Appends a node for `output = op(inputs)` and returns `output` marked as its result.
+pub(crate) fn record(
+    op: Box<dyn Op>,
+    inputs: &[&Tensor],
+    saved: Vec<Tensor>,
+    output: Tensor,
+) -> Tensor {
+    let inputs: SmallVec<[Input; 3]> = inputs
+        .iter()
+        .map(|t| Input {
+            id: t.id(),
+            shape: t.shape().clone(),
+            requires_grad: t.requires_grad(),
+            node: match t.grad_meta() {
+                GradMeta::Node(r) => Some(*r),
+                _ => None,
+            },
+        })
+        .collect();
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        let node_ref = NodeRef {
+            index: t.nodes.len(),
+            epoch: t.epoch,
+        };
+        let retain = output.retains_grad();
+        t.nodes.push(Some(Node {
+            op,
+            saved,
+            inputs,
+            output: output.id(),
+            retain_output_grad: retain,
+        }));
+        output.with_grad_meta(GradMeta::Node(node_ref))
+    })
+}
+
+fn is_live(r: NodeRef) -> bool {
+    TAPE.with(|t| {
+        let t = t.borrow();
+        r.epoch == t.epoch && t.nodes.get(r.index).is_some_and(|n| n.is_some())
+    })
+}
+
+fn take_node(index: usize) -> Option<Node> {
+    TAPE.with(|t| t.borrow_mut().nodes[index].take())
+}
+
+/// Reverse-mode differentiation of `root` with cotangent `seed` (same shape as `root`).
+pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
+    let mut grads = Gradients::default();
+    if !root.requires_grad() {
+        return Err(Error::Autograd(
+            "the tensor does not require grad: no input of the computation was marked with \
+             with_grad(), or it was computed inside no_grad"
+                .into(),
+        ));
+    }
+    if root.shape() != seed.shape() {
+        return Err(Error::mismatch(
+            "backward",
+            root.shape(),
+            seed.shape(),
+            "the seed gradient must have the output's shape",
+        ));
+    }
+    let start = match root.grad_meta() {
+        GradMeta::Node(r) if is_live(*r) => r.index,
+        GradMeta::Node(_) => return Err(freed_error()),
+        _ => {
+            // A leaf differentiated with respect to itself.
+            grads.accumulate(root.id(), seed)?;
+            return Ok(grads);
+        }
+    };
+    // Gradients of intermediate tensors still to be passed down, keyed by tensor id.
+    let mut pending = Gradients::default();
+    pending.accumulate(root.id(), seed)?;
+
+    no_grad(|| -> Result<()> {
+        for index in (0..=start).rev() {
+            let Some(grad_out) = TAPE.with(|t| {
+                let t = t.borrow();
+                let out = t.nodes[index].as_ref()?.output;
+                pending.remove(out)
+            }) else {
+                continue; // not on a path from the root
+            };
+            let node = take_node(index).expect("a node reached by backward is live");
+            if node.retain_output_grad {
+                grads.accumulate(node.output, grad_out.clone())?;
+            }
+            let needs: SmallVec<[bool; 3]> = node.inputs.iter().map(|i| i.requires_grad).collect();
+            let input_grads = node.op.backward(&node.saved, &grad_out, &needs)?;
+            if input_grads.len() != node.inputs.len() {
+                return Err(Error::Autograd(format!(
+                    "{}: backward returned {} gradients for {} inputs",
+                    node.op.name(),
+                    input_grads.len(),
+                    node.inputs.len()
+                )));
+            }
+            for (input, g) in node.inputs.iter().zip(input_grads) {
+                let Some(g) = g else { continue };
+                if !input.requires_grad {
+                    continue;
+                }
+                if g.shape() != &input.shape {
+                    return Err(Error::Autograd(format!(
+                        "{}: backward returned a gradient of shape {} for an input of shape {}",
+                        node.op.name(),
+                        g.shape(),
+                        input.shape
+                    )));
+                }
+                match input.node {
+                    None => grads.accumulate(input.id, g)?,
+                    Some(r) if is_live(r) => pending.accumulate(input.id, g)?,
+                    Some(_) => return Err(freed_error()),
+                }
+            }
+        }
+        Ok(())
+    })?;
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.nodes.iter().all(|n| n.is_none()) {
+            t.nodes.clear();
+            t.epoch += 1;
+        }
+    });
+    Ok(grads)
+}
+
+fn freed_error() -> Error {
+    Error::Autograd(
+        "part of this graph was already freed by an earlier backward(); recompute the forward \
+         pass, or detach() the tensor to use it as a constant"
+            .into(),
+    )
+}

@@ -1,0 +1,10 @@
+//! The pure-Rust CPU backend: loops that vectorise, rayon across rows and batches, and the
+//! `gemm` crate for matrix products. Every function works on plain slices; `crate::ops` turns
+//! tensors into slices and back.
+
+pub mod elementwise;
+pub mod fastmath;
+pub mod layout;
+pub mod matmul;
+pub mod reduce;
+pub mod softmax;

@@ -1,0 +1,293 @@
+//! Indexing: index_select, gather, where / masked_fill, one_hot.
+//!
+//! Indices are i64 tensors. index_select and gather save nothing but their indices (kept in the
+//! op): their backward scatters the gradient back, adding where an index repeats. `where`
+//! keeps its condition; each branch's gradient is the output gradient where that branch was
+//! chosen, zero elsewhere.
+
+use super::{from_float, panicking, same_kind, sum_to_shape, with_float};
+use crate::autograd::{apply, Forward, Op};
+use crate::backend::cpu::{elementwise::select, layout};
+use crate::error::{Error, OrPanic, Result};
+use crate::tensor::{contiguous_cow, CpuData, Shape, Tensor};
+
+fn split(dims: &[usize], axis: usize) -> (usize, usize, usize) {
+    (
+        dims[..axis].iter().product(),
+        dims[axis],
+        dims[axis + 1..].iter().product(),
+    )
+}
+
+fn checked_indices(op: &'static str, idx: &Tensor, size: usize) -> Result<Vec<usize>> {
+    idx.i64_slice(op)?
+        .iter()
+        .map(|&i| {
+            // Negative indices count from the end, as in PyTorch.
+            let j = if i < 0 { i + size as i64 } else { i };
+            if j < 0 || j >= size as i64 {
+                Err(Error::IndexOutOfRange { op, index: i, size })
+            } else {
+                Ok(j as usize)
+            }
+        })
+        .collect()
+}
+
+// ----- index_select ---------------------------------------------------------------------------
+
+struct IndexSelect {
+    axis: usize,
+    idx: Vec<usize>,
+    from: Shape,
+}
+
+impl Op for IndexSelect {
+    fn name(&self) -> &'static str {
+        "index_select"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        let x = inputs[0];
+        let (outer, r, inner) = split(x.dims(), self.axis);
+        let mut shape = x.shape().clone();
+        shape.0[self.axis] = self.idx.len();
+        let l = x.layout();
+        let data = match x.raw_data() {
+            CpuData::F32(v) => CpuData::F32(layout::index_select(
+                &contiguous_cow(v, l),
+                outer,
+                r,
+                inner,
+                &self.idx,
+            )),
+            CpuData::F64(v) => CpuData::F64(layout::index_select(
+                &contiguous_cow(v, l),
+                outer,
+                r,
+                inner,
+                &self.idx,
+            )),
+            CpuData::I64(v) => CpuData::I64(layout::index_select(
+                &contiguous_cow(v, l),
+                outer,
+                r,
+                inner,
+                &self.idx,
+            )),
+            CpuData::Bool(v) => CpuData::Bool(layout::index_select(
+                &contiguous_cow(v, l),
+                outer,
+                r,
+                inner,
+                &self.idx,
+            )),
+        };
+        Ok(Forward::new(Tensor::from_cpu(data, shape), vec![]))
+    }
+    fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let (outer, r, inner) = split(self.from.dims(), self.axis);
+        let gx = with_float!("index_select", g.dtype(), |T| {
+            let gs = g.float_slice::<T>("index_select")?;
+            Ok(from_float(
+                layout::index_add(&gs, outer, r, inner, &self.idx),
+                self.from.clone(),
+            ))
+        })?;
+        Ok(vec![Some(gx)])
+    }
+}
+
+// ----- gather ---------------------------------------------------------------------------------
+
+struct Gather {
+    axis: usize,
+    idx: Vec<usize>,
+    q: usize,
+    from: Shape,
+}
+
+impl Op for Gather {
+    fn name(&self) -> &'static str {
+        "gather"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        let x = inputs[0];
+        let (outer, r, inner) = split(x.dims(), self.axis);
+        let mut shape = x.shape().clone();
+        shape.0[self.axis] = self.q;
+        let out = with_float!("gather", x.dtype(), |T| {
+            let xs = x.float_slice::<T>("gather")?;
+            Ok(from_float(
+                layout::gather(&xs, outer, r, inner, &self.idx, self.q),
+                shape,
+            ))
+        })?;
+        Ok(Forward::new(out, vec![]))
+    }
+    fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let (outer, r, inner) = split(self.from.dims(), self.axis);
+        let gx = with_float!("gather", g.dtype(), |T| {
+            let gs = g.float_slice::<T>("gather")?;
+            Ok(from_float(
+                layout::scatter_add(&gs, outer, r, inner, &self.idx, self.q),
+                self.from.clone(),
+            ))
+        })?;
+        Ok(vec![Some(gx)])
+    }
+}
+
+// ----- where ----------------------------------------------------------------------------------
+
+struct Where {
+    cond: Tensor,
+    lhs: Shape,
+    rhs: Shape,
+}
+
+impl Op for Where {
+    fn name(&self) -> &'static str {
+        "where"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        let (a, b) = (inputs[0], inputs[1]);
+        let shape = self.cond.shape().clone();
+        let c = self.cond.bool_slice("where")?;
+        let out = with_float!("where", a.dtype(), |T| {
+            let av = a
+                .broadcast_view(&shape)
+                .float_slice::<T>("where")?
+                .into_owned();
+            let bv = b
+                .broadcast_view(&shape)
+                .float_slice::<T>("where")?
+                .into_owned();
+            Ok(from_float(select(&c, &av, &bv), shape.clone()))
+        })?;
+        Ok(Forward::new(out, vec![]))
+    }
+    fn backward(&self, _: &[Tensor], g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let zero = Tensor::zeros_like(g);
+        let ga = if needs[0] {
+            Some(sum_to_shape(
+                &Tensor::try_where(&self.cond, g, &zero)?,
+                &self.lhs,
+            )?)
+        } else {
+            None
+        };
+        let gb = if needs[1] {
+            Some(sum_to_shape(
+                &Tensor::try_where(&self.cond, &zero, g)?,
+                &self.rhs,
+            )?)
+        } else {
+            None
+        };
+        Ok(vec![ga, gb])
+    }
+}
+
+impl Tensor {
+    /// Picks entries along `axis` by a 1-D i64 index tensor (`torch.index_select`); an
+    /// embedding lookup is `weight.index_select(0, ids)`.
+    pub fn try_index_select(&self, axis: isize, indices: &Tensor) -> Result<Tensor> {
+        let a = self.shape().axis("index_select", axis)?;
+        if indices.rank() != 1 {
+            return Err(Error::bad_shape(
+                "index_select",
+                indices.shape(),
+                "indices must be 1-D",
+            ));
+        }
+        let idx = checked_indices("index_select", indices, self.dims()[a])?;
+        apply(
+            IndexSelect {
+                axis: a,
+                idx,
+                from: self.shape().clone(),
+            },
+            &[self],
+        )
+    }
+    /// `out[..., i, ...] = self[..., index[..., i, ...], ...]` along `axis` (`torch.gather`);
+    /// `index` has the input's shape except along `axis`.
+    pub fn try_gather(&self, axis: isize, index: &Tensor) -> Result<Tensor> {
+        let a = self.shape().axis("gather", axis)?;
+        let ok = index.rank() == self.rank()
+            && index
+                .dims()
+                .iter()
+                .zip(self.dims())
+                .enumerate()
+                .all(|(i, (x, y))| i == a || x == y);
+        if !ok {
+            return Err(Error::mismatch(
+                "gather",
+                self.shape(),
+                index.shape(),
+                format!("index must match the input in every dim but {a}"),
+            ));
+        }
+        let idx = checked_indices("gather", index, self.dims()[a])?;
+        apply(
+            Gather {
+                axis: a,
+                idx,
+                q: index.dims()[a],
+                from: self.shape().clone(),
+            },
+            &[self],
+        )
+    }
+    /// `cond ? a : b` element-wise, all three broadcast together (`torch.where`).
+    pub fn try_where(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        same_kind("where", a, b)?;
+        if !matches!(cond.raw_data(), CpuData::Bool(_)) {
+            return Err(Error::DType {
+                op: "where",
+                got: cond.dtype(),
+                expected: "bool",
+            });
+        }
+        let shape = Shape::broadcast(
+            "where",
+            &Shape::broadcast("where", a.shape(), b.shape())?,
+            cond.shape(),
+        )?;
+        let cond = cond.broadcast_view(&shape).contiguous_copy();
+        apply(
+            Where {
+                cond,
+                lhs: a.shape().clone(),
+                rhs: b.shape().clone(),
+            },
+            &[a, b],
+        )
+    }
+    #[track_caller]
+    pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
+        Tensor::try_where(cond, a, b).or_panic()
+    }
+    /// `value` where `mask` is true, `self` elsewhere (`Tensor.masked_fill`).
+    pub fn try_masked_fill(&self, mask: &Tensor, value: f64) -> Result<Tensor> {
+        let v = Tensor::full_on([1usize; 0], value, self.dtype(), self.device());
+        Tensor::try_where(mask, &v, self)
+    }
+    /// One-hot rows for i64 labels: shape `labels.shape + [num_classes]`, f32.
+    pub fn try_one_hot(&self, num_classes: usize) -> Result<Tensor> {
+        let idx = checked_indices("one_hot", self, num_classes)?;
+        let mut v = vec![0f32; idx.len() * num_classes];
+        for (row, &c) in idx.iter().enumerate() {
+            v[row * num_classes + c] = 1.0;
+        }
+        let mut shape = self.shape().clone();
+        shape.0.push(num_classes);
+        Ok(Tensor::from_cpu(CpuData::F32(v), shape))
+    }
+
+    panicking!(index_select => try_index_select(axis: isize, indices: &Tensor) -> Tensor);
+    panicking!(gather => try_gather(axis: isize, index: &Tensor) -> Tensor);
+    panicking!(masked_fill => try_masked_fill(mask: &Tensor, value: f64) -> Tensor);
+    panicking!(one_hot => try_one_hot(num_classes: usize) -> Tensor);
+}

@@ -1,0 +1,189 @@
+//! Matrix product with PyTorch's `matmul` semantics: `[..., m, k] @ [..., k, n]` with
+//! broadcast batch dimensions; a 1-D operand is a vector (a row on the left, a column on the
+//! right) and its dimension is dropped from the result.
+//!
+//! Backward: `dA = dC · Bᵀ`, `dB = Aᵀ · dC`, each summed over the batch dimensions it was
+//! broadcast along. Saves both inputs. The transposes are views: `gemm` reads them by stride.
+
+use super::{from_float, panicking, same_kind, sum_to_shape, with_float};
+use crate::autograd::{apply, Forward, Op};
+use crate::backend::cpu::matmul::{batched_matmul, MatRef};
+use crate::error::{Error, Result};
+use crate::tensor::{Shape, Tensor};
+
+struct Matmul;
+
+/// Output shape and the broadcast batch shape, or an error naming both shapes.
+fn matmul_shapes(a: &Shape, b: &Shape) -> Result<(Shape, Shape)> {
+    let (ra, rb) = (a.rank(), b.rank());
+    let err = |detail: String| Error::ShapeMismatch {
+        op: "matmul",
+        lhs: a.clone(),
+        sep: "@",
+        rhs: b.clone(),
+        detail,
+    };
+    if ra < 2 || rb < 2 {
+        return Err(err("both operands need at least 2 dims here".into()));
+    }
+    let (m, k) = (a.dims()[ra - 2], a.dims()[ra - 1]);
+    let (k2, n) = (b.dims()[rb - 2], b.dims()[rb - 1]);
+    if k != k2 {
+        let hint = if k == n {
+            "; did you mean to transpose the right operand?"
+        } else {
+            ""
+        };
+        return Err(err(format!("inner dims {k} != {k2}{hint}")));
+    }
+    let batch = Shape::broadcast(
+        "matmul",
+        &Shape::new(&a.dims()[..ra - 2]),
+        &Shape::new(&b.dims()[..rb - 2]),
+    )
+    .map_err(|_| err("batch dims do not broadcast".into()))?;
+    let mut out = batch.0.clone();
+    out.push(m);
+    out.push(n);
+    Ok((Shape(out), batch))
+}
+
+/// Storage offset of batch `bi` (row-major over `batch`) for an operand with `strides`.
+fn batch_offset(
+    bi: usize,
+    batch: &Shape,
+    shape: &[usize],
+    strides: &[usize],
+    base: usize,
+) -> usize {
+    let nb = batch.rank();
+    let extra = nb - (shape.len() - 2);
+    let mut off = base;
+    let mut rest = bi;
+    for d in (0..nb).rev() {
+        let i = rest % batch.dims()[d];
+        rest /= batch.dims()[d];
+        if d >= extra {
+            let od = d - extra;
+            if shape[od] != 1 {
+                off += i * strides[od];
+            }
+        }
+    }
+    off
+}
+
+fn matmul_forward(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_kind("matmul", a, b)?;
+    let (out_shape, batch) = matmul_shapes(a.shape(), b.shape())?;
+    let (ra, rb) = (a.rank(), b.rank());
+    let (m, k, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 1]);
+    let (la, lb) = (a.layout(), b.layout());
+    with_float!("matmul", a.dtype(), |T| {
+        let (xa, xb) = (a.raw::<T>("matmul")?, b.raw::<T>("matmul")?);
+        let v = batched_matmul::<T>(
+            batch.numel(),
+            m,
+            k,
+            n,
+            |bi| MatRef {
+                data: xa,
+                offset: batch_offset(bi, &batch, la.shape.dims(), &la.strides, la.offset),
+                row_stride: la.strides[ra - 2],
+                col_stride: la.strides[ra - 1],
+            },
+            |bi| MatRef {
+                data: xb,
+                offset: batch_offset(bi, &batch, lb.shape.dims(), &lb.strides, lb.offset),
+                row_stride: lb.strides[rb - 2],
+                col_stride: lb.strides[rb - 1],
+            },
+        );
+        Ok(from_float(v, out_shape))
+    })
+}
+
+impl Op for Matmul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        let out = matmul_forward(inputs[0], inputs[1])?;
+        Ok(Forward::new(
+            out,
+            vec![inputs[0].clone(), inputs[1].clone()],
+        ))
+    }
+    fn backward(
+        &self,
+        saved: &[Tensor],
+        g: &Tensor,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (a, b) = (&saved[0], &saved[1]);
+        let ga = if needs[0] {
+            Some(sum_to_shape(
+                &matmul_forward(g, &b.try_transpose(-1, -2)?)?,
+                a.shape(),
+            )?)
+        } else {
+            None
+        };
+        let gb = if needs[1] {
+            Some(sum_to_shape(
+                &matmul_forward(&a.try_transpose(-1, -2)?, g)?,
+                b.shape(),
+            )?)
+        } else {
+            None
+        };
+        Ok(vec![ga, gb])
+    }
+}
+
+impl Tensor {
+    pub fn try_matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if self.rank() == 0 || rhs.rank() == 0 {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: self.shape().clone(),
+                sep: "@",
+                rhs: rhs.shape().clone(),
+                detail: "both operands need at least 1 dim".into(),
+            });
+        }
+        // Vectors become a row (left) or a column (right), and that dimension is dropped after.
+        let a = if self.rank() == 1 {
+            self.try_unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let b = if rhs.rank() == 1 {
+            rhs.try_unsqueeze(-1)?
+        } else {
+            rhs.clone()
+        };
+        let mut out = apply(Matmul, &[&a, &b]).map_err(|e| match e {
+            Error::ShapeMismatch {
+                op, detail, sep, ..
+            } => Error::ShapeMismatch {
+                op,
+                lhs: self.shape().clone(),
+                sep,
+                rhs: rhs.shape().clone(),
+                detail,
+            },
+            e => e,
+        })?;
+        if self.rank() == 1 {
+            out = out.try_squeeze(-2)?;
+        }
+        if rhs.rank() == 1 {
+            out = out.try_squeeze(-1)?;
+        }
+        Ok(out)
+    }
+    panicking!(
+        /// Matrix product (`@`), batched and broadcast like `torch.matmul`.
+        matmul => try_matmul(rhs: &Tensor) -> Tensor);
+}

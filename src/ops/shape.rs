@@ -1,0 +1,525 @@
+//! Layout ops: reshape, permute/transpose, narrow, broadcast, squeeze/unsqueeze, concat, stack.
+//!
+//! Reshape (of a contiguous tensor), permute, narrow and broadcast are views: they build a new
+//! layout over the same storage and copy nothing. Their backward passes are the inverse layout
+//! change (or, for broadcast, a sum). None of them saves a tensor; the op keeps the shapes.
+
+use super::{from_float, panicking, sum_to_shape, with_float};
+use crate::autograd::{apply, Forward, Op};
+use crate::backend::cpu::layout;
+use crate::error::{Error, OrPanic, Result};
+use crate::tensor::{contiguous_cow, CpuData, Dims, Layout, Shape, Tensor};
+
+// ----- reshape --------------------------------------------------------------------------------
+
+struct Reshape {
+    from: Shape,
+    to: Shape,
+}
+
+impl Op for Reshape {
+    fn name(&self) -> &'static str {
+        "reshape"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        let x = inputs[0];
+        let x = if x.is_contiguous() {
+            x.clone()
+        } else {
+            x.contiguous_copy()
+        };
+        let layout = Layout {
+            strides: self.to.contiguous_strides(),
+            shape: self.to.clone(),
+            offset: x.layout().offset,
+        };
+        Ok(Forward::new(x.view_with(layout), vec![]))
+    }
+    fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.try_reshape(self.from.dims())?)])
+    }
+}
+
+// ----- permute --------------------------------------------------------------------------------
+
+struct Permute {
+    perm: Dims,
+}
+
+fn permute_view(x: &Tensor, perm: &[usize]) -> Tensor {
+    let l = x.layout();
+    let layout = Layout {
+        shape: Shape(perm.iter().map(|&p| l.shape.dims()[p]).collect()),
+        strides: perm.iter().map(|&p| l.strides[p]).collect(),
+        offset: l.offset,
+    };
+    x.view_with(layout)
+}
+
+impl Op for Permute {
+    fn name(&self) -> &'static str {
+        "permute"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        Ok(Forward::new(permute_view(inputs[0], &self.perm), vec![]))
+    }
+    fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let mut inverse = vec![0isize; self.perm.len()];
+        for (i, &p) in self.perm.iter().enumerate() {
+            inverse[p] = i as isize;
+        }
+        Ok(vec![Some(g.try_permute(&inverse)?)])
+    }
+}
+
+// ----- narrow ---------------------------------------------------------------------------------
+
+struct Narrow {
+    axis: usize,
+    start: usize,
+    len: usize,
+    from: Shape,
+}
+
+impl Op for Narrow {
+    fn name(&self) -> &'static str {
+        "narrow"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        let l = inputs[0].layout();
+        let mut layout = l.clone();
+        layout.offset += self.start * l.strides[self.axis];
+        layout.shape.0[self.axis] = self.len;
+        Ok(Forward::new(inputs[0].view_with(layout), vec![]))
+    }
+    /// The gradient goes back into the slice it came from; the rest of the input gets zeros.
+    fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let d = self.from.dims();
+        let (outer, r, inner) = (
+            d[..self.axis].iter().product(),
+            d[self.axis],
+            d[self.axis + 1..].iter().product(),
+        );
+        let gx = with_float!("narrow", g.dtype(), |T| {
+            let gs = g.float_slice::<T>("narrow")?;
+            Ok(from_float(
+                layout::pad_axis(&gs, outer, r, inner, self.start, self.len),
+                self.from.clone(),
+            ))
+        })?;
+        Ok(vec![Some(gx)])
+    }
+}
+
+// ----- broadcast ------------------------------------------------------------------------------
+
+struct BroadcastTo {
+    from: Shape,
+    to: Shape,
+}
+
+impl Op for BroadcastTo {
+    fn name(&self) -> &'static str {
+        "broadcast_to"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        Ok(Forward::new(inputs[0].broadcast_view(&self.to), vec![]))
+    }
+    fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(sum_to_shape(g, &self.from)?)])
+    }
+}
+
+// ----- contiguous -----------------------------------------------------------------------------
+
+struct Contiguous;
+
+impl Op for Contiguous {
+    fn name(&self) -> &'static str {
+        "contiguous"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        Ok(Forward::new(inputs[0].contiguous_copy(), vec![]))
+    }
+    fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.clone())])
+    }
+}
+
+// ----- concat ---------------------------------------------------------------------------------
+
+struct Concat {
+    axis: usize,
+    sizes: Vec<usize>,
+}
+
+/// Concatenates tensors of any one dtype along `axis` (their other dims already checked).
+fn concat_data(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
+    let d = parts[0].dims();
+    let (outer, inner): (usize, usize) =
+        (d[..axis].iter().product(), d[axis + 1..].iter().product());
+    let mut shape = parts[0].shape().clone();
+    shape.0[axis] = parts.iter().map(|p| p.dims()[axis]).sum();
+    macro_rules! cat {
+        ($variant:ident) => {{
+            let cows: Vec<_> = parts
+                .iter()
+                .map(|p| match p.raw_data() {
+                    CpuData::$variant(v) => Ok(contiguous_cow(v, p.layout())),
+                    other => Err(Error::invalid(
+                        "concat",
+                        format!("dtypes differ: {} and {}", parts[0].dtype(), other.dtype()),
+                    )),
+                })
+                .collect::<Result<_>>()?;
+            let refs: Vec<(&[_], usize)> = cows
+                .iter()
+                .zip(parts)
+                .map(|(c, p)| (c.as_ref(), p.dims()[axis]))
+                .collect();
+            CpuData::$variant(layout::concat(&refs, outer, inner))
+        }};
+    }
+    let data = match parts[0].raw_data() {
+        CpuData::F32(_) => cat!(F32),
+        CpuData::F64(_) => cat!(F64),
+        CpuData::I64(_) => cat!(I64),
+        CpuData::Bool(_) => cat!(Bool),
+    };
+    Ok(Tensor::from_cpu(data, shape))
+}
+
+impl Op for Concat {
+    fn name(&self) -> &'static str {
+        "concat"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        Ok(Forward::new(concat_data(inputs, self.axis)?, vec![]))
+    }
+    /// Each input's gradient is its slice of the output's gradient.
+    fn backward(&self, _: &[Tensor], g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let mut start = 0;
+        let mut out = Vec::with_capacity(self.sizes.len());
+        for (&len, &need) in self.sizes.iter().zip(needs) {
+            out.push(if need {
+                Some(
+                    g.try_narrow(self.axis as isize, start, len)?
+                        .try_contiguous()?,
+                )
+            } else {
+                None
+            });
+            start += len;
+        }
+        Ok(out)
+    }
+}
+
+impl Tensor {
+    /// A view reading this tensor as `shape` under broadcasting (stride 0 on stretched dims).
+    pub(crate) fn broadcast_view(&self, shape: &Shape) -> Tensor {
+        let l = self.layout();
+        let layout = Layout {
+            strides: l.shape.broadcast_strides(&l.strides, shape),
+            shape: shape.clone(),
+            offset: l.offset,
+        };
+        self.view_with(layout)
+    }
+
+    pub fn try_reshape(&self, dims: &[usize]) -> Result<Tensor> {
+        let to = Shape::new(dims);
+        if to.numel() != self.numel() {
+            return Err(Error::mismatch(
+                "reshape",
+                self.shape(),
+                &to,
+                format!(
+                    "{} elements cannot be viewed as {}",
+                    self.numel(),
+                    to.numel()
+                ),
+            ));
+        }
+        if &to == self.shape() {
+            return Ok(self.clone());
+        }
+        apply(
+            Reshape {
+                from: self.shape().clone(),
+                to,
+            },
+            &[self],
+        )
+    }
+    /// Reshape where one dimension may be `-1`, inferred from the others.
+    pub fn try_reshape_infer(&self, dims: &[isize]) -> Result<Tensor> {
+        let known: usize = dims
+            .iter()
+            .filter(|&&d| d >= 0)
+            .map(|&d| d as usize)
+            .product();
+        let holes = dims.iter().filter(|&&d| d < 0).count();
+        let bad = || {
+            Error::bad_shape(
+                "reshape",
+                self.shape(),
+                format!("cannot reshape to {dims:?}"),
+            )
+        };
+        if holes > 1 || (holes == 1 && (known == 0 || self.numel() % known != 0)) {
+            return Err(bad());
+        }
+        let resolved: Vec<usize> = dims
+            .iter()
+            .map(|&d| {
+                if d < 0 {
+                    self.numel() / known.max(1)
+                } else {
+                    d as usize
+                }
+            })
+            .collect();
+        self.try_reshape(&resolved)
+    }
+    pub fn try_permute(&self, perm: &[isize]) -> Result<Tensor> {
+        if perm.len() != self.rank() {
+            return Err(Error::bad_shape(
+                "permute",
+                self.shape(),
+                format!(
+                    "permutation {perm:?} has {} entries for rank {}",
+                    perm.len(),
+                    self.rank()
+                ),
+            ));
+        }
+        let mut seen = vec![false; self.rank()];
+        let mut p = Dims::new();
+        for &a in perm {
+            let a = self.shape().axis("permute", a)?;
+            if seen[a] {
+                return Err(Error::bad_shape(
+                    "permute",
+                    self.shape(),
+                    format!("{perm:?} is not a permutation"),
+                ));
+            }
+            seen[a] = true;
+            p.push(a);
+        }
+        if p.iter().enumerate().all(|(i, &a)| i == a) {
+            return Ok(self.clone());
+        }
+        apply(Permute { perm: p }, &[self])
+    }
+    pub fn try_transpose(&self, a: isize, b: isize) -> Result<Tensor> {
+        let (a, b) = (
+            self.shape().axis("transpose", a)?,
+            self.shape().axis("transpose", b)?,
+        );
+        let mut perm: Vec<isize> = (0..self.rank() as isize).collect();
+        perm.swap(a, b);
+        self.try_permute(&perm)
+    }
+    /// `len` elements of `axis` from `start` (a view), like `torch.narrow`.
+    pub fn try_narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor> {
+        let a = self.shape().axis("narrow", axis)?;
+        if start + len > self.dims()[a] {
+            return Err(Error::bad_shape(
+                "narrow",
+                self.shape(),
+                format!(
+                    "range {start}..{} exceeds dim {a} of size {}",
+                    start + len,
+                    self.dims()[a]
+                ),
+            ));
+        }
+        if start == 0 && len == self.dims()[a] {
+            return Ok(self.clone());
+        }
+        apply(
+            Narrow {
+                axis: a,
+                start,
+                len,
+                from: self.shape().clone(),
+            },
+            &[self],
+        )
+    }
+    /// Expands size-1 (or missing leading) dims to `shape` without copying.
+    pub fn try_broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        let to = shape.into();
+        let b = Shape::broadcast("broadcast_to", self.shape(), &to)?;
+        if b != to {
+            return Err(Error::mismatch(
+                "broadcast_to",
+                self.shape(),
+                &to,
+                "the target must contain the input's shape",
+            ));
+        }
+        if &to == self.shape() {
+            return Ok(self.clone());
+        }
+        apply(
+            BroadcastTo {
+                from: self.shape().clone(),
+                to,
+            },
+            &[self],
+        )
+    }
+    /// Inserts a size-1 dimension at `axis` (which may equal the rank, or be negative).
+    pub fn try_unsqueeze(&self, axis: isize) -> Result<Tensor> {
+        let r = self.rank() as isize + 1;
+        let a = if axis < 0 { axis + r } else { axis };
+        if a < 0 || a >= r {
+            return Err(Error::bad_shape(
+                "unsqueeze",
+                self.shape(),
+                format!("axis {axis} out of range"),
+            ));
+        }
+        let mut d: Vec<usize> = self.dims().to_vec();
+        d.insert(a as usize, 1);
+        self.try_reshape(&d)
+    }
+    /// Removes dimension `axis`, which must have size 1.
+    pub fn try_squeeze(&self, axis: isize) -> Result<Tensor> {
+        let a = self.shape().axis("squeeze", axis)?;
+        if self.dims()[a] != 1 {
+            return Err(Error::bad_shape(
+                "squeeze",
+                self.shape(),
+                format!("dim {a} has size {}, not 1", self.dims()[a]),
+            ));
+        }
+        let mut d: Vec<usize> = self.dims().to_vec();
+        d.remove(a);
+        self.try_reshape(&d)
+    }
+    /// Merges dims `start..=end` into one.
+    pub fn try_flatten(&self, start: isize, end: isize) -> Result<Tensor> {
+        if self.rank() == 0 {
+            return self.try_reshape(&[1]);
+        }
+        let (s, e) = (
+            self.shape().axis("flatten", start)?,
+            self.shape().axis("flatten", end)?,
+        );
+        if s > e {
+            return Err(Error::bad_shape(
+                "flatten",
+                self.shape(),
+                format!("start {start} is after end {end}"),
+            ));
+        }
+        let d = self.dims();
+        let mut nd: Vec<usize> = d[..s].to_vec();
+        nd.push(d[s..=e].iter().product());
+        nd.extend_from_slice(&d[e + 1..]);
+        self.try_reshape(&nd)
+    }
+    /// A row-major copy if this is a strided view; the tensor itself otherwise.
+    pub fn try_contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        apply(Contiguous, &[self])
+    }
+
+    pub fn try_concat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::invalid("concat", "no tensors given"))?;
+        let a = first.shape().axis("concat", axis)?;
+        for t in &tensors[1..] {
+            let same_rank = t.rank() == first.rank();
+            if !same_rank
+                || t.dims()
+                    .iter()
+                    .zip(first.dims())
+                    .enumerate()
+                    .any(|(i, (x, y))| i != a && x != y)
+            {
+                return Err(Error::mismatch(
+                    "concat",
+                    first.shape(),
+                    t.shape(),
+                    format!("all dims but {a} must match"),
+                ));
+            }
+            super::same_kind("concat", first, t)?;
+        }
+        let sizes = tensors.iter().map(|t| t.dims()[a]).collect();
+        apply(Concat { axis: a, sizes }, tensors)
+    }
+    /// Stacks equally shaped tensors along a new dimension `axis`.
+    pub fn try_stack(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::invalid("stack", "no tensors given"))?;
+        for t in &tensors[1..] {
+            if t.shape() != first.shape() {
+                return Err(Error::mismatch(
+                    "stack",
+                    first.shape(),
+                    t.shape(),
+                    "all tensors must have the same shape",
+                ));
+            }
+        }
+        let parts: Vec<Tensor> = tensors
+            .iter()
+            .map(|t| t.try_unsqueeze(axis))
+            .collect::<Result<_>>()?;
+        let refs: Vec<&Tensor> = parts.iter().collect();
+        let axis = if axis < 0 {
+            axis + first.rank() as isize + 1
+        } else {
+            axis
+        };
+        Tensor::try_concat(&refs, axis)
+    }
+    #[track_caller]
+    pub fn concat(tensors: &[&Tensor], axis: isize) -> Tensor {
+        Tensor::try_concat(tensors, axis).or_panic()
+    }
+    #[track_caller]
+    pub fn stack(tensors: &[&Tensor], axis: isize) -> Tensor {
+        Tensor::try_stack(tensors, axis).or_panic()
+    }
+
+    panicking!(
+        /// The same elements in a new shape (a view when the tensor is contiguous).
+        reshape => try_reshape(dims: &[usize]) -> Tensor);
+    panicking!(reshape_infer => try_reshape_infer(dims: &[isize]) -> Tensor);
+    panicking!(
+        /// Reorders dimensions (a view).
+        permute => try_permute(perm: &[isize]) -> Tensor);
+    panicking!(
+        /// Swaps two dimensions (a view).
+        transpose => try_transpose(a: isize, b: isize) -> Tensor);
+    panicking!(narrow => try_narrow(axis: isize, start: usize, len: usize) -> Tensor);
+    panicking!(unsqueeze => try_unsqueeze(axis: isize) -> Tensor);
+    panicking!(squeeze => try_squeeze(axis: isize) -> Tensor);
+    panicking!(flatten => try_flatten(start: isize, end: isize) -> Tensor);
+    panicking!(contiguous => try_contiguous() -> Tensor);
+    /// Transpose of the last two dims (`.mT` in PyTorch).
+    #[track_caller]
+    pub fn t(&self) -> Tensor {
+        self.transpose(-2, -1)
+    }
+    #[track_caller]
+    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Tensor {
+        self.try_broadcast_to(shape).or_panic()
+    }
+    /// Alias of `narrow` with an end index, like `x[.., start..end]`.
+    #[track_caller]
+    pub fn slice(&self, axis: isize, start: usize, end: usize) -> Tensor {
+        self.narrow(axis, start, end.saturating_sub(start))
+    }
+}

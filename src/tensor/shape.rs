@@ -1,0 +1,223 @@
+//! Shapes, row-major strides and NumPy broadcasting.
+
+use crate::error::{Error, Result};
+use smallvec::SmallVec;
+use std::fmt;
+
+/// Dimension sizes; six inline slots cover every layer in this crate without a heap allocation.
+pub type Dims = SmallVec<[usize; 6]>;
+
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Shape(pub Dims);
+
+impl Shape {
+    pub fn new(dims: &[usize]) -> Self {
+        Shape(Dims::from_slice(dims))
+    }
+    pub fn scalar() -> Self {
+        Shape(Dims::new())
+    }
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+    pub fn numel(&self) -> usize {
+        self.0.iter().product()
+    }
+    /// Row-major (C-order) strides, in elements.
+    pub fn contiguous_strides(&self) -> Dims {
+        let mut strides = Dims::from_elem(1, self.rank());
+        for i in (0..self.rank().saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * self.0[i + 1];
+        }
+        strides
+    }
+
+    /// Turns a possibly negative axis (`-1` is the last) into an index, or says why not.
+    pub fn axis(&self, op: &'static str, axis: isize) -> Result<usize> {
+        let rank = self.rank() as isize;
+        let a = if axis < 0 { axis + rank } else { axis };
+        if a < 0 || a >= rank.max(1) || (rank == 0) {
+            return Err(Error::bad_shape(
+                op,
+                self,
+                format!("axis {axis} is out of range for rank {rank}"),
+            ));
+        }
+        Ok(a as usize)
+    }
+
+    /// Sorted, de-duplicated axes; an empty list means every axis.
+    pub fn axes(&self, op: &'static str, axes: &[isize]) -> Result<Dims> {
+        if axes.is_empty() {
+            return Ok((0..self.rank()).collect());
+        }
+        let mut out = Dims::new();
+        for &a in axes {
+            let a = self.axis(op, a)?;
+            if out.contains(&a) {
+                return Err(Error::bad_shape(
+                    op,
+                    self,
+                    format!("axis {a} is given twice"),
+                ));
+            }
+            out.push(a);
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// NumPy broadcasting: align trailing dimensions; sizes must match or one of them be 1.
+    pub fn broadcast(op: &'static str, lhs: &Shape, rhs: &Shape) -> Result<Shape> {
+        let rank = lhs.rank().max(rhs.rank());
+        let mut out = Dims::from_elem(0, rank);
+        for i in 0..rank {
+            let l = dim_from_end(lhs, rank - 1 - i);
+            let r = dim_from_end(rhs, rank - 1 - i);
+            out[i] = match (l, r) {
+                (a, b) if a == b => a,
+                (1, b) => b,
+                (a, 1) => a,
+                (a, b) => {
+                    let axis = i as isize - rank as isize;
+                    return Err(Error::mismatch(
+                        op,
+                        lhs,
+                        rhs,
+                        format!(
+                            "cannot broadcast: dim {axis} is {a} on the left and {b} on the right"
+                        ),
+                    ));
+                }
+            };
+        }
+        Ok(Shape(out))
+    }
+
+    /// Strides that read `self` as if it had shape `target` (0 on broadcast axes).
+    pub fn broadcast_strides(&self, strides: &[usize], target: &Shape) -> Dims {
+        let offset = target.rank() - self.rank();
+        let mut out = Dims::from_elem(0, target.rank());
+        for i in 0..self.rank() {
+            if self.0[i] != 1 || target.0[i + offset] == 1 {
+                out[i + offset] = strides[i];
+            }
+        }
+        out
+    }
+}
+
+fn dim_from_end(s: &Shape, k: usize) -> usize {
+    if k < s.rank() {
+        s.0[s.rank() - 1 - k]
+    } else {
+        1
+    }
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0.as_slice())
+    }
+}
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0.as_slice())
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Self {
+        Shape::new(d)
+    }
+}
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(d: [usize; N]) -> Self {
+        Shape::new(&d)
+    }
+}
+impl<const N: usize> From<&[usize; N]> for Shape {
+    fn from(d: &[usize; N]) -> Self {
+        Shape::new(d)
+    }
+}
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Self {
+        Shape::new(&d)
+    }
+}
+impl From<&Shape> for Shape {
+    fn from(s: &Shape) -> Self {
+        s.clone()
+    }
+}
+
+/// Where a tensor's elements sit in its storage: shape, strides (in elements) and offset.
+/// Views (transpose, narrow, broadcast) change only the layout, never the data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub shape: Shape,
+    pub strides: Dims,
+    pub offset: usize,
+}
+
+impl Layout {
+    pub fn contiguous(shape: Shape) -> Self {
+        let strides = shape.contiguous_strides();
+        Layout {
+            shape,
+            strides,
+            offset: 0,
+        }
+    }
+    /// True when the elements are in row-major order with no gaps (size-1 dims ignored).
+    pub fn is_contiguous(&self) -> bool {
+        let mut expected = 1;
+        for i in (0..self.shape.rank()).rev() {
+            let d = self.shape.0[i];
+            if d != 1 && self.strides[i] != expected {
+                return false;
+            }
+            expected *= d;
+        }
+        true
+    }
+    /// Storage index of every element in row-major order; used to gather strided views.
+    pub fn for_each_index(&self, mut f: impl FnMut(usize)) {
+        let rank = self.shape.rank();
+        if self.shape.numel() == 0 {
+            return;
+        }
+        if rank == 0 {
+            f(self.offset);
+            return;
+        }
+        let inner = self.shape.0[rank - 1];
+        let inner_stride = self.strides[rank - 1];
+        let mut idx = Dims::from_elem(0, rank);
+        let mut base = self.offset;
+        loop {
+            for k in 0..inner {
+                f(base + k * inner_stride);
+            }
+            // Advance the odometer over all but the last dimension.
+            let mut d = rank - 1;
+            loop {
+                if d == 0 {
+                    return;
+                }
+                d -= 1;
+                idx[d] += 1;
+                base += self.strides[d];
+                if idx[d] < self.shape.0[d] {
+                    break;
+                }
+                base -= self.strides[d] * self.shape.0[d];
+                idx[d] = 0;
+            }
+        }
+    }
+}
