@@ -1,1 +1,11 @@
-//! (in progress)
+//! Layers. A layer is a struct holding its parameters as plain tensor fields, with a
+//! `forward` method, and implements [`Module`] so that optimizers and checkpoints can find
+//! its parameters by their PyTorch-style dotted names.
+
+mod functional;
+mod linear;
+mod module;
+
+pub use functional::dropout;
+pub use linear::Linear;
+pub use module::{child_name, Module};

@@ -10,7 +10,7 @@ mod dtype;
 mod shape;
 mod storage;
 
-pub use create::{manual_seed, rng_state, set_rng_state, RngState};
+pub use create::{manual_seed, rng_state, set_rng_state, with_rng, RngState};
 pub use device::Device;
 pub use dtype::{DType, Float};
 pub use shape::{Dims, Layout, Shape};

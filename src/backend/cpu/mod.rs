@@ -6,5 +6,6 @@ pub mod elementwise;
 pub mod fastmath;
 pub mod layout;
 pub mod matmul;
+pub mod optim;
 pub mod reduce;
 pub mod softmax;

@@ -1,0 +1,266 @@
+//! A deliberately simple reference: f64 arrays and the plainest possible loops, sharing no code
+//! with the kernels, so that tests compare two independent implementations.
+
+/// A row-major f64 array. Index and mask inputs are stored as f64 too (0/1 for masks).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub data: Vec<f64>,
+}
+
+impl Array {
+    pub fn new(shape: &[usize], data: Vec<f64>) -> Self {
+        assert_eq!(shape.iter().product::<usize>(), data.len());
+        Array {
+            shape: shape.to_vec(),
+            data,
+        }
+    }
+    pub fn from_tensor(t: &crate::Tensor) -> Self {
+        Array::new(t.dims(), t.to_vec())
+    }
+    fn strides(shape: &[usize]) -> Vec<usize> {
+        let mut s = vec![1; shape.len()];
+        for i in (0..shape.len().saturating_sub(1)).rev() {
+            s[i] = s[i + 1] * shape[i + 1];
+        }
+        s
+    }
+    /// Multi-index of flat position `i`.
+    pub fn unravel(shape: &[usize], mut i: usize) -> Vec<usize> {
+        let mut idx = vec![0; shape.len()];
+        for d in (0..shape.len()).rev() {
+            idx[d] = i % shape[d];
+            i /= shape[d];
+        }
+        idx
+    }
+    pub fn at(&self, idx: &[usize]) -> f64 {
+        let s = Array::strides(&self.shape);
+        self.data[idx.iter().zip(&s).map(|(a, b)| a * b).sum::<usize>()]
+    }
+    /// Reads `self` at an output index under broadcasting (aligning trailing dims).
+    fn at_broadcast(&self, out_idx: &[usize]) -> f64 {
+        let off = out_idx.len() - self.shape.len();
+        let idx: Vec<usize> = self
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(d, &n)| if n == 1 { 0 } else { out_idx[d + off] })
+            .collect();
+        self.at(&idx)
+    }
+}
+
+pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let r = a.len().max(b.len());
+    (0..r)
+        .map(|i| {
+            let x = if i + a.len() >= r {
+                a[i + a.len() - r]
+            } else {
+                1
+            };
+            let y = if i + b.len() >= r {
+                b[i + b.len() - r]
+            } else {
+                1
+            };
+            if x == 1 {
+                y
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+pub fn map(a: &Array, f: impl Fn(f64) -> f64) -> Array {
+    Array::new(&a.shape, a.data.iter().map(|&x| f(x)).collect())
+}
+
+pub fn zip(a: &Array, b: &Array, f: impl Fn(f64, f64) -> f64) -> Array {
+    let shape = broadcast_shape(&a.shape, &b.shape);
+    let n: usize = shape.iter().product();
+    let data = (0..n)
+        .map(|i| {
+            let idx = Array::unravel(&shape, i);
+            f(a.at_broadcast(&idx), b.at_broadcast(&idx))
+        })
+        .collect();
+    Array::new(&shape, data)
+}
+
+pub fn where_(c: &Array, a: &Array, b: &Array) -> Array {
+    let shape = broadcast_shape(&broadcast_shape(&a.shape, &b.shape), &c.shape);
+    let n: usize = shape.iter().product();
+    let data = (0..n)
+        .map(|i| {
+            let idx = Array::unravel(&shape, i);
+            if c.at_broadcast(&idx) != 0.0 {
+                a.at_broadcast(&idx)
+            } else {
+                b.at_broadcast(&idx)
+            }
+        })
+        .collect();
+    Array::new(&shape, data)
+}
+
+/// `[.., m, k] @ [.., k, n]` with broadcast batch dims.
+pub fn matmul(a: &Array, b: &Array) -> Array {
+    let (ra, rb) = (a.shape.len(), b.shape.len());
+    let (m, k, n) = (a.shape[ra - 2], a.shape[ra - 1], b.shape[rb - 1]);
+    let batch = broadcast_shape(&a.shape[..ra - 2], &b.shape[..rb - 2]);
+    let mut shape = batch.clone();
+    shape.extend([m, n]);
+    let total: usize = shape.iter().product();
+    let data = (0..total)
+        .map(|i| {
+            let idx = Array::unravel(&shape, i);
+            let (bi, r, c) = (&idx[..batch.len()], idx[batch.len()], idx[batch.len() + 1]);
+            (0..k)
+                .map(|j| {
+                    let mut ia: Vec<usize> = bi.to_vec();
+                    ia.extend([r, j]);
+                    let mut ib: Vec<usize> = bi.to_vec();
+                    ib.extend([j, c]);
+                    a.at_broadcast(&ia) * b.at_broadcast(&ib)
+                })
+                .sum()
+        })
+        .collect();
+    Array::new(&shape, data)
+}
+
+/// Reduces over `axes` with `f` starting from the first element met; keeps reduced dims as 1.
+pub fn reduce(a: &Array, axes: &[usize], f: impl Fn(f64, f64) -> f64) -> Array {
+    let out_shape: Vec<usize> = a
+        .shape
+        .iter()
+        .enumerate()
+        .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
+        .collect();
+    let mut out: Vec<Option<f64>> = vec![None; out_shape.iter().product()];
+    let os = Array::strides(&out_shape);
+    for (i, &v) in a.data.iter().enumerate() {
+        let idx = Array::unravel(&a.shape, i);
+        let o: usize = idx
+            .iter()
+            .enumerate()
+            .map(|(d, &x)| if axes.contains(&d) { 0 } else { x * os[d] })
+            .sum();
+        out[o] = Some(match out[o] {
+            None => v,
+            Some(acc) => f(acc, v),
+        });
+    }
+    Array::new(
+        &out_shape,
+        out.into_iter().map(|v| v.unwrap_or(0.0)).collect(),
+    )
+}
+
+/// Softmax over the last axis; where `keep` is 0 the weight is 0.
+pub fn softmax_last(a: &Array, keep: Option<&Array>, log: bool) -> Array {
+    let r = *a.shape.last().unwrap();
+    let mut data = Vec::with_capacity(a.data.len());
+    for (row_i, row) in a.data.chunks(r).enumerate() {
+        let kept: Vec<bool> = (0..r)
+            .map(|j| keep.is_none_or(|k| k.data[row_i * r + j] != 0.0))
+            .collect();
+        let z: f64 = row
+            .iter()
+            .zip(&kept)
+            .filter(|(_, &k)| k)
+            .map(|(&x, _)| x.exp())
+            .sum();
+        for (&x, &k) in row.iter().zip(&kept) {
+            data.push(match (k, log) {
+                (true, false) => x.exp() / z,
+                (true, true) => x - z.ln(),
+                (false, false) => 0.0,
+                (false, true) => f64::NEG_INFINITY,
+            });
+        }
+    }
+    Array::new(&a.shape, data)
+}
+
+pub fn permute(a: &Array, perm: &[usize]) -> Array {
+    let shape: Vec<usize> = perm.iter().map(|&p| a.shape[p]).collect();
+    let n = a.data.len();
+    let data = (0..n)
+        .map(|i| {
+            let out_idx = Array::unravel(&shape, i);
+            let mut idx = vec![0; perm.len()];
+            for (o, &p) in perm.iter().enumerate() {
+                idx[p] = out_idx[o];
+            }
+            a.at(&idx)
+        })
+        .collect();
+    Array::new(&shape, data)
+}
+
+/// Elements whose index along `axis` is picked by `pick(out_index)`.
+pub fn take_along(
+    a: &Array,
+    axis: usize,
+    out_len: usize,
+    pick: impl Fn(&[usize]) -> usize,
+) -> Array {
+    let mut shape = a.shape.clone();
+    shape[axis] = out_len;
+    let n: usize = shape.iter().product();
+    let data = (0..n)
+        .map(|i| {
+            let mut idx = Array::unravel(&shape, i);
+            idx[axis] = pick(&idx);
+            a.at(&idx)
+        })
+        .collect();
+    Array::new(&shape, data)
+}
+
+pub fn concat(parts: &[&Array], axis: usize) -> Array {
+    let mut shape = parts[0].shape.clone();
+    shape[axis] = parts.iter().map(|p| p.shape[axis]).sum();
+    let n: usize = shape.iter().product();
+    let data = (0..n)
+        .map(|i| {
+            let mut idx = Array::unravel(&shape, i);
+            let mut p = 0;
+            while idx[axis] >= parts[p].shape[axis] {
+                idx[axis] -= parts[p].shape[axis];
+                p += 1;
+            }
+            parts[p].at(&idx)
+        })
+        .collect();
+    Array::new(&shape, data)
+}
+
+/// Mean cross-entropy with ignore index and label smoothing, straight from the definition.
+pub fn cross_entropy(logits: &Array, target: &Array, ignore: Option<i64>, smoothing: f64) -> f64 {
+    let c = *logits.shape.last().unwrap();
+    let logp = softmax_last(logits, None, true);
+    let (mut total, mut count) = (0.0, 0);
+    for (row, &t) in target.data.iter().enumerate() {
+        if ignore == Some(t as i64) {
+            continue;
+        }
+        let lp = &logp.data[row * c..(row + 1) * c];
+        let q = |j: usize| {
+            smoothing / c as f64
+                + if j == t as usize {
+                    1.0 - smoothing
+                } else {
+                    0.0
+                }
+        };
+        total -= (0..c).map(|j| q(j) * lp[j]).sum::<f64>();
+        count += 1;
+    }
+    total / count.max(1) as f64
+}

@@ -1,0 +1,554 @@
+//! The op registry: one entry per op (and per option that changes the math), with input shapes
+//! (odd sizes, broadcast and size-1 dims), input domains that keep away from kinks, the op
+//! itself and an independent f64 reference. The forward, gradcheck and property tests iterate
+//! over it, and the CubeCL parity tests will too; a new op opts in with one entry.
+
+use super::naive::{self, Array};
+use super::Tolerance;
+use crate::error::Result;
+use crate::ops::CrossEntropyOptions;
+use crate::tensor::{DType, Tensor};
+use rand::{Rng, SeedableRng};
+
+/// How to draw an input.
+#[derive(Clone, Copy, Debug)]
+pub enum Domain {
+    Uniform(f64, f64),
+    /// Random sign, magnitude in `[lo, hi]`: keeps abs/relu/div away from 0.
+    AwayFromZero(f64, f64),
+    /// A shuffled arithmetic sequence with step 0.1: no ties, so max/min are differentiable.
+    Distinct,
+    /// i64 indices in `[0, n)`.
+    Index(usize),
+    /// bool, true with probability 0.7.
+    Mask,
+}
+
+#[derive(Clone, Debug)]
+pub struct InputSpec {
+    pub shape: Vec<usize>,
+    pub domain: Domain,
+}
+
+impl InputSpec {
+    pub fn is_float(&self) -> bool {
+        !matches!(self.domain, Domain::Index(_) | Domain::Mask)
+    }
+}
+
+fn f(shape: &[usize]) -> InputSpec {
+    InputSpec {
+        shape: shape.to_vec(),
+        domain: Domain::Uniform(-2.0, 2.0),
+    }
+}
+fn pos(shape: &[usize]) -> InputSpec {
+    InputSpec {
+        shape: shape.to_vec(),
+        domain: Domain::Uniform(0.2, 3.0),
+    }
+}
+fn nz(shape: &[usize]) -> InputSpec {
+    InputSpec {
+        shape: shape.to_vec(),
+        domain: Domain::AwayFromZero(0.2, 2.0),
+    }
+}
+fn distinct(shape: &[usize]) -> InputSpec {
+    InputSpec {
+        shape: shape.to_vec(),
+        domain: Domain::Distinct,
+    }
+}
+fn index(shape: &[usize], n: usize) -> InputSpec {
+    InputSpec {
+        shape: shape.to_vec(),
+        domain: Domain::Index(n),
+    }
+}
+fn mask(shape: &[usize]) -> InputSpec {
+    InputSpec {
+        shape: shape.to_vec(),
+        domain: Domain::Mask,
+    }
+}
+
+pub struct OpCase {
+    pub name: &'static str,
+    pub inputs: Vec<InputSpec>,
+    pub run: fn(&[Tensor]) -> Result<Tensor>,
+    pub reference: fn(&[Array]) -> Array,
+    /// Tolerance of the f32 forward against the f64 reference.
+    pub f32_tol: Tolerance,
+}
+
+impl OpCase {
+    /// Draws the inputs with a seeded generator; float inputs get `dtype`.
+    pub fn make_inputs(&self, dtype: DType, seed: u64) -> Vec<Tensor> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        self.inputs
+            .iter()
+            .map(|spec| {
+                let n: usize = spec.shape.iter().product();
+                let shape = spec.shape.as_slice();
+                match spec.domain {
+                    Domain::Uniform(lo, hi) => float(
+                        dtype,
+                        (0..n).map(|_| rng.gen_range(lo..hi)).collect(),
+                        shape,
+                    ),
+                    Domain::AwayFromZero(lo, hi) => {
+                        let v = (0..n)
+                            .map(|_| {
+                                rng.gen_range(lo..hi) * if rng.gen::<bool>() { 1.0 } else { -1.0 }
+                            })
+                            .collect();
+                        float(dtype, v, shape)
+                    }
+                    Domain::Distinct => {
+                        let mut v: Vec<f64> =
+                            (0..n).map(|i| 0.1 * i as f64 - 0.05 * n as f64).collect();
+                        for i in (1..n).rev() {
+                            v.swap(i, rng.gen_range(0..=i));
+                        }
+                        float(dtype, v, shape)
+                    }
+                    Domain::Index(k) => Tensor::from_vec(
+                        (0..n)
+                            .map(|_| rng.gen_range(0..k as i64))
+                            .collect::<Vec<i64>>(),
+                        shape,
+                    ),
+                    Domain::Mask => Tensor::from_vec(
+                        (0..n).map(|_| rng.gen_bool(0.7)).collect::<Vec<bool>>(),
+                        shape,
+                    ),
+                }
+            })
+            .collect()
+    }
+    pub fn reference_of(&self, inputs: &[Tensor]) -> Array {
+        let arrays: Vec<Array> = inputs.iter().map(Array::from_tensor).collect();
+        (self.reference)(&arrays)
+    }
+}
+
+fn float(dtype: DType, v: Vec<f64>, shape: &[usize]) -> Tensor {
+    Tensor::from_vec(v, shape).to_dtype(dtype)
+}
+
+fn case(
+    name: &'static str,
+    inputs: Vec<InputSpec>,
+    run: fn(&[Tensor]) -> Result<Tensor>,
+    reference: fn(&[Array]) -> Array,
+) -> OpCase {
+    OpCase {
+        name,
+        inputs,
+        run,
+        reference,
+        f32_tol: Tolerance::F32,
+    }
+}
+
+fn unary(
+    name: &'static str,
+    input: InputSpec,
+    run: fn(&[Tensor]) -> Result<Tensor>,
+    reference: fn(&[Array]) -> Array,
+) -> OpCase {
+    case(name, vec![input], run, reference)
+}
+
+fn gelu_tanh_ref(x: f64) -> f64 {
+    0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+}
+
+/// Every registered op. Shapes are small and odd so that gradcheck over every element stays
+/// fast, and they include size-1 and broadcast dimensions.
+pub fn registry() -> Vec<OpCase> {
+    vec![
+        // ----- binary, with broadcasting -----
+        case(
+            "add",
+            vec![f(&[3, 1, 5]), f(&[4, 5])],
+            |x| x[0].try_add(&x[1]),
+            |a| naive::zip(&a[0], &a[1], |p, q| p + q),
+        ),
+        case(
+            "sub",
+            vec![f(&[4, 5]), f(&[3, 1, 1])],
+            |x| x[0].try_sub(&x[1]),
+            |a| naive::zip(&a[0], &a[1], |p, q| p - q),
+        ),
+        case(
+            "mul",
+            vec![f(&[2, 3, 5]), f(&[3, 1])],
+            |x| x[0].try_mul(&x[1]),
+            |a| naive::zip(&a[0], &a[1], |p, q| p * q),
+        ),
+        case(
+            "div",
+            vec![f(&[5]), nz(&[3, 5])],
+            |x| x[0].try_div(&x[1]),
+            |a| naive::zip(&a[0], &a[1], |p, q| p / q),
+        ),
+        case(
+            "mul_transposed_view",
+            vec![f(&[4, 3]), f(&[3, 4])],
+            |x| x[0].try_transpose(0, 1)?.try_mul(&x[1]),
+            |a| naive::zip(&naive::permute(&a[0], &[1, 0]), &a[1], |p, q| p * q),
+        ),
+        // ----- unary -----
+        unary(
+            "neg",
+            f(&[3, 7]),
+            |x| Ok(x[0].neg()),
+            |a| naive::map(&a[0], |v| -v),
+        ),
+        unary(
+            "exp",
+            f(&[3, 7]),
+            |x| Ok(x[0].exp()),
+            |a| naive::map(&a[0], f64::exp),
+        ),
+        unary(
+            "log",
+            pos(&[3, 7]),
+            |x| Ok(x[0].log()),
+            |a| naive::map(&a[0], f64::ln),
+        ),
+        unary(
+            "sqrt",
+            pos(&[3, 7]),
+            |x| Ok(x[0].sqrt()),
+            |a| naive::map(&a[0], f64::sqrt),
+        ),
+        unary(
+            "abs",
+            nz(&[3, 7]),
+            |x| Ok(x[0].abs()),
+            |a| naive::map(&a[0], f64::abs),
+        ),
+        unary(
+            "tanh",
+            f(&[3, 7]),
+            |x| Ok(x[0].tanh()),
+            |a| naive::map(&a[0], f64::tanh),
+        ),
+        unary(
+            "sigmoid",
+            f(&[3, 7]),
+            |x| Ok(x[0].sigmoid()),
+            |a| naive::map(&a[0], |v| 1.0 / (1.0 + (-v).exp())),
+        ),
+        unary(
+            "relu",
+            nz(&[3, 7]),
+            |x| Ok(x[0].relu()),
+            |a| naive::map(&a[0], |v| v.max(0.0)),
+        ),
+        unary(
+            "gelu",
+            f(&[3, 7]),
+            |x| Ok(x[0].gelu()),
+            |a| naive::map(&a[0], |v| 0.5 * v * (1.0 + libm::erf(v / 2f64.sqrt()))),
+        ),
+        unary(
+            "gelu_tanh",
+            f(&[3, 7]),
+            |x| Ok(x[0].gelu_tanh()),
+            |a| naive::map(&a[0], gelu_tanh_ref),
+        ),
+        unary(
+            "powf",
+            pos(&[3, 7]),
+            |x| Ok(x[0].powf(2.5)),
+            |a| naive::map(&a[0], |v| v.powf(2.5)),
+        ),
+        unary(
+            "affine",
+            f(&[3, 7]),
+            |x| Ok(x[0].affine(-1.5, 0.25)),
+            |a| naive::map(&a[0], |v| -1.5 * v + 0.25),
+        ),
+        // ----- matmul -----
+        case(
+            "matmul",
+            vec![f(&[3, 5]), f(&[5, 4])],
+            |x| x[0].try_matmul(&x[1]),
+            |a| naive::matmul(&a[0], &a[1]),
+        ),
+        case(
+            "matmul_batched_broadcast",
+            vec![f(&[2, 1, 3, 5]), f(&[3, 5, 4])],
+            |x| x[0].try_matmul(&x[1]),
+            |a| naive::matmul(&a[0], &a[1]),
+        ),
+        case(
+            "matmul_transposed_rhs",
+            vec![f(&[3, 5]), f(&[4, 5])],
+            |x| x[0].try_matmul(&x[1].try_transpose(0, 1)?),
+            |a| naive::matmul(&a[0], &naive::permute(&a[1], &[1, 0])),
+        ),
+        case(
+            "matmul_vec_mat",
+            vec![f(&[5]), f(&[5, 4])],
+            |x| x[0].try_matmul(&x[1]),
+            |a| {
+                let v = Array::new(&[1, 5], a[0].data.clone());
+                let r = naive::matmul(&v, &a[1]);
+                Array::new(&[4], r.data)
+            },
+        ),
+        case(
+            "matmul_mat_vec",
+            vec![f(&[3, 5]), f(&[5])],
+            |x| x[0].try_matmul(&x[1]),
+            |a| {
+                let v = Array::new(&[5, 1], a[1].data.clone());
+                let r = naive::matmul(&a[0], &v);
+                Array::new(&[3], r.data)
+            },
+        ),
+        // ----- reductions -----
+        case(
+            "sum_axis",
+            vec![f(&[3, 4, 5])],
+            |x| x[0].try_sum_axes(&[1], false),
+            |a| {
+                let r = naive::reduce(&a[0], &[1], |p, q| p + q);
+                Array::new(&[3, 5], r.data)
+            },
+        ),
+        case(
+            "sum_all",
+            vec![f(&[3, 4, 5])],
+            |x| Ok(x[0].sum()),
+            |a| Array::new(&[], vec![a[0].data.iter().sum()]),
+        ),
+        case(
+            "mean_axes_keepdim",
+            vec![f(&[3, 4, 5])],
+            |x| x[0].try_mean_axes(&[0, 2], true),
+            |a| naive::map(&naive::reduce(&a[0], &[0, 2], |p, q| p + q), |v| v / 15.0),
+        ),
+        case(
+            "max_axis",
+            vec![distinct(&[3, 4, 5])],
+            |x| x[0].try_max_axes(&[-1], false),
+            |a| {
+                let r = naive::reduce(&a[0], &[2], f64::max);
+                Array::new(&[3, 4], r.data)
+            },
+        ),
+        case(
+            "min_axes_keepdim",
+            vec![distinct(&[3, 4, 5])],
+            |x| x[0].try_min_axes(&[0, 1], true),
+            |a| naive::reduce(&a[0], &[0, 1], f64::min),
+        ),
+        // ----- softmax family -----
+        case(
+            "softmax",
+            vec![f(&[3, 4, 7])],
+            |x| x[0].try_softmax(-1),
+            |a| naive::softmax_last(&a[0], None, false),
+        ),
+        case(
+            "softmax_axis1",
+            vec![f(&[3, 4, 5])],
+            |x| x[0].try_softmax(1),
+            |a| {
+                let t = naive::permute(&a[0], &[0, 2, 1]);
+                naive::permute(&naive::softmax_last(&t, None, false), &[0, 2, 1])
+            },
+        ),
+        case(
+            "log_softmax",
+            vec![f(&[3, 4, 7])],
+            |x| x[0].try_log_softmax(-1),
+            |a| naive::softmax_last(&a[0], None, true),
+        ),
+        case(
+            "masked_softmax",
+            vec![f(&[2, 3, 6]), mask(&[2, 1, 6])],
+            |x| x[0].try_masked_softmax(&x[1], -1),
+            |a| {
+                let m = naive::zip(&a[1], &Array::new(&[2, 3, 6], vec![0.0; 36]), |m, _| m);
+                naive::softmax_last(&a[0], Some(&m), false)
+            },
+        ),
+        case(
+            "masked_softmax_lens",
+            vec![f(&[3, 2, 5])],
+            |x| x[0].try_masked_softmax_lens(&Tensor::from_vec(vec![2i64, 5, 1], [3])),
+            |a| {
+                let lens = [2.0, 5.0, 1.0];
+                let keep: Vec<f64> = (0..30)
+                    .map(|i| {
+                        if ((i % 5) as f64) < lens[i / 10] {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                naive::softmax_last(&a[0], Some(&Array::new(&[3, 2, 5], keep)), false)
+            },
+        ),
+        // ----- layout -----
+        case(
+            "reshape",
+            vec![f(&[3, 4, 5])],
+            |x| x[0].try_reshape(&[12, 5]),
+            |a| Array::new(&[12, 5], a[0].data.clone()),
+        ),
+        case(
+            "reshape_of_permuted",
+            vec![f(&[3, 4, 5])],
+            |x| x[0].try_permute(&[2, 0, 1])?.try_reshape(&[5, 12]),
+            |a| {
+                let p = naive::permute(&a[0], &[2, 0, 1]);
+                Array::new(&[5, 12], p.data)
+            },
+        ),
+        case(
+            "permute",
+            vec![f(&[2, 3, 5])],
+            |x| x[0].try_permute(&[2, 0, 1]),
+            |a| naive::permute(&a[0], &[2, 0, 1]),
+        ),
+        case(
+            "transpose",
+            vec![f(&[3, 5])],
+            |x| x[0].try_transpose(0, 1),
+            |a| naive::permute(&a[0], &[1, 0]),
+        ),
+        case(
+            "narrow",
+            vec![f(&[3, 7, 2])],
+            |x| x[0].try_narrow(1, 2, 4),
+            |a| naive::take_along(&a[0], 1, 4, |i| i[1] + 2),
+        ),
+        case(
+            "broadcast_to",
+            vec![f(&[3, 1])],
+            |x| x[0].try_broadcast_to([2, 3, 4]),
+            |a| naive::zip(&a[0], &Array::new(&[2, 3, 4], vec![0.0; 24]), |p, _| p),
+        ),
+        case(
+            "contiguous_of_permuted",
+            vec![f(&[3, 5])],
+            |x| x[0].try_transpose(0, 1)?.try_contiguous(),
+            |a| naive::permute(&a[0], &[1, 0]),
+        ),
+        case(
+            "concat",
+            vec![f(&[2, 3, 4]), f(&[2, 1, 4]), f(&[2, 2, 4])],
+            |x| Tensor::try_concat(&[&x[0], &x[1], &x[2]], 1),
+            |a| naive::concat(&[&a[0], &a[1], &a[2]], 1),
+        ),
+        case(
+            "stack",
+            vec![f(&[3, 4]), f(&[3, 4])],
+            |x| Tensor::try_stack(&[&x[0], &x[1]], 1),
+            |a| {
+                let u: Vec<Array> = a
+                    .iter()
+                    .map(|t| Array::new(&[3, 1, 4], t.data.clone()))
+                    .collect();
+                naive::concat(&[&u[0], &u[1]], 1)
+            },
+        ),
+        // ----- indexing -----
+        case(
+            "index_select",
+            vec![f(&[5, 3]), index(&[7], 5)],
+            |x| x[0].try_index_select(0, &x[1]),
+            |a| {
+                let idx = a[1].data.clone();
+                naive::take_along(&a[0], 0, 7, |i| idx[i[0]] as usize)
+            },
+        ),
+        case(
+            "gather",
+            vec![f(&[3, 5]), index(&[3, 4], 5)],
+            |x| x[0].try_gather(1, &x[1]),
+            |a| {
+                let idx = a[1].clone();
+                naive::take_along(&a[0], 1, 4, |i| idx.at(i) as usize)
+            },
+        ),
+        case(
+            "where",
+            vec![mask(&[3, 4]), f(&[3, 4]), f(&[4])],
+            |x| Tensor::try_where(&x[0], &x[1], &x[2]),
+            |a| naive::where_(&a[0], &a[1], &a[2]),
+        ),
+        case(
+            "masked_fill",
+            vec![f(&[3, 4]), mask(&[4])],
+            |x| x[0].try_masked_fill(&x[1], -3.0),
+            |a| naive::where_(&a[1], &Array::new(&[], vec![-3.0]), &a[0]),
+        ),
+        // ----- losses -----
+        case(
+            "cross_entropy",
+            vec![f(&[6, 5]), index(&[6], 5)],
+            |x| x[0].try_cross_entropy(&x[1], CrossEntropyOptions::default()),
+            |a| {
+                Array::new(
+                    &[],
+                    vec![naive::cross_entropy(&a[0], &a[1], Some(-100), 0.0)],
+                )
+            },
+        ),
+        case(
+            "cross_entropy_ignore_smooth",
+            vec![f(&[2, 4, 5]), index(&[2, 4], 5)],
+            |x| {
+                x[0].try_cross_entropy(
+                    &x[1],
+                    CrossEntropyOptions {
+                        ignore_index: Some(2),
+                        label_smoothing: 0.1,
+                    },
+                )
+            },
+            |a| Array::new(&[], vec![naive::cross_entropy(&a[0], &a[1], Some(2), 0.1)]),
+        ),
+        case(
+            "nll_loss",
+            vec![f(&[6, 5]), index(&[6], 5)],
+            |x| x[0].try_nll_loss(&x[1], None),
+            |a| {
+                let c = 5;
+                let v: f64 = a[1]
+                    .data
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &t)| -a[0].data[r * c + t as usize])
+                    .sum::<f64>()
+                    / 6.0;
+                Array::new(&[], vec![v])
+            },
+        ),
+        case(
+            "mse_loss",
+            vec![f(&[3, 5]), f(&[3, 5])],
+            |x| x[0].try_mse_loss(&x[1]),
+            |a| {
+                let v = a[0]
+                    .data
+                    .iter()
+                    .zip(&a[1].data)
+                    .map(|(p, q)| (p - q).powi(2))
+                    .sum::<f64>()
+                    / 15.0;
+                Array::new(&[], vec![v])
+            },
+        ),
+    ]
+}
