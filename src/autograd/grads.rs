@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::tensor::{Tensor, TensorId};
 use std::collections::HashMap;
 
-#[derive(Default, Clone)]
+#[derive(Default, Clone, Debug)]
 pub struct Gradients {
     map: HashMap<TensorId, Tensor>,
 }

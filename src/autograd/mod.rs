@@ -9,6 +9,7 @@ mod tape;
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport};
 pub use grads::Gradients;
 pub use op::{apply, Forward, Op};
+pub(crate) use tape::retain_output_grad;
 pub use tape::{clear_tape, is_recording, no_grad, tape_len, NodeRef};
 
 use crate::error::{OrPanic, Result};

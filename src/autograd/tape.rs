@@ -110,15 +110,26 @@ pub(crate) fn record(
             index: t.nodes.len(),
             epoch: t.epoch,
         };
-        let retain = output.retains_grad();
         t.nodes.push(Some(Node {
             op,
             saved,
             inputs,
             output: output.id(),
-            retain_output_grad: retain,
+            retain_output_grad: false,
         }));
         output.with_grad_meta(GradMeta::Node(node_ref))
+    })
+}
+
+/// Asks `backward` to keep the gradient of the tensor produced by node `r`.
+pub(crate) fn retain_output_grad(r: NodeRef) {
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        if r.epoch == t.epoch {
+            if let Some(Some(node)) = t.nodes.get_mut(r.index) {
+                node.retain_output_grad = true;
+            }
+        }
     })
 }
 

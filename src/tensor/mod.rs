@@ -54,7 +54,6 @@ pub(crate) struct Inner {
     pub(crate) storage: Arc<Storage>,
     pub(crate) layout: Layout,
     pub(crate) grad: GradMeta,
-    pub(crate) retain_grad: bool,
 }
 
 impl Tensor {
@@ -65,7 +64,6 @@ impl Tensor {
             storage: Arc::new(storage),
             layout,
             grad: GradMeta::None,
-            retain_grad: false,
         }))
     }
     pub(crate) fn from_cpu(data: CpuData, shape: Shape) -> Tensor {
@@ -82,7 +80,6 @@ impl Tensor {
             storage: self.0.storage.clone(),
             layout,
             grad: GradMeta::None,
-            retain_grad: false,
         }))
     }
 
@@ -160,13 +157,13 @@ impl Tensor {
     pub fn detach(&self) -> Tensor {
         self.view_with(self.0.layout.clone())
     }
-    /// Keep this intermediate tensor's gradient in the store that `backward` returns.
-    pub fn retain_grad(mut self) -> Tensor {
-        Arc::make_mut(&mut self.0).retain_grad = true;
+    /// Keep this intermediate tensor's gradient in the store that `backward` returns (leaves
+    /// that require grad always get one).
+    pub fn retain_grad(self) -> Tensor {
+        if let GradMeta::Node(r) = &self.0.grad {
+            crate::autograd::retain_output_grad(*r);
+        }
         self
-    }
-    pub(crate) fn retains_grad(&self) -> bool {
-        self.0.retain_grad
     }
 
     // ----- reading data back ----------------------------------------------------------------
