@@ -148,7 +148,7 @@ fn custom_op_trains_and_passes_gradcheck() {
     let x = t64(&[0.5, -1.5, 2.0], &[3]);
     let report = gradcheck(
         |i| apply(Cube, &[&i[0]]),
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &GradcheckOptions::default(),
     )
     .unwrap();
@@ -162,7 +162,7 @@ fn gradcheck_rejects_wrong_backwards() {
     let x = t64(&[0.5, -1.5, 2.0], &[3]);
     let err = gradcheck(
         |i| apply(BadCube, &[&i[0]]),
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &GradcheckOptions::default(),
     )
     .unwrap_err();

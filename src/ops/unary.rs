@@ -67,32 +67,32 @@ fn forward_slice<T: Float>(kind: UnaryKind, x: &[T]) -> Vec<T> {
     let c = T::from_f64;
     let (zero, one, half) = (T::zero(), T::one(), c(0.5));
     match kind {
-        UnaryKind::Neg => map(x, |v: T| -v),
-        UnaryKind::Exp => map(x, |v: T| v.fast_exp()),
-        UnaryKind::Log => map(x, |v: T| v.ln()),
-        UnaryKind::Sqrt => map(x, |v: T| v.sqrt()),
-        UnaryKind::Abs => map(x, |v: T| v.abs()),
-        UnaryKind::Tanh => map(x, |v: T| v.fast_tanh()),
-        UnaryKind::Sigmoid => map(x, |v: T| one / (one + (-v).fast_exp())),
+        UnaryKind::Neg => map(x, move |v: T| -v),
+        UnaryKind::Exp => map(x, move |v: T| v.fast_exp()),
+        UnaryKind::Log => map(x, move |v: T| v.ln()),
+        UnaryKind::Sqrt => map(x, move |v: T| v.sqrt()),
+        UnaryKind::Abs => map(x, move |v: T| v.abs()),
+        UnaryKind::Tanh => map(x, move |v: T| v.fast_tanh()),
+        UnaryKind::Sigmoid => map(x, move |v: T| one / (one + (-v).fast_exp())),
         // `v < 0 ? 0 : v` lets NaN through, as PyTorch does.
-        UnaryKind::Relu => map(x, |v: T| if v < zero { zero } else { v }),
+        UnaryKind::Relu => map(x, move |v: T| if v < zero { zero } else { v }),
         UnaryKind::GeluTanh => {
             let (k, a) = (c(SQRT_2_OVER_PI), c(GELU_C));
-            map(x, |v: T| {
+            map(x, move |v: T| {
                 half * v * (one + (k * (v + a * v * v * v)).fast_tanh())
             })
         }
         UnaryKind::GeluErf => {
             let r = c(std::f64::consts::FRAC_1_SQRT_2);
-            map(x, |v: T| half * v * (one + (v * r).erf()))
+            map(x, move |v: T| half * v * (one + (v * r).erf()))
         }
         UnaryKind::Powf(p) => {
             let p = c(p);
-            map(x, |v: T| v.powf(p))
+            map(x, move |v: T| v.powf(p))
         }
         UnaryKind::Affine { scale, shift } => {
             let (s, b) = (c(scale), c(shift));
-            map(x, |v: T| v * s + b)
+            map(x, move |v: T| v * s + b)
         }
     }
 }
@@ -102,18 +102,18 @@ fn backward_slice<T: Float>(kind: UnaryKind, g: &[T], s: &[T]) -> Vec<T> {
     let c = T::from_f64;
     let (zero, one, half) = (T::zero(), T::one(), c(0.5));
     match kind {
-        UnaryKind::Neg => map(g, |g: T| -g),
+        UnaryKind::Neg => map(g, move |g: T| -g),
         UnaryKind::Affine { scale, .. } => {
             let k = c(scale);
-            map(g, |g: T| g * k)
+            map(g, move |g: T| g * k)
         }
-        UnaryKind::Exp => zip_same(g, s, |g: T, y: T| g * y),
-        UnaryKind::Sqrt => zip_same(g, s, |g: T, y: T| g * half / y),
-        UnaryKind::Tanh => zip_same(g, s, |g: T, y: T| g * (one - y * y)),
-        UnaryKind::Sigmoid => zip_same(g, s, |g: T, y: T| g * y * (one - y)),
-        UnaryKind::Log => zip_same(g, s, |g: T, x: T| g / x),
+        UnaryKind::Exp => zip_same(g, s, move |g: T, y: T| g * y),
+        UnaryKind::Sqrt => zip_same(g, s, move |g: T, y: T| g * half / y),
+        UnaryKind::Tanh => zip_same(g, s, move |g: T, y: T| g * (one - y * y)),
+        UnaryKind::Sigmoid => zip_same(g, s, move |g: T, y: T| g * y * (one - y)),
+        UnaryKind::Log => zip_same(g, s, move |g: T, x: T| g / x),
         // The subgradient at 0 is 0, as in PyTorch.
-        UnaryKind::Abs => zip_same(g, s, |g: T, x: T| {
+        UnaryKind::Abs => zip_same(g, s, move |g: T, x: T| {
             if x > zero {
                 g
             } else if x < zero {
@@ -122,10 +122,10 @@ fn backward_slice<T: Float>(kind: UnaryKind, g: &[T], s: &[T]) -> Vec<T> {
                 zero
             }
         }),
-        UnaryKind::Relu => zip_same(g, s, |g: T, x: T| if x > zero { g } else { zero }),
+        UnaryKind::Relu => zip_same(g, s, move |g: T, x: T| if x > zero { g } else { zero }),
         UnaryKind::GeluTanh => {
             let (k, a) = (c(SQRT_2_OVER_PI), c(GELU_C));
-            zip_same(g, s, |g: T, x: T| {
+            zip_same(g, s, move |g: T, x: T| {
                 let t = (k * (x + a * x * x * x)).fast_tanh();
                 let dinner = k * (one + c(3.0) * a * x * x);
                 g * (half * (one + t) + half * x * (one - t * t) * dinner)
@@ -133,13 +133,13 @@ fn backward_slice<T: Float>(kind: UnaryKind, g: &[T], s: &[T]) -> Vec<T> {
         }
         UnaryKind::GeluErf => {
             let (r, q) = (c(std::f64::consts::FRAC_1_SQRT_2), c(FRAC_1_SQRT_2PI));
-            zip_same(g, s, |g: T, x: T| {
+            zip_same(g, s, move |g: T, x: T| {
                 g * (half * (one + (x * r).erf()) + x * q * (-half * x * x).exp())
             })
         }
         UnaryKind::Powf(p) => {
             let (p, pm1) = (c(p), c(p - 1.0));
-            zip_same(g, s, |g: T, x: T| g * p * x.powf(pm1))
+            zip_same(g, s, move |g: T, x: T| g * p * x.powf(pm1))
         }
     }
 }

@@ -162,8 +162,9 @@ impl Optimizer for Adam {
             weight_decay: h("weight_decay")?,
             decoupled_weight_decay: self.config.decoupled_weight_decay,
         };
-        let mut parts: HashMap<String, (Option<Tensor>, Option<Tensor>, Option<u64>)> =
-            HashMap::new();
+        // exp_avg, exp_avg_sq and step of each parameter, as they turn up.
+        type Parts = (Option<Tensor>, Option<Tensor>, Option<u64>);
+        let mut parts: HashMap<String, Parts> = HashMap::new();
         for (n, t) in &state.tensors {
             let bad =
                 || Error::invalid("load_state", format!("unexpected adam state tensor {n:?}"));

@@ -10,24 +10,28 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    // Below -87.3 the true result is subnormal or zero; above 88.7 it overflows.
-    let underflow = x < -87.3;
-    let xc = x.clamp(-87.3, 88.7);
-    // Round to nearest with the 1.5·2^23 trick: `round()` would be a libm call on some targets.
+    // `max`/`min` rather than `clamp` (whose NaN handling blocks vectorisation); NaN is
+    // restored at the end. Below -87.3 the true result is subnormal or zero.
+    #[allow(clippy::manual_clamp)]
+    let xc = x.max(-87.3).min(88.7);
+    // Round to nearest with the 1.5·2^23 trick: the integer n sits in the low mantissa bits of
+    // `shifted`, so no float-to-int conversion (a saturating, unvectorised cast in Rust) is needed.
     let magic = 12_582_912.0f32;
-    let n = (xc * LOG2E + magic) - magic;
+    let shifted = xc * LOG2E + magic;
+    let n = shifted - magic;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let n_int = shifted.to_bits().wrapping_sub(magic.to_bits()) as i32;
+    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
     let y = er * scale;
+    let y = if x < -87.3 { 0.0 } else { y };
     let y = if x > 88.7 { f32::INFINITY } else { y };
-    let y = if underflow { 0.0 } else { y };
     if x.is_nan() {
         x
     } else {

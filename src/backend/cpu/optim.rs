@@ -67,7 +67,7 @@ pub fn adam_step<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], t: u6
     };
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let g = g + wd * *p;
-        *p = *p * decay;
+        *p *= decay;
         *m = b1 * *m + one_b1 * g;
         *v = b2 * *v + one_b2 * g * g;
         let denom = v.sqrt() / bc2_sqrt + eps;

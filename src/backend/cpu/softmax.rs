@@ -5,12 +5,44 @@ use super::elementwise::PAR_MIN;
 use crate::tensor::Float;
 use rayon::prelude::*;
 
+/// Calls `f(row_index, row)` for every length-`r` row, in parallel blocks of rows big enough
+/// (≥ 8K elements) that scheduling a block costs far less than computing it.
 fn rows_par<T: Float>(out: &mut [T], r: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let rows_per_block = (8192 / r).max(1);
+    let block = |b: usize, o: &mut [T]| {
+        for (k, row) in o.chunks_mut(r).enumerate() {
+            f(b * rows_per_block + k, row);
+        }
+    };
     if out.len() >= PAR_MIN && out.len() / r > 1 {
-        out.par_chunks_mut(r).enumerate().for_each(|(i, o)| f(i, o));
+        out.par_chunks_mut(r * rows_per_block)
+            .enumerate()
+            .for_each(|(b, o)| block(b, o));
     } else {
-        out.chunks_mut(r).enumerate().for_each(|(i, o)| f(i, o));
+        block(0, out);
     }
+}
+
+/// Maximum of a row with eight independent lanes (a single running max is a serial chain).
+/// NaN propagates; −∞ for an empty row.
+fn max_slice<T: Float>(x: &[T]) -> T {
+    let mut acc = [T::neg_infinity(); 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] = if c[i] > acc[i] || c[i].is_nan() {
+                c[i]
+            } else {
+                acc[i]
+            };
+        }
+    }
+    let mut m = T::neg_infinity();
+    for &v in acc.iter().chain(rest) {
+        m = if v > m || v.is_nan() { v } else { m };
+    }
+    m
 }
 
 /// Softmax (or log-softmax) of each length-`r` row of `x`. Where `mask` is false the weight is
@@ -24,14 +56,16 @@ pub fn softmax_rows<T: Float>(x: &[T], r: usize, mask: Option<&[bool]>, log: boo
         let row = &x[i * r..(i + 1) * r];
         let keep = mask.map(|m| &m[i * r..(i + 1) * r]);
         let ninf = T::neg_infinity();
-        let mut m = ninf;
-        match keep {
-            None => row.iter().for_each(|&v| m = m.max(v)),
-            Some(k) => row.iter().zip(k).for_each(|(&v, &k)| {
-                if k {
-                    m = m.max(v)
-                }
-            }),
+        let m = match keep {
+            None => max_slice(row),
+            Some(k) => row.iter().zip(k).fold(
+                ninf,
+                |m, (&v, &k)| if k && (v > m || v.is_nan()) { v } else { m },
+            ),
+        };
+        if m.is_nan() {
+            o.iter_mut().for_each(|v| *v = m);
+            return;
         }
         if m == ninf {
             // Nothing kept (or every score −∞).
@@ -64,7 +98,9 @@ pub fn softmax_rows<T: Float>(x: &[T], r: usize, mask: Option<&[bool]>, log: boo
             }
         } else {
             let inv = T::one() / s;
-            o.iter_mut().for_each(|v| *v *= inv);
+            for v in o.iter_mut() {
+                *v *= inv;
+            }
         }
     });
     out
