@@ -127,3 +127,46 @@ fn registry_covers_the_required_ops() {
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "duplicate registry names");
 }
+
+/// The f32 backward of every op against its f64 backward (the oracle), on the same values.
+#[test]
+fn f32_gradients_match_f64_gradients() {
+    for case in registry() {
+        let base = case.make_inputs(DType::F64, 5);
+        let as_dtype = |dt: DType| -> Vec<Tensor> {
+            base.iter()
+                .zip(&case.inputs)
+                .map(|(t, spec)| {
+                    if spec.is_float() {
+                        t.to_dtype(DType::F32).to_dtype(dt).with_grad()
+                    } else {
+                        t.clone()
+                    }
+                })
+                .collect()
+        };
+        let (x32, x64) = (as_dtype(DType::F32), as_dtype(DType::F64));
+        let out64 = (case.run)(&x64).unwrap();
+        let seed: Vec<f64> = (0..out64.numel())
+            .map(|i| ((i * 7 % 11) as f64 - 5.0) / 5.0)
+            .collect();
+        let seed64 = Tensor::from_vec(seed, out64.shape().clone());
+        let g64 = out64.backward_with(&seed64);
+        let g32 = (case.run)(&x32)
+            .unwrap()
+            .backward_with(&seed64.to_dtype(DType::F32));
+        for (i, (a, b)) in x32.iter().zip(&x64).enumerate() {
+            if !a.requires_grad() {
+                continue;
+            }
+            let (ga, gb) = (g32.get(a).unwrap(), g64.get(b).unwrap());
+            assert_eq!(ga.dtype(), DType::F32, "{}: gradient dtype", case.name);
+            assert_close(
+                &ga.to_vec::<f64>(),
+                &gb.to_vec::<f64>(),
+                Tolerance::F32,
+                &format!("{} input {i}", case.name),
+            );
+        }
+    }
+}

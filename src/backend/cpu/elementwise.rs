@@ -2,55 +2,84 @@
 //! Large outputs are split across rayon's threads; chunks are long enough that the split
 //! costs less than it saves.
 
+use super::simd::widest;
 use crate::tensor::{Dims, Layout, Shape};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Below this many elements one thread is faster than waking the pool.
 pub const PAR_MIN: usize = 1 << 15;
 const CHUNK: usize = 1 << 13;
 
-pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
+/// A new vector of `n` elements written by `fill(start, chunk)` over disjoint chunks (in
+/// parallel when large), without zeroing it first: zeroing is a full extra pass over memory,
+/// which costs as much as a cheap op itself. `fill` must write every element of its chunk.
+pub fn filled_vec<U: Copy + Send + Sync>(
+    n: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync,
+) -> Vec<U> {
+    let mut v: Vec<U> = Vec::with_capacity(n);
+    let spare = &mut v.spare_capacity_mut()[..n];
+    if n >= PAR_MIN && chunk < n {
+        spare
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| fill(i * chunk, c));
+    } else {
+        fill(0, spare);
+    }
+    // SAFETY: the first n slots were handed to `fill`, whose contract is to write all of them;
+    // U is Copy, so there is no drop to worry about.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// Writes `values` into `o` (which must yield exactly `o.len()` items) and returns it as
+/// initialised. Zipping iterators, rather than indexing, keeps the loop free of bounds checks
+/// so that it vectorises.
+pub fn write_all<U: Copy>(
+    o: &mut [MaybeUninit<U>],
+    values: impl ExactSizeIterator<Item = U>,
+) -> &mut [U] {
+    assert_eq!(
+        values.len(),
+        o.len(),
+        "write_all: every slot must be written"
+    );
+    for (slot, v) in o.iter_mut().zip(values) {
+        slot.write(v);
+    }
+    // SAFETY: the assert and the zip wrote every element; MaybeUninit<U> has U's layout.
+    unsafe { &mut *(o as *mut [MaybeUninit<U>] as *mut [U]) }
+}
+
+pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     x: &[T],
     f: impl Fn(T) -> U + Sync,
 ) -> Vec<U> {
-    let mut out = vec![U::default(); x.len()];
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, i)| {
-                for (o, &i) in o.iter_mut().zip(i) {
-                    *o = f(i);
-                }
-            });
-    } else {
-        for (o, &i) in out.iter_mut().zip(x) {
-            *o = f(i);
-        }
-    }
-    out
+    filled_vec(x.len(), CHUNK, |start, o| {
+        widest(|| {
+            for (o, &i) in o.iter_mut().zip(&x[start..]) {
+                o.write(f(i));
+            }
+        })
+    })
 }
 
 /// `f(a, b)` over two equally long contiguous slices.
-pub fn zip_same<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
+pub fn zip_same<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     a: &[T],
     b: &[T],
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
-    let mut out = vec![U::default(); a.len()];
-    if a.len() >= PAR_MIN {
-        out.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(o, (a, b))| {
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = f(a, b);
-                }
-            });
-    } else {
-        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-            *o = f(a, b);
-        }
-    }
-    out
+    filled_vec(a.len(), CHUNK, |start, o| {
+        widest(|| {
+            for ((o, &a), &b) in o.iter_mut().zip(&a[start..]).zip(&b[start..]) {
+                o.write(f(a, b));
+            }
+        })
+    })
 }
 
 /// Storage offset of row `row` (all dims but the last) under `strides`.
@@ -82,9 +111,8 @@ pub fn zip_broadcast<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
             f,
         );
     }
-    let mut out = vec![U::default(); n];
     if n == 0 {
-        return out;
+        return Vec::new();
     }
     let sa = la.shape.broadcast_strides(&la.strides, out_shape);
     let sb = lb.shape.broadcast_strides(&lb.strides, out_shape);
@@ -99,52 +127,44 @@ pub fn zip_broadcast<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
             sb[rank - 1],
         )
     };
-    let fill = |rows: std::ops::Range<usize>, o: &mut [U]| {
-        for (k, row) in rows.enumerate() {
+    if inner == 0 {
+        return Vec::new();
+    }
+    // Whole rows per chunk, so each chunk starts at a row boundary.
+    let rows_per = (CHUNK / inner).max(1);
+    filled_vec(n, rows_per * inner, |start, o| {
+        for (k, o) in o.chunks_mut(inner).enumerate() {
+            let row = start / inner + k;
             let oa = row_offset(row, &outer, &sa, la.offset);
             let ob = row_offset(row, &outer, &sb, lb.offset);
-            let o = &mut o[k * inner..(k + 1) * inner];
             match (ia, ib) {
                 (1, 1) => {
                     for ((o, &x), &y) in
                         o.iter_mut().zip(&a[oa..oa + inner]).zip(&b[ob..ob + inner])
                     {
-                        *o = f(x, y);
+                        o.write(f(x, y));
                     }
                 }
                 (1, 0) => {
                     let y = b[ob];
                     for (o, &x) in o.iter_mut().zip(&a[oa..oa + inner]) {
-                        *o = f(x, y);
+                        o.write(f(x, y));
                     }
                 }
                 (0, 1) => {
                     let x = a[oa];
                     for (o, &y) in o.iter_mut().zip(&b[ob..ob + inner]) {
-                        *o = f(x, y);
+                        o.write(f(x, y));
                     }
                 }
                 _ => {
                     for (j, o) in o.iter_mut().enumerate() {
-                        *o = f(a[oa + j * ia], b[ob + j * ib]);
+                        o.write(f(a[oa + j * ia], b[ob + j * ib]));
                     }
                 }
             }
         }
-    };
-    let rows = n / inner;
-    if n >= PAR_MIN && rows > 1 {
-        let rows_per = (CHUNK / inner).max(1);
-        out.par_chunks_mut(rows_per * inner)
-            .enumerate()
-            .for_each(|(c, o)| {
-                let start = c * rows_per;
-                fill(start..start + o.len() / inner, o);
-            });
-    } else {
-        fill(0..rows, &mut out);
-    }
-    out
+    })
 }
 
 /// `cond ? a : b` with all three broadcast to `out_shape` (already contiguous and expanded

@@ -8,4 +8,5 @@ pub mod layout;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
+pub mod simd;
 pub mod softmax;

@@ -1,139 +1,147 @@
 //! Numerically stable softmax and log-softmax over the last axis, with an optional mask, and
 //! their backward passes. One row is small enough to stay in cache across its three passes.
 
-use super::elementwise::PAR_MIN;
+use super::elementwise::{filled_vec, write_all};
 use crate::tensor::Float;
-use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
-/// Calls `f(row_index, row)` for every length-`r` row, in parallel blocks of rows big enough
-/// (≥ 8K elements) that scheduling a block costs far less than computing it.
-fn rows_par<T: Float>(out: &mut [T], r: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+/// A new array of length-`r` rows, each produced by `f(row_index, row)`, in parallel blocks of
+/// rows big enough (≥ 8K elements) that scheduling a block costs far less than computing it.
+/// `f` must write every element of its row.
+fn rows_par<T: Float>(
+    n: usize,
+    r: usize,
+    f: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
     let rows_per_block = (8192 / r).max(1);
-    let block = |b: usize, o: &mut [T]| {
+    filled_vec(n, r * rows_per_block, |start, o| {
         for (k, row) in o.chunks_mut(r).enumerate() {
-            f(b * rows_per_block + k, row);
+            f(start / r + k, row);
         }
-    };
-    if out.len() >= PAR_MIN && out.len() / r > 1 {
-        out.par_chunks_mut(r * rows_per_block)
-            .enumerate()
-            .for_each(|(b, o)| block(b, o));
-    } else {
-        block(0, out);
-    }
+    })
 }
 
 /// Maximum of a row with eight independent lanes (a single running max is a serial chain).
-/// NaN propagates; −∞ for an empty row.
+/// NaNs are skipped here (`max` ignores them, which keeps the loop branch-free); a NaN in the
+/// row still poisons the result through the sum of exponentials.
 fn max_slice<T: Float>(x: &[T]) -> T {
     let mut acc = [T::neg_infinity(); 8];
     let chunks = x.chunks_exact(8);
     let rest = chunks.remainder();
     for c in chunks {
         for i in 0..8 {
-            acc[i] = if c[i] > acc[i] || c[i].is_nan() {
-                c[i]
-            } else {
-                acc[i]
-            };
+            acc[i] = acc[i].max(c[i]);
         }
     }
-    let mut m = T::neg_infinity();
-    for &v in acc.iter().chain(rest) {
-        m = if v > m || v.is_nan() { v } else { m };
-    }
-    m
+    acc.iter()
+        .chain(rest)
+        .fold(T::neg_infinity(), |m, &v| m.max(v))
 }
 
 /// Softmax (or log-softmax) of each length-`r` row of `x`. Where `mask` is false the weight is
 /// exactly 0 (log-softmax: −∞); a row with nothing kept is all zeros (log-softmax: all −∞).
 pub fn softmax_rows<T: Float>(x: &[T], r: usize, mask: Option<&[bool]>, log: bool) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
     if r == 0 {
-        return out;
+        return Vec::new();
     }
-    rows_par(&mut out, r, |i, o| {
-        let row = &x[i * r..(i + 1) * r];
-        let keep = mask.map(|m| &m[i * r..(i + 1) * r]);
-        let ninf = T::neg_infinity();
-        let m = match keep {
-            None => max_slice(row),
-            Some(k) => row.iter().zip(k).fold(
-                ninf,
-                |m, (&v, &k)| if k && (v > m || v.is_nan()) { v } else { m },
-            ),
+    rows_par(x.len(), r, |i, o| softmax_row(x, r, mask, log, i, o))
+}
+
+/// One row of `softmax_rows`.
+#[inline(always)]
+fn softmax_row<T: Float>(
+    x: &[T],
+    r: usize,
+    mask: Option<&[bool]>,
+    log: bool,
+    i: usize,
+    o: &mut [MaybeUninit<T>],
+) {
+    let row = &x[i * r..(i + 1) * r];
+    let keep = mask.map(|m| &m[i * r..(i + 1) * r]);
+    let ninf = T::neg_infinity();
+    let m = match keep {
+        None => max_slice(row),
+        Some(k) => row
+            .iter()
+            .zip(k)
+            .fold(ninf, |m, (&v, &k)| if k { m.max(v) } else { m }),
+    };
+    // Rare paths: every kept score is −∞ or NaN.
+    let kept_nan = match keep {
+        None => row.iter().any(|v| v.is_nan()),
+        Some(k) => row.iter().zip(k).any(|(v, &k)| k && v.is_nan()),
+    };
+    let m = if m == ninf && kept_nan { T::nan() } else { m };
+    if m.is_nan() || m == ninf {
+        // A NaN poisons the row, as in PyTorch; a row with nothing kept (or all −∞) is all
+        // zeros for softmax and all −∞ for log-softmax.
+        let fill = if m.is_nan() {
+            m
+        } else if log {
+            ninf
+        } else {
+            T::zero()
         };
-        if m.is_nan() {
-            o.iter_mut().for_each(|v| *v = m);
-            return;
-        }
-        if m == ninf {
-            // Nothing kept (or every score −∞).
-            o.iter_mut()
-                .for_each(|v| *v = if log { ninf } else { T::zero() });
-            return;
-        }
+        write_all(o, std::iter::repeat_n(fill, r));
+        return;
+    }
+    let o = match keep {
+        None => write_all(o, row.iter().map(move |&v| (v - m).fast_exp())),
+        Some(k) => write_all(
+            o,
+            row.iter()
+                .zip(k)
+                .map(move |(&v, &k)| if k { (v - m).fast_exp() } else { T::zero() }),
+        ),
+    };
+    let s = super::reduce::sum_slice(o);
+    if log {
+        let ls = s.ln();
         for (o, &v) in o.iter_mut().zip(row) {
-            *o = (v - m).fast_exp();
+            *o = v - m - ls;
         }
         if let Some(k) = keep {
-            o.iter_mut().zip(k).for_each(|(o, &k)| {
+            for (o, &k) in o.iter_mut().zip(k) {
                 if !k {
-                    *o = T::zero()
+                    *o = ninf;
                 }
-            });
-        }
-        let s = super::reduce::sum_slice(o);
-        if log {
-            let ls = s.ln();
-            for (o, &v) in o.iter_mut().zip(row) {
-                *o = v - m - ls;
-            }
-            if let Some(k) = keep {
-                o.iter_mut().zip(k).for_each(|(o, &k)| {
-                    if !k {
-                        *o = ninf
-                    }
-                });
-            }
-        } else {
-            let inv = T::one() / s;
-            for v in o.iter_mut() {
-                *v *= inv;
             }
         }
-    });
-    out
+    } else {
+        let inv = T::one() / s;
+        for v in o.iter_mut() {
+            *v *= inv;
+        }
+    }
 }
 
 /// Backward of softmax from its output `y`: `dx = y · (g − Σ g·y)`.
 /// Masked positions have y = 0 and so get no gradient, as they should.
 pub fn softmax_backward_rows<T: Float>(y: &[T], g: &[T], r: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); y.len()];
     if r == 0 {
-        return out;
+        return Vec::new();
     }
-    rows_par(&mut out, r, |i, o| {
+    rows_par(y.len(), r, |i, o| {
         let (y, g) = (&y[i * r..(i + 1) * r], &g[i * r..(i + 1) * r]);
-        let mut dot = T::zero();
-        for (&a, &b) in y.iter().zip(g) {
-            dot += a * b;
+        let mut lanes = [T::zero(); 8];
+        for (cy, cg) in y.chunks(8).zip(g.chunks(8)) {
+            for k in 0..cy.len() {
+                lanes[k] += cy[k] * cg[k];
+            }
         }
-        for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-            *o = y * (g - dot);
-        }
-    });
-    out
+        let dot: T = lanes.iter().copied().sum();
+        write_all(o, y.iter().zip(g).map(move |(&y, &g)| y * (g - dot)));
+    })
 }
 
 /// Backward of log-softmax from its output `y`: `dx = g − exp(y) · Σ g`. Masked positions
 /// (y = −∞) get no gradient.
 pub fn log_softmax_backward_rows<T: Float>(y: &[T], g: &[T], r: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); y.len()];
     if r == 0 {
-        return out;
+        return Vec::new();
     }
-    rows_par(&mut out, r, |i, o| {
+    rows_par(y.len(), r, |i, o| {
         let (y, g) = (&y[i * r..(i + 1) * r], &g[i * r..(i + 1) * r]);
         let mut s = T::zero();
         for (&y, &g) in y.iter().zip(g) {
@@ -141,13 +149,15 @@ pub fn log_softmax_backward_rows<T: Float>(y: &[T], g: &[T], r: usize) -> Vec<T>
                 s += g;
             }
         }
-        for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-            *o = if y == T::neg_infinity() {
-                T::zero()
-            } else {
-                g - y.exp() * s
-            };
-        }
-    });
-    out
+        write_all(
+            o,
+            y.iter().zip(g).map(move |(&y, &g)| {
+                if y == T::neg_infinity() {
+                    T::zero()
+                } else {
+                    g - y.fast_exp() * s
+                }
+            }),
+        );
+    })
 }
