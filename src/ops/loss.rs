@@ -7,6 +7,7 @@
 
 use super::{from_float, same_kind, with_float};
 use crate::autograd::{apply, Forward, Op};
+use crate::backend::cpu::pool;
 use crate::backend::cpu::softmax::softmax_rows;
 use crate::error::{Error, OrPanic, Result};
 use crate::tensor::{Float, Shape, Tensor};
@@ -87,7 +88,7 @@ impl Op for CrossEntropy {
         let gx = with_float!("cross_entropy", g.dtype(), |T| {
             let scale = g.item() / self.count.max(1) as f64;
             let logp = saved[0].float_slice::<T>("cross_entropy")?;
-            let mut out = vec![T::zero(); logp.len()];
+            let mut out = pool::filled(logp.len(), T::zero());
             for (row, &t) in self.targets.iter().enumerate() {
                 if self.ignored(t) {
                     continue;
@@ -135,7 +136,7 @@ impl Op for Nll {
     fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let scale = -g.item() / self.count.max(1) as f64;
         let gx = with_float!("nll_loss", g.dtype(), |T| {
-            let mut out = vec![T::zero(); self.shape.numel()];
+            let mut out = pool::filled(self.shape.numel(), T::zero());
             for (row, &t) in self.targets.iter().enumerate() {
                 if self.ignore_index != Some(t) {
                     out[row * self.classes + t as usize] = T::from_f64(scale);

@@ -4,6 +4,7 @@
 //! `torch.manual_seed`). Its state can be read and restored, so checkpoints resume exactly.
 
 use super::{CpuData, DType, Device, HostElem, Shape, Tensor};
+use crate::backend::cpu::pool;
 use crate::error::{Error, OrPanic, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -55,8 +56,8 @@ pub fn with_rng<T>(f: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
 fn filled(shape: Shape, dtype: DType, value: f64) -> Tensor {
     let n = shape.numel();
     let data = match dtype {
-        DType::F32 => CpuData::F32(vec![value as f32; n]),
-        DType::F64 => CpuData::F64(vec![value; n]),
+        DType::F32 => CpuData::F32(pool::filled(n, value as f32)),
+        DType::F64 => CpuData::F64(pool::filled(n, value)),
         DType::I64 => CpuData::I64(vec![value as i64; n]),
         DType::Bool => CpuData::Bool(vec![value != 0.0; n]),
     };

@@ -256,12 +256,15 @@ impl Tensor {
 }
 
 /// Borrow the elements when already in row-major order, otherwise gather them.
-pub(crate) fn contiguous_cow<'a, T: Copy>(data: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
+pub(crate) fn contiguous_cow<'a, T: Copy + 'static>(
+    data: &'a [T],
+    layout: &Layout,
+) -> Cow<'a, [T]> {
     let n = layout.shape.numel();
     if layout.is_contiguous() {
         Cow::Borrowed(&data[layout.offset..layout.offset + n])
     } else {
-        let mut out = Vec::with_capacity(n);
+        let mut out = crate::backend::cpu::pool::take(n);
         layout.for_each_index(|i| out.push(data[i]));
         Cow::Owned(out)
     }

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 static CPU_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// Bytes of tensor data currently alive on the CPU device. Tests use it to show that
-/// `no_grad` inference and training loops do not grow memory.
+/// `no_grad` inference and training loops do not grow memory. Freed buffers kept for reuse
+/// are counted apart, by `backend::cpu::pool::cached_bytes`.
 pub fn cpu_memory_in_use() -> usize {
     CPU_BYTES.load(Ordering::Relaxed)
 }
@@ -77,6 +78,8 @@ impl Clone for CpuStorage {
 impl Drop for CpuStorage {
     fn drop(&mut self) {
         CPU_BYTES.fetch_sub(self.0.bytes(), Ordering::Relaxed);
+        let data = std::mem::replace(&mut self.0, CpuData::Bool(Vec::new()));
+        crate::backend::cpu::pool::give(data);
     }
 }
 

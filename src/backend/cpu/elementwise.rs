@@ -14,12 +14,12 @@ const CHUNK: usize = 1 << 13;
 /// A new vector of `n` elements written by `fill(start, chunk)` over disjoint chunks (in
 /// parallel when large), without zeroing it first: zeroing is a full extra pass over memory,
 /// which costs as much as a cheap op itself. `fill` must write every element of its chunk.
-pub fn filled_vec<U: Copy + Send + Sync>(
+pub fn filled_vec<U: Copy + Send + Sync + 'static>(
     n: usize,
     chunk: usize,
     fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync,
 ) -> Vec<U> {
-    let mut v: Vec<U> = Vec::with_capacity(n);
+    let mut v: Vec<U> = super::pool::take(n);
     let spare = &mut v.spare_capacity_mut()[..n];
     if n >= PAR_MIN && chunk < n {
         spare
@@ -54,7 +54,7 @@ pub fn write_all<U: Copy>(
     unsafe { &mut *(o as *mut [MaybeUninit<U>] as *mut [U]) }
 }
 
-pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync + 'static>(
     x: &[T],
     f: impl Fn(T) -> U + Sync,
 ) -> Vec<U> {
@@ -68,7 +68,7 @@ pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync>(
 }
 
 /// `f(a, b)` over two equally long contiguous slices.
-pub fn zip_same<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+pub fn zip_same<T: Copy + Send + Sync, U: Copy + Send + Sync + 'static>(
     a: &[T],
     b: &[T],
     f: impl Fn(T, T) -> U + Sync,
@@ -94,7 +94,7 @@ fn row_offset(mut row: usize, outer: &[usize], strides: &[usize], base: usize) -
 
 /// `f(a, b)` with NumPy broadcasting, reading both inputs through their layouts (so
 /// transposed and broadcast views need no copy). `a` and `b` are the whole storages.
-pub fn zip_broadcast<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
+pub fn zip_broadcast<T: Copy + Send + Sync, U: Copy + Send + Sync + 'static>(
     a: &[T],
     la: &Layout,
     b: &[T],
@@ -169,8 +169,12 @@ pub fn zip_broadcast<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
 
 /// `cond ? a : b` with all three broadcast to `out_shape` (already contiguous and expanded
 /// by the caller when needed).
-pub fn select<T: Copy + Send + Sync + Default>(cond: &[bool], a: &[T], b: &[T]) -> Vec<T> {
-    let mut out = vec![T::default(); cond.len()];
+pub fn select<T: Copy + Send + Sync + Default + 'static>(
+    cond: &[bool],
+    a: &[T],
+    b: &[T],
+) -> Vec<T> {
+    let mut out = super::pool::filled(cond.len(), T::default());
     for (((o, &c), &x), &y) in out.iter_mut().zip(cond).zip(a).zip(b) {
         *o = if c { x } else { y };
     }

@@ -3,9 +3,9 @@
 //! too.
 
 /// Concatenates contiguous parts along `axis`. Every part is `[outer, part_len, inner]`.
-pub fn concat<T: Copy>(parts: &[(&[T], usize)], outer: usize, inner: usize) -> Vec<T> {
+pub fn concat<T: Copy + 'static>(parts: &[(&[T], usize)], outer: usize, inner: usize) -> Vec<T> {
     let total: usize = parts.iter().map(|p| p.1).sum();
-    let mut out = Vec::with_capacity(outer * total * inner);
+    let mut out = super::pool::take(outer * total * inner);
     for o in 0..outer {
         for (data, len) in parts {
             out.extend_from_slice(&data[o * len * inner..(o + 1) * len * inner]);
@@ -15,14 +15,14 @@ pub fn concat<T: Copy>(parts: &[(&[T], usize)], outer: usize, inner: usize) -> V
 }
 
 /// `out[o, i, :] = x[o, idx[i], :]` for `x` of shape `[outer, r, inner]`.
-pub fn index_select<T: Copy>(
+pub fn index_select<T: Copy + 'static>(
     x: &[T],
     outer: usize,
     r: usize,
     inner: usize,
     idx: &[usize],
 ) -> Vec<T> {
-    let mut out = Vec::with_capacity(outer * idx.len() * inner);
+    let mut out = super::pool::take(outer * idx.len() * inner);
     for o in 0..outer {
         for &i in idx {
             let s = (o * r + i) * inner;
@@ -33,14 +33,14 @@ pub fn index_select<T: Copy>(
 }
 
 /// Backward of `index_select`: `out[o, idx[i], :] += g[o, i, :]`.
-pub fn index_add<T: Copy + std::ops::AddAssign + Default>(
+pub fn index_add<T: Copy + std::ops::AddAssign + Default + 'static>(
     g: &[T],
     outer: usize,
     r: usize,
     inner: usize,
     idx: &[usize],
 ) -> Vec<T> {
-    let mut out = vec![T::default(); outer * r * inner];
+    let mut out = super::pool::filled(outer * r * inner, T::default());
     for o in 0..outer {
         for (i, &j) in idx.iter().enumerate() {
             let src = &g[(o * idx.len() + i) * inner..(o * idx.len() + i + 1) * inner];
@@ -53,7 +53,7 @@ pub fn index_add<T: Copy + std::ops::AddAssign + Default>(
 
 /// `out[o, i, j] = x[o, idx[o, i, j], j]`: PyTorch's `gather` with `x` seen as
 /// `[outer, r, inner]` and `idx` as `[outer, q, inner]`.
-pub fn gather<T: Copy>(
+pub fn gather<T: Copy + 'static>(
     x: &[T],
     outer: usize,
     r: usize,
@@ -61,7 +61,7 @@ pub fn gather<T: Copy>(
     idx: &[usize],
     q: usize,
 ) -> Vec<T> {
-    let mut out = Vec::with_capacity(outer * q * inner);
+    let mut out = super::pool::take(outer * q * inner);
     for o in 0..outer {
         for i in 0..q {
             for j in 0..inner {
@@ -73,7 +73,7 @@ pub fn gather<T: Copy>(
 }
 
 /// Backward of `gather`: `out[o, idx[o, i, j], j] += g[o, i, j]`.
-pub fn scatter_add<T: Copy + std::ops::AddAssign + Default>(
+pub fn scatter_add<T: Copy + std::ops::AddAssign + Default + 'static>(
     g: &[T],
     outer: usize,
     r: usize,
@@ -81,7 +81,7 @@ pub fn scatter_add<T: Copy + std::ops::AddAssign + Default>(
     idx: &[usize],
     q: usize,
 ) -> Vec<T> {
-    let mut out = vec![T::default(); outer * r * inner];
+    let mut out = super::pool::filled(outer * r * inner, T::default());
     for o in 0..outer {
         for i in 0..q {
             for j in 0..inner {
@@ -95,7 +95,7 @@ pub fn scatter_add<T: Copy + std::ops::AddAssign + Default>(
 
 /// Writes contiguous `part` (`[outer, len, inner]`) at `start` along the middle axis of a zero
 /// array `[outer, r, inner]`: the backward of `narrow`.
-pub fn pad_axis<T: Copy + Default>(
+pub fn pad_axis<T: Copy + Default + 'static>(
     part: &[T],
     outer: usize,
     r: usize,
@@ -103,7 +103,7 @@ pub fn pad_axis<T: Copy + Default>(
     start: usize,
     len: usize,
 ) -> Vec<T> {
-    let mut out = vec![T::default(); outer * r * inner];
+    let mut out = super::pool::filled(outer * r * inner, T::default());
     for o in 0..outer {
         let src = &part[o * len * inner..(o + 1) * len * inner];
         out[(o * r + start) * inner..(o * r + start + len) * inner].copy_from_slice(src);

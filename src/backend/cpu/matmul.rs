@@ -30,7 +30,8 @@ pub fn batched_matmul<'a, T: Float>(
     lhs: impl Fn(usize) -> MatRef<'a, T> + Sync,
     rhs: impl Fn(usize) -> MatRef<'a, T> + Sync,
 ) -> Vec<T> {
-    let mut out = vec![T::zero(); batch * m * n];
+    let mut out = super::pool::take(batch * m * n);
+    out.resize(batch * m * n, T::zero());
     if m * n == 0 {
         return out;
     }

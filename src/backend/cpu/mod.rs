@@ -7,6 +7,7 @@ pub mod fastmath;
 pub mod layout;
 pub mod matmul;
 pub mod optim;
+pub mod pool;
 pub mod reduce;
 pub mod simd;
 pub mod softmax;

@@ -81,7 +81,7 @@ pub fn reduce_axis<T: Float>(x: &[T], dims: &[usize], axis: usize, kind: ReduceK
         } else {
             T::nan()
         };
-        return vec![fill; outer * inner];
+        return super::pool::filled(outer * inner, fill);
     }
     let big = x.len() >= PAR_MIN;
     if inner == 1 {
@@ -92,7 +92,7 @@ pub fn reduce_axis<T: Float>(x: &[T], dims: &[usize], axis: usize, kind: ReduceK
             (0..outer).map(f).collect()
         };
     }
-    let mut out = vec![T::zero(); outer * inner];
+    let mut out = super::pool::filled(outer * inner, T::zero());
     // Reduce columns [j0, j0 + len) of one outer block into `o`.
     let block = |ob: usize, j0: usize, o: &mut [T]| {
         let base = ob * r * inner;

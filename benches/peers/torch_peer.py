@@ -1,0 +1,89 @@
+"""The PyTorch side of the benchmarks: the same workloads as benches/*.rs, in PyTorch eager on
+the CPU, timed the same way. Prints one JSON object:
+{"threads": N, "torch": "...", "results": {"<bench id>": <median ms>, ...}}
+
+    python3 benches/peers/torch_peer.py --threads 2 [--only softmax] [--reps K]
+
+Tensors are float32 from torch.manual_seed(0) and torch.randn; forward-only benches run under
+torch.no_grad(); fwd+bwd benches set the inputs' .grad to None before every repetition.
+"""
+import argparse
+import json
+import math
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def workloads():
+    torch.manual_seed(0)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    s, gs = torch.randn(16384, 256), torch.randn(16384, 256)
+    sg = s.clone().requires_grad_()
+    x, y = torch.randn(4096, 512), torch.randn(4096, 512)
+    w, bias = torch.randn(512), torch.randn(512)
+    g = torch.randn(4096, 512)
+    xg, wg, bg = (t.clone().requires_grad_() for t in (x, w, bias))
+
+    def chain(x, w, b):
+        return F.gelu(x * w + b, approximate="tanh") + x
+
+    def softmax_fwd_bwd():
+        sg.grad = None
+        torch.softmax(sg, -1).backward(gs)
+
+    def chain_fwd_bwd():
+        xg.grad = wg.grad = bg.grad = None
+        chain(xg, wg, bg).backward(g)
+
+    return {
+        "matmul_f32/1024": (lambda: a @ b, True),
+        "softmax_f32/fwd_16384x256": (lambda: torch.softmax(s, -1), True),
+        "softmax_f32/fwd_bwd_16384x256": (softmax_fwd_bwd, False),
+        "elementwise_f32/add_4096x512": (lambda: x + y, True),
+        "elementwise_f32/gelu_chain_4096x512": (lambda: chain(x, w, bias), True),
+        "elementwise_f32/gelu_chain_fwd_bwd_4096x512": (chain_fwd_bwd, False),
+    }
+
+
+def median_ms(fn, no_grad, reps, min_seconds):
+    """Median wall time of one call, in ms, after 3 warm-up calls. With reps=None the count is
+    chosen so the timed calls take about min_seconds in all, and never fewer than 10."""
+    ctx = torch.no_grad() if no_grad else torch.enable_grad()
+    with ctx:
+        for _ in range(3):
+            fn()
+        if reps is None:
+            t = time.perf_counter()
+            fn()
+            one = max(time.perf_counter() - t, 1e-9)
+            reps = max(10, math.ceil(min_seconds / one))
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return 1000.0 * statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--only", default="", help="run only ids containing this text")
+    p.add_argument("--reps", type=int, default=None,
+                   help="timed repetitions per bench (default: enough for ~--seconds, at least 10)")
+    p.add_argument("--seconds", type=float, default=1.0, help="target timed seconds per bench when --reps is not given")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    results = {}
+    for name, (fn, no_grad) in workloads().items():
+        if args.only in name:
+            results[name] = median_ms(fn, no_grad, args.reps, args.seconds)
+    print(json.dumps({"threads": args.threads, "torch": torch.__version__, "results": results}))
+
+
+if __name__ == "__main__":
+    main()

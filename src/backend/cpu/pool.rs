@@ -1,0 +1,106 @@
+//! A cache of large freed CPU buffers, reused by exact size.
+//!
+//! Training repeats the same shapes every step, so the same buffer sizes are freed and asked for
+//! again and again. Handing a freed 16 MB buffer back to the system and faulting a fresh one in
+//! on the next step costs more than the op that fills it (measured: a softmax forward + backward
+//! on [16384, 256] took 12.5 ms with glibc returning memory between steps and 3.9 ms without).
+//! Buffers of at least `MIN_ELEMS` elements are kept here instead, up to `MAX_BYTES` in all;
+//! PyTorch's CUDA caching allocator does the same for GPU memory.
+
+use crate::tensor::CpuData;
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Smaller buffers come and go through malloc's own free lists cheaply.
+const MIN_ELEMS: usize = 1 << 16;
+/// The cache never holds more than this; beyond it, freed buffers go back to the system.
+const MAX_BYTES: usize = 1 << 30;
+/// Buffers kept per size: enough for the live set of one training step's intermediates.
+const MAX_PER_SIZE: usize = 16;
+
+#[derive(Default)]
+struct Pool {
+    f32: HashMap<usize, Vec<Vec<f32>>>,
+    f64: HashMap<usize, Vec<Vec<f64>>>,
+    bytes: usize,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
+    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    f(guard.get_or_insert_with(Pool::default))
+}
+
+/// An empty vector with room for exactly `n` elements, from the cache when one fits.
+pub fn take<U: 'static>(n: usize) -> Vec<U> {
+    if n >= MIN_ELEMS {
+        let cached: Option<Box<dyn Any>> = with_pool(|p| {
+            let any: &dyn Any = &std::marker::PhantomData::<U>;
+            if any.is::<std::marker::PhantomData<f32>>() {
+                let v = p.f32.get_mut(&n).and_then(|b| b.pop())?;
+                p.bytes -= n * 4;
+                Some(Box::new(v) as Box<dyn Any>)
+            } else if any.is::<std::marker::PhantomData<f64>>() {
+                let v = p.f64.get_mut(&n).and_then(|b| b.pop())?;
+                p.bytes -= n * 8;
+                Some(Box::new(v) as Box<dyn Any>)
+            } else {
+                None
+            }
+        });
+        if let Some(v) = cached.and_then(|b| b.downcast::<Vec<U>>().ok()) {
+            let mut v = *v;
+            v.clear();
+            return v;
+        }
+    }
+    Vec::with_capacity(n)
+}
+
+/// `n` copies of `value`, in a cached buffer when one fits.
+pub fn filled<U: Copy + 'static>(n: usize, value: U) -> Vec<U> {
+    let mut v = take(n);
+    v.resize(n, value);
+    v
+}
+
+/// Takes back the data of a dropped tensor, keeping large float buffers for reuse.
+pub(crate) fn give(data: CpuData) {
+    fn keep<T>(
+        buckets: &mut HashMap<usize, Vec<Vec<T>>>,
+        bytes: &mut usize,
+        v: Vec<T>,
+        size: usize,
+    ) {
+        let n = v.capacity();
+        if n < MIN_ELEMS || *bytes + n * size > MAX_BYTES {
+            return;
+        }
+        let bucket = buckets.entry(n).or_default();
+        if bucket.len() < MAX_PER_SIZE {
+            *bytes += n * size;
+            bucket.push(v);
+        }
+    }
+    match data {
+        CpuData::F32(v) if v.capacity() >= MIN_ELEMS => {
+            with_pool(|p| keep(&mut p.f32, &mut p.bytes, v, 4))
+        }
+        CpuData::F64(v) if v.capacity() >= MIN_ELEMS => {
+            with_pool(|p| keep(&mut p.f64, &mut p.bytes, v, 8))
+        }
+        _ => {}
+    }
+}
+
+/// Bytes held in the cache (not counted by `cpu_memory_in_use`, which counts live tensors).
+pub fn cached_bytes() -> usize {
+    with_pool(|p| p.bytes)
+}
+
+/// Returns every cached buffer to the system.
+pub fn clear_cache() {
+    with_pool(|p| *p = Pool::default());
+}
