@@ -44,7 +44,28 @@ pub fn softmax_rows<T: Float>(x: &[T], r: usize, mask: Option<&[bool]>, log: boo
     if r == 0 {
         return Vec::new();
     }
-    rows_par(x.len(), r, |i, o| softmax_row(x, r, mask, log, i, o))
+    rows_par(x.len(), r, |i, o| {
+        #[cfg(target_arch = "x86_64")]
+        if super::simd::has_avx512() {
+            // SAFETY: the CPU supports the features softmax_row_avx512 is compiled for.
+            return unsafe { softmax_row_avx512(x, r, mask, log, i, o) };
+        }
+        softmax_row(x, r, mask, log, i, o)
+    })
+}
+
+/// `softmax_row` compiled for AVX-512 (16 f32 lanes); chosen at run time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+fn softmax_row_avx512<T: Float>(
+    x: &[T],
+    r: usize,
+    mask: Option<&[bool]>,
+    log: bool,
+    i: usize,
+    o: &mut [MaybeUninit<T>],
+) {
+    softmax_row(x, r, mask, log, i, o)
 }
 
 /// One row of `softmax_rows`.
@@ -67,12 +88,12 @@ fn softmax_row<T: Float>(
             .zip(k)
             .fold(ninf, |m, (&v, &k)| if k { m.max(v) } else { m }),
     };
-    // Rare paths: every kept score is −∞ or NaN.
-    let kept_nan = match keep {
+    // Rare path: every kept score is −∞, or NaN (which `max` skips); only then look for a NaN.
+    let kept_nan = || match keep {
         None => row.iter().any(|v| v.is_nan()),
         Some(k) => row.iter().zip(k).any(|(v, &k)| k && v.is_nan()),
     };
-    let m = if m == ninf && kept_nan { T::nan() } else { m };
+    let m = if m == ninf && kept_nan() { T::nan() } else { m };
     if m.is_nan() || m == ninf {
         // A NaN poisons the row, as in PyTorch; a row with nothing kept (or all −∞) is all
         // zeros for softmax and all −∞ for log-softmax.
