@@ -3,6 +3,26 @@
 //!
 //! Start with `ARCHITECTURE.md` at the top of the repository: it shows how a [`Tensor`], an
 //! [`Op`](autograd::Op), the tape and a backend meet.
+//!
+//! ```
+//! use cubegrad::nn::{Linear, Module};
+//! use cubegrad::optim::{AdamConfig, Optimizer};
+//! use cubegrad::Tensor;
+//!
+//! let mut layer = Linear::new(4, 3, true); // weight [3, 4], bias [3], as in PyTorch
+//! let mut opt = AdamConfig::adam().lr(1e-2).init();
+//! let x = Tensor::randn([8, 4], 0.0, 1.0);
+//! let target = Tensor::from_vec(vec![0i64, 1, 2, 0, 1, 2, 0, 1], [8]);
+//! let first = layer.forward(&x).cross_entropy(&target).item();
+//! for _ in 0..50 {
+//!     let loss = layer.forward(&x).cross_entropy(&target);
+//!     let grads = loss.backward(); // a fresh gradient store
+//!     opt.step(&mut layer, &grads).unwrap();
+//! }
+//! let last = layer.forward(&x).cross_entropy(&target).item();
+//! assert!(last < first);
+//! assert_eq!(layer.parameters()[0].0, "weight");
+//! ```
 
 pub mod autograd;
 pub mod backend;

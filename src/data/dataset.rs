@@ -5,7 +5,7 @@ use crate::tensor::{with_rng, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Dataset {
     pub x: Tensor,
     pub y: Tensor,
