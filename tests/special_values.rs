@@ -47,3 +47,33 @@ fn masked_softmax_special_rows() {
         .backward();
     assert_eq!(g.get(&xg).unwrap().to_vec::<f64>()[1], 0.0);
 }
+
+#[test]
+fn argmax_comparisons_and_one_hot() {
+    let x = Tensor::from_vec(vec![1.0f32, 3.0, 3.0, -1.0, 0.5, 2.0], [2, 3]);
+    assert_eq!(
+        x.argmax(-1, false).to_vec::<i64>(),
+        vec![1, 2],
+        "first index on ties"
+    );
+    assert_eq!(x.argmin(0, true).dims(), &[1, 3]);
+    assert_eq!(x.argmin(0, true).to_vec::<i64>(), vec![1, 1, 1]);
+    let t = Tensor::from_vec(vec![2.0f32], [1]);
+    assert_eq!(
+        x.gt(&t).to_vec::<bool>(),
+        vec![false, true, true, false, false, false]
+    );
+    assert_eq!(
+        x.le(&t).to_vec::<bool>(),
+        vec![true, false, false, true, true, true]
+    );
+    let labels = Tensor::from_vec(vec![2i64, 0, -1], [3]);
+    let oh = labels.one_hot(3);
+    assert_eq!(oh.dims(), &[3, 3]);
+    assert_eq!(
+        oh.to_vec::<f32>(),
+        vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+        "-1 counts from the end"
+    );
+    assert!(Tensor::from_vec(vec![3i64], [1]).try_one_hot(3).is_err());
+}
