@@ -91,7 +91,7 @@ pub fn train(cfg: &Config) -> cubegrad::Result<Report> {
     for epoch in 0..cfg.epochs {
         let (mut total, mut batches) = (0.0, 0);
         for (x, y) in train.batches(cfg.batch_size, true) {
-            let (x, y) = (x.to_device(cfg.device), y.to_device(cfg.device));
+            let (x, y) = (x.try_to_device(cfg.device)?, y.try_to_device(cfg.device)?);
             let loss = model.forward(&x).cross_entropy(&y);
             let grads = loss.backward();
             opt.step(&mut model, &grads)?;
@@ -118,10 +118,13 @@ pub fn train(cfg: &Config) -> cubegrad::Result<Report> {
 }
 
 #[allow(dead_code)]
-fn main() -> cubegrad::Result<()> {
+fn main() {
     let cfg = Config::parse();
     let start = std::time::Instant::now();
-    let r = train(&cfg)?;
+    let r = train(&cfg).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    });
     println!(
         "{} parameters, trained in {:.2} s: test accuracy {:.2}% on {} held-out images",
         r.params,
@@ -129,5 +132,4 @@ fn main() -> cubegrad::Result<()> {
         100.0 * r.test_accuracy,
         r.test_size
     );
-    Ok(())
 }

@@ -7,6 +7,7 @@
 //! `Result`, the plain form panics at the caller's line.
 
 mod binary;
+mod concat;
 mod index;
 mod loss;
 mod matmul;

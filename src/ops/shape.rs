@@ -1,4 +1,5 @@
-//! Layout ops: reshape, permute/transpose, narrow, broadcast, squeeze/unsqueeze, concat, stack.
+//! Layout ops: reshape, permute/transpose, narrow, broadcast, squeeze/unsqueeze (concat and
+//! stack are in `concat.rs`).
 //!
 //! Reshape (of a contiguous tensor), permute, narrow and broadcast are views: they build a new
 //! layout over the same storage and copy nothing. Their backward passes are the inverse layout
@@ -8,7 +9,7 @@ use super::{from_float, panicking, sum_to_shape, with_float};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::layout;
 use crate::error::{Error, OrPanic, Result};
-use crate::tensor::{contiguous_cow, CpuData, Dims, Layout, Shape, Tensor};
+use crate::tensor::{Dims, Layout, Shape, Tensor};
 
 // ----- reshape --------------------------------------------------------------------------------
 
@@ -143,75 +144,6 @@ impl Op for Contiguous {
     }
     fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.clone())])
-    }
-}
-
-// ----- concat ---------------------------------------------------------------------------------
-
-struct Concat {
-    axis: usize,
-    sizes: Vec<usize>,
-}
-
-/// Concatenates tensors of any one dtype along `axis` (their other dims already checked).
-fn concat_data(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
-    let d = parts[0].dims();
-    let (outer, inner): (usize, usize) =
-        (d[..axis].iter().product(), d[axis + 1..].iter().product());
-    let mut shape = parts[0].shape().clone();
-    shape.0[axis] = parts.iter().map(|p| p.dims()[axis]).sum();
-    macro_rules! cat {
-        ($variant:ident) => {{
-            let cows: Vec<_> = parts
-                .iter()
-                .map(|p| match p.raw_data() {
-                    CpuData::$variant(v) => Ok(contiguous_cow(v, p.layout())),
-                    other => Err(Error::invalid(
-                        "concat",
-                        format!("dtypes differ: {} and {}", parts[0].dtype(), other.dtype()),
-                    )),
-                })
-                .collect::<Result<_>>()?;
-            let refs: Vec<(&[_], usize)> = cows
-                .iter()
-                .zip(parts)
-                .map(|(c, p)| (c.as_ref(), p.dims()[axis]))
-                .collect();
-            CpuData::$variant(layout::concat(&refs, outer, inner))
-        }};
-    }
-    let data = match parts[0].raw_data() {
-        CpuData::F32(_) => cat!(F32),
-        CpuData::F64(_) => cat!(F64),
-        CpuData::I64(_) => cat!(I64),
-        CpuData::Bool(_) => cat!(Bool),
-    };
-    Ok(Tensor::from_cpu(data, shape))
-}
-
-impl Op for Concat {
-    fn name(&self) -> &'static str {
-        "concat"
-    }
-    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
-        Ok(Forward::new(concat_data(inputs, self.axis)?, vec![]))
-    }
-    /// Each input's gradient is its slice of the output's gradient.
-    fn backward(&self, _: &[Tensor], g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let mut start = 0;
-        let mut out = Vec::with_capacity(self.sizes.len());
-        for (&len, &need) in self.sizes.iter().zip(needs) {
-            out.push(if need {
-                Some(
-                    g.try_narrow(self.axis as isize, start, len)?
-                        .try_contiguous()?,
-                )
-            } else {
-                None
-            });
-            start += len;
-        }
-        Ok(out)
     }
 }
 
@@ -429,68 +361,6 @@ impl Tensor {
             return Ok(self.clone());
         }
         apply(Contiguous, &[self])
-    }
-
-    pub fn try_concat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
-        let first = tensors
-            .first()
-            .ok_or_else(|| Error::invalid("concat", "no tensors given"))?;
-        let a = first.shape().axis("concat", axis)?;
-        for t in &tensors[1..] {
-            let same_rank = t.rank() == first.rank();
-            if !same_rank
-                || t.dims()
-                    .iter()
-                    .zip(first.dims())
-                    .enumerate()
-                    .any(|(i, (x, y))| i != a && x != y)
-            {
-                return Err(Error::mismatch(
-                    "concat",
-                    first.shape(),
-                    t.shape(),
-                    format!("all dims but {a} must match"),
-                ));
-            }
-            super::same_kind("concat", first, t)?;
-        }
-        let sizes = tensors.iter().map(|t| t.dims()[a]).collect();
-        apply(Concat { axis: a, sizes }, tensors)
-    }
-    /// Stacks equally shaped tensors along a new dimension `axis`.
-    pub fn try_stack(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
-        let first = tensors
-            .first()
-            .ok_or_else(|| Error::invalid("stack", "no tensors given"))?;
-        for t in &tensors[1..] {
-            if t.shape() != first.shape() {
-                return Err(Error::mismatch(
-                    "stack",
-                    first.shape(),
-                    t.shape(),
-                    "all tensors must have the same shape",
-                ));
-            }
-        }
-        let parts: Vec<Tensor> = tensors
-            .iter()
-            .map(|t| t.try_unsqueeze(axis))
-            .collect::<Result<_>>()?;
-        let refs: Vec<&Tensor> = parts.iter().collect();
-        let axis = if axis < 0 {
-            axis + first.rank() as isize + 1
-        } else {
-            axis
-        };
-        Tensor::try_concat(&refs, axis)
-    }
-    #[track_caller]
-    pub fn concat(tensors: &[&Tensor], axis: isize) -> Tensor {
-        Tensor::try_concat(tensors, axis).or_panic()
-    }
-    #[track_caller]
-    pub fn stack(tensors: &[&Tensor], axis: isize) -> Tensor {
-        Tensor::try_stack(tensors, axis).or_panic()
     }
 
     panicking!(
