@@ -192,3 +192,38 @@ fn gradients_keep_dtype_and_shape_of_leaves() {
     assert_eq!(g.get(&b).unwrap().dims(), &[3]);
     assert_eq!(g.get(&w).unwrap().dtype(), DType::F32);
 }
+
+/// Graphs built and dropped without a backward (a metric computed outside `no_grad`) are
+/// freed, while graphs still held, even through a dropped intermediate, survive.
+#[test]
+fn abandoned_graphs_are_freed_and_held_ones_survive() {
+    clear_tape();
+    let w = t64(&[0.5, -1.0, 2.0], &[3]);
+    // Held: y depends on h, and h itself is dropped before the sweeps.
+    let h = w.exp();
+    let y = h.mul_scalar(2.0).sum();
+    drop(h);
+    let before = cpu_memory_in_use();
+    for _ in 0..5000 {
+        let metric = w.square().tanh().sum();
+        let _ = metric.item();
+    }
+    assert!(
+        tape_len() < 2100,
+        "tape holds {} nodes after 5000 abandoned graphs",
+        tape_len()
+    );
+    let after = cpu_memory_in_use();
+    assert!(
+        after < before + 1_000_000,
+        "memory grew from {before} to {after} bytes"
+    );
+    let g = y.backward();
+    let want: Vec<f64> = [0.5f64, -1.0, 2.0].iter().map(|v| 2.0 * v.exp()).collect();
+    assert_eq!(g.get(&w).unwrap().to_vec::<f64>(), want);
+    assert_eq!(
+        tape_len(),
+        0,
+        "after the held graph's backward nothing is left"
+    );
+}

@@ -10,12 +10,19 @@
 //! It returns a fresh [`Gradients`] store, so calling it twice never double-counts, and it frees
 //! the nodes it walked, like PyTorch without `retain_graph`. Gradients are first-order only:
 //! backward runs with recording switched off.
+//!
+//! A graph that is built and then dropped without a backward (a metric computed outside
+//! `no_grad`) must not stay on the tape forever. Each node holds a weak reference to its output,
+//! and `sweep` frees every node whose output is gone and that no live later node consumes: one
+//! pass in reverse order, the same order backward uses. It runs after each backward and when
+//! the tape has doubled since the last sweep.
 
 use super::{Gradients, Op};
 use crate::error::{Error, Result};
-use crate::tensor::{GradMeta, Shape, Tensor, TensorId};
+use crate::tensor::{GradMeta, Inner, Shape, Tensor, TensorId};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
+use std::sync::{Arc, Weak};
 
 /// Where a recorded tensor's node sits on this thread's tape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,14 +47,22 @@ struct Node {
     saved: Vec<Tensor>,
     inputs: SmallVec<[Input; 3]>,
     output: TensorId,
+    /// Alive while the user still holds the output tensor (or a clone of it).
+    output_alive: Weak<Inner>,
     retain_output_grad: bool,
 }
 
 #[derive(Default)]
 struct Tape {
-    nodes: Vec<Option<Node>>,
+    /// Boxed, so that a freed slot (kept until the tape empties, since nodes are addressed by
+    /// index) costs 8 bytes.
+    nodes: Vec<Option<Box<Node>>>,
     epoch: u64,
+    /// Sweep when the tape reaches this many entries.
+    next_sweep: usize,
 }
+
+const MIN_SWEEP: usize = 1024;
 
 thread_local! {
     static TAPE: RefCell<Tape> = RefCell::new(Tape::default());
@@ -76,7 +91,7 @@ pub fn tape_len() -> usize {
     TAPE.with(|t| t.borrow().nodes.iter().filter(|n| n.is_some()).count())
 }
 
-/// Drops every recorded node: for graphs that were built but will never be differentiated.
+/// Drops every recorded node at once, including graphs whose tensors are still held.
 pub fn clear_tape() {
     TAPE.with(|t| {
         let mut t = t.borrow_mut();
@@ -104,21 +119,66 @@ pub(crate) fn record(
             },
         })
         .collect();
+    let (index, epoch) = TAPE.with(|t| {
+        let t = t.borrow();
+        (t.nodes.len(), t.epoch)
+    });
+    let output = output.with_grad_meta(GradMeta::Node(NodeRef { index, epoch }));
+    let node = Node {
+        op,
+        saved,
+        inputs,
+        output: output.id(),
+        output_alive: Arc::downgrade(&output.0),
+        retain_output_grad: false,
+    };
+    let due = TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        t.nodes.push(Some(Box::new(node)));
+        t.nodes.len() >= t.next_sweep.max(MIN_SWEEP)
+    });
+    if due {
+        sweep();
+    }
+    output
+}
+
+/// Frees the nodes no backward can reach any more (see the module comment), then empties the
+/// tape if nothing is left on it.
+fn sweep() {
+    let n = TAPE.with(|t| t.borrow().nodes.len());
+    // needed[i]: a live node later on the tape consumes node i's output.
+    let mut needed = vec![false; n];
+    for i in (0..n).rev() {
+        let freed = TAPE.with(|t| {
+            let mut t = t.borrow_mut();
+            let epoch = t.epoch;
+            let node = t.nodes[i].as_ref()?;
+            if node.output_alive.strong_count() == 0 && !needed[i] {
+                return t.nodes[i].take();
+            }
+            for r in node.inputs.iter().filter_map(|inp| inp.node) {
+                if r.epoch == epoch && r.index < n {
+                    needed[r.index] = true;
+                }
+            }
+            None
+        });
+        // Dropped outside the borrow: its saved tensors may be the last holders of earlier
+        // outputs, which then become free in this same pass.
+        drop(freed);
+    }
     TAPE.with(|t| {
         let mut t = t.borrow_mut();
-        let node_ref = NodeRef {
-            index: t.nodes.len(),
-            epoch: t.epoch,
-        };
-        t.nodes.push(Some(Node {
-            op,
-            saved,
-            inputs,
-            output: output.id(),
-            retain_output_grad: false,
-        }));
-        output.with_grad_meta(GradMeta::Node(node_ref))
-    })
+        let live = t.nodes.iter().filter(|n| n.is_some()).count();
+        if live == 0 {
+            t.nodes.clear();
+            t.epoch += 1;
+        }
+        // Next sweep after as many new nodes as are live now (at least MIN_SWEEP): garbage stays
+        // bounded, and the sweep's cost is spread over the nodes recorded in between.
+        t.next_sweep = t.nodes.len() + live.max(MIN_SWEEP);
+    });
 }
 
 /// Asks `backward` to keep the gradient of the tensor produced by node `r`.
@@ -140,7 +200,7 @@ fn is_live(r: NodeRef) -> bool {
     })
 }
 
-fn take_node(index: usize) -> Option<Node> {
+fn take_node(index: usize) -> Option<Box<Node>> {
     TAPE.with(|t| t.borrow_mut().nodes[index].take())
 }
 
@@ -220,13 +280,7 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
         }
         Ok(())
     })?;
-    TAPE.with(|t| {
-        let mut t = t.borrow_mut();
-        if t.nodes.iter().all(|n| n.is_none()) {
-            t.nodes.clear();
-            t.epoch += 1;
-        }
-    });
+    sweep();
     Ok(grads)
 }
 
