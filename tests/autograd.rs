@@ -227,3 +227,26 @@ fn abandoned_graphs_are_freed_and_held_ones_survive() {
         "after the held graph's backward nothing is left"
     );
 }
+
+/// An op whose forward returns its input unchanged still gets a node of its own.
+struct Identity;
+impl Op for Identity {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        Ok(Forward::new(inputs[0].clone(), vec![]))
+    }
+    fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.mul_scalar(3.0))])
+    }
+}
+
+#[test]
+fn identity_op_output_has_its_own_identity() {
+    let x = t64(&[1.0, 2.0], &[2]);
+    let y = apply(Identity, &[&x]).unwrap();
+    assert_ne!(y.id(), x.id());
+    let g = y.sum().backward();
+    assert_eq!(g.get(&x).unwrap().to_vec::<f64>(), vec![3.0, 3.0]);
+}

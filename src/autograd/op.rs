@@ -40,9 +40,14 @@ pub trait Op: 'static {
 /// Runs `op` on `inputs` and, when recording and some input requires grad, puts it on the tape.
 pub fn apply(op: impl Op, inputs: &[&Tensor]) -> Result<Tensor> {
     let track = tape::is_recording() && inputs.iter().any(|t| t.requires_grad());
-    let Forward { output, saved } = tape::no_grad(|| op.forward(inputs))?;
+    let Forward { mut output, saved } = tape::no_grad(|| op.forward(inputs))?;
     if !track {
         return Ok(output);
+    }
+    // A forward may hand back an input as is (an identity op); the output still needs an
+    // identity of its own, since gradients are stored by tensor id.
+    if inputs.iter().any(|t| t.id() == output.id()) {
+        output = output.view_with(output.layout().clone());
     }
     Ok(tape::record(Box::new(op), inputs, saved, output))
 }
