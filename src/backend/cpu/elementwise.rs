@@ -14,7 +14,7 @@ const CHUNK: usize = 1 << 13;
 /// A new vector of `n` elements written by `fill(start, chunk)` over disjoint chunks (in
 /// parallel when large), without zeroing it first: zeroing is a full extra pass over memory,
 /// which costs as much as a cheap op itself. `fill` must write every element of its chunk.
-pub fn filled_vec<U: Copy + Send + Sync + 'static>(
+pub(crate) fn filled_vec<U: Copy + Send + Sync + 'static>(
     n: usize,
     chunk: usize,
     fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync,
