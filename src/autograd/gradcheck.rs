@@ -86,8 +86,7 @@ pub fn gradcheck(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     let out = f(inputs)?;
     let r: Vec<f64> = (0..out.numel()).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let r = Tensor::from_vec(r, out.shape().clone());
-    let grads = out.try_backward_with(&r)?;
+    let grads = out.try_backward_with(&Tensor::from_vec(r.clone(), out.shape().clone()))?;
 
     // L(x) with input `which` replaced by `x`, computed without recording.
     let contracted = |which: usize, x: Tensor| -> Result<f64> {
@@ -96,7 +95,6 @@ pub fn gradcheck(
             xs[which] = x;
             let y = f(&xs)?;
             let y: Vec<f64> = y.to_vec();
-            let r: Vec<f64> = r.to_vec();
             Ok(y.iter().zip(&r).map(|(a, b)| a * b).sum())
         })
     };

@@ -154,14 +154,10 @@ impl Op for Where {
         let shape = self.cond.shape().clone();
         let c = self.cond.bool_slice("where")?;
         let out = with_float!("where", a.dtype(), |T| {
-            let av = a
-                .broadcast_view(&shape)
-                .float_slice::<T>("where")?
-                .into_owned();
-            let bv = b
-                .broadcast_view(&shape)
-                .float_slice::<T>("where")?
-                .into_owned();
+            // Inputs already of the output's shape are read in place; broadcast ones are gathered.
+            let (va, vb) = (a.broadcast_view(&shape), b.broadcast_view(&shape));
+            let av = va.float_slice::<T>("where")?;
+            let bv = vb.float_slice::<T>("where")?;
             Ok(from_float(select(&c, &av, &bv), shape.clone()))
         })?;
         Ok(Forward::new(out, vec![]))

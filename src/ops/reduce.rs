@@ -58,13 +58,21 @@ impl Op for Reduce {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
         let x = inputs[0];
         let out = with_float!(self.name(), x.dtype(), |T| {
-            let mut data = x.float_slice::<T>(self.name())?.into_owned();
+            let xs = x.float_slice::<T>(self.name())?;
             let mut dims: Vec<usize> = x.dims().to_vec();
-            // Highest axis first, so the lower axes keep their positions.
+            // Highest axis first, so the lower axes keep their positions. The first reduction
+            // reads the input in place; later ones read the previous result.
+            let mut data: Option<Vec<T>> = None;
             for &a in self.axes.iter().rev() {
-                data = reduce_axis(&data, &dims, a, self.kind);
+                data = Some(reduce_axis(
+                    data.as_deref().unwrap_or(&xs),
+                    &dims,
+                    a,
+                    self.kind,
+                ));
                 dims[a] = 1;
             }
+            let data = data.unwrap_or_else(|| xs.into_owned());
             Ok(from_float(data, self.out_shape()))
         })?;
         let saved = match self.kind {

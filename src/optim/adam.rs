@@ -105,7 +105,7 @@ impl Optimizer for Adam {
             });
             s.step += 1;
             with_float!("Adam", p.dtype(), |T| {
-                let gs = g.float_slice::<T>("Adam")?.into_owned();
+                let gs = g.float_slice::<T>("Adam")?;
                 let ps = T::slice_of_mut(p.cpu_data_mut()).expect("dtype checked");
                 let m =
                     T::slice_of_mut(s.exp_avg.cpu_data_mut()).expect("same dtype as the parameter");
@@ -148,13 +148,7 @@ impl Optimizer for Adam {
     }
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         expect_kind(state, self.kind())?;
-        let h = |k: &str| {
-            state
-                .hyper
-                .get(k)
-                .copied()
-                .ok_or_else(|| Error::invalid("load_state", format!("adam state lacks {k:?}")))
-        };
+        let h = |k: &str| state.hyper_value(k);
         self.config = AdamConfig {
             lr: h("lr")?,
             betas: (h("beta1")?, h("beta2")?),

@@ -7,8 +7,10 @@ use crate::nn::Module;
 /// `max_norm`; returns the norm before clipping. Like PyTorch, the scale is
 /// `max_norm / (norm + 1e-6)`, applied only when it is below 1.
 pub fn clip_grad_norm(model: &dyn Module, grads: &mut Gradients, max_norm: f64) -> f64 {
-    let mut ids = Vec::new();
-    model.visit_params("", &mut |_, p| ids.push(p.id()));
+    let mut ids = std::collections::HashSet::new();
+    model.visit_params("", &mut |_, p| {
+        ids.insert(p.id());
+    });
     let mut sq = 0.0;
     for id in &ids {
         if let Some(g) = grads.get_by_id(*id) {

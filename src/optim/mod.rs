@@ -28,6 +28,15 @@ pub struct OptimizerState {
     pub tensors: Vec<(String, Tensor)>,
 }
 
+impl OptimizerState {
+    /// A saved hyper-parameter, or an error naming the optimizer and the missing key.
+    pub fn hyper_value(&self, key: &str) -> Result<f64> {
+        self.hyper.get(key).copied().ok_or_else(|| {
+            Error::invalid("load_state", format!("{} state lacks {key:?}", self.kind))
+        })
+    }
+}
+
 pub trait Optimizer {
     /// Updates every parameter of `model` that has a gradient in `grads`, in place.
     fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()>;

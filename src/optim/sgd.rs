@@ -64,7 +64,7 @@ impl Optimizer for Sgd {
         let bufs = &mut self.momentum;
         for_each_param_with_grad("Sgd", model, grads, |name, p, g| {
             with_float!("Sgd", p.dtype(), |T| {
-                let gs = g.float_slice::<T>("Sgd")?.into_owned();
+                let gs = g.float_slice::<T>("Sgd")?;
                 let first = c.momentum != 0.0 && !bufs.contains_key(name);
                 let buf = if c.momentum != 0.0 {
                     Some(
@@ -114,13 +114,7 @@ impl Optimizer for Sgd {
     }
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         expect_kind(state, "sgd")?;
-        let h = |k: &str| {
-            state
-                .hyper
-                .get(k)
-                .copied()
-                .ok_or_else(|| Error::invalid("load_state", format!("sgd state lacks {k:?}")))
-        };
+        let h = |k: &str| state.hyper_value(k);
         self.config = SgdConfig {
             lr: h("lr")?,
             momentum: h("momentum")?,

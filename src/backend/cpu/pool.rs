@@ -8,7 +8,7 @@
 //! PyTorch's CUDA caching allocator does the same for GPU memory.
 
 use crate::tensor::CpuData;
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -37,12 +37,11 @@ fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
 pub fn take<U: 'static>(n: usize) -> Vec<U> {
     if n >= MIN_ELEMS {
         let cached: Option<Box<dyn Any>> = with_pool(|p| {
-            let any: &dyn Any = &std::marker::PhantomData::<U>;
-            if any.is::<std::marker::PhantomData<f32>>() {
+            if TypeId::of::<U>() == TypeId::of::<f32>() {
                 let v = p.f32.get_mut(&n).and_then(|b| b.pop())?;
                 p.bytes -= n * 4;
                 Some(Box::new(v) as Box<dyn Any>)
-            } else if any.is::<std::marker::PhantomData<f64>>() {
+            } else if TypeId::of::<U>() == TypeId::of::<f64>() {
                 let v = p.f64.get_mut(&n).and_then(|b| b.pop())?;
                 p.bytes -= n * 8;
                 Some(Box::new(v) as Box<dyn Any>)
