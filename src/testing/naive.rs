@@ -264,3 +264,64 @@ pub fn cross_entropy(logits: &Array, target: &Array, ignore: Option<i64>, smooth
     }
     total / count.max(1) as f64
 }
+
+/// The layout and options of a dense ContextPool reference (see [`context_pool`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DensePool {
+    /// Tokens on an `h × w` grid; a sequence is `h = 1`.
+    pub h: usize,
+    pub w: usize,
+    pub stride: usize,
+    pub radius: usize,
+    pub causal: bool,
+    pub s_min: f64,
+    pub s_max: f64,
+    pub normalize: bool,
+    pub eps: f64,
+}
+
+/// ContextPool written straight from the spec with the full n_out × n_in matrix of weights:
+/// inputs `[x [B, n, d], a [d], a0 [1], b [d], b0 [1]]`. O(n²): for tests only.
+pub fn context_pool(inputs: &[Array], c: DensePool) -> Array {
+    let (x, a, a0, b, b0) = (
+        &inputs[0],
+        &inputs[1],
+        inputs[2].data[0],
+        &inputs[3],
+        inputs[4].data[0],
+    );
+    let (bsz, n, d) = (x.shape[0], x.shape[1], x.shape[2]);
+    assert_eq!(n, c.h * c.w);
+    let (ho, wo) = (c.h / c.stride, c.w / c.stride);
+    let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+    let feat = |bt: usize, j: usize| &x.data[(bt * n + j) * d..(bt * n + j + 1) * d];
+    let lin = |v: &[f64], wts: &Array, bias: f64| -> f64 {
+        v.iter().zip(&wts.data).map(|(p, q)| p * q).sum::<f64>() + bias
+    };
+    let mut out = vec![0.0; bsz * ho * wo * d];
+    for bt in 0..bsz {
+        for o in 0..ho * wo {
+            let (ri, ci) = (c.stride * (o / wo), c.stride * (o % wo));
+            let centre = ri * c.w + ci;
+            let s = c.s_min + (c.s_max - c.s_min) * sigmoid(lin(feat(bt, centre), b, b0));
+            let mut u = vec![0.0; n];
+            for (j, uj) in u.iter_mut().enumerate() {
+                let (rj, cj) = (j / c.w, j % c.w);
+                let (dr, dc) = (ri as f64 - rj as f64, ci as f64 - cj as f64);
+                let inside = dr.abs() <= c.radius as f64
+                    && dc.abs() <= c.radius as f64
+                    && (!c.causal || j <= centre);
+                if inside {
+                    let wj = sigmoid(lin(feat(bt, j), a, a0));
+                    *uj = wj * (-(dr * dr + dc * dc) / (2.0 * s * s)).exp();
+                }
+            }
+            let z: f64 = if c.normalize { u.iter().sum() } else { 1.0 };
+            for k in 0..d {
+                let num: f64 = (0..n).map(|j| u[j] * feat(bt, j)[k]).sum();
+                out[(bt * ho * wo + o) * d + k] = num / (z + c.eps);
+            }
+        }
+    }
+    Array::new(&[bsz, ho * wo, d], out)
+}

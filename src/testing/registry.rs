@@ -6,6 +6,7 @@
 use super::naive::{self, Array};
 use super::Tolerance;
 use crate::error::Result;
+use crate::nn::{try_context_pool_1d, try_context_pool_2d, ContextPoolOptions};
 use crate::ops::CrossEntropyOptions;
 use crate::tensor::{DType, Tensor};
 use rand::{Rng, SeedableRng};
@@ -550,5 +551,92 @@ pub fn registry() -> Vec<OpCase> {
                 Array::new(&[], vec![v])
             },
         ),
+        // ----- layers (fused ops with hand-written backward passes) -----
+        case(
+            "context_pool_1d",
+            pool_inputs(&[2, 7, 3]),
+            |x| {
+                try_context_pool_1d(
+                    &x[0],
+                    &x[1],
+                    &x[2],
+                    &x[3],
+                    &x[4],
+                    &ContextPoolOptions::default(),
+                )
+            },
+            |a| naive::context_pool(a, dense(1, 7, 1, ContextPoolOptions::default())),
+        ),
+        case(
+            "context_pool_1d_causal_window",
+            pool_inputs(&[2, 9, 4]),
+            |x| try_context_pool_1d(&x[0], &x[1], &x[2], &x[3], &x[4], &POOL_CAUSAL),
+            |a| naive::context_pool(a, dense(1, 9, 1, POOL_CAUSAL)),
+        ),
+        case(
+            "context_pool_1d_unnormalized",
+            pool_inputs(&[1, 8, 3]),
+            |x| try_context_pool_1d(&x[0], &x[1], &x[2], &x[3], &x[4], &POOL_UNNORMALIZED),
+            |a| naive::context_pool(a, dense(1, 8, 1, POOL_UNNORMALIZED)),
+        ),
+        case(
+            "context_pool_2d",
+            pool_inputs(&[2, 12, 3]),
+            |x| try_context_pool_2d(&x[0], &x[1], &x[2], &x[3], &x[4], (3, 4), 1, &POOL_GRID),
+            |a| naive::context_pool(a, dense(3, 4, 1, POOL_GRID)),
+        ),
+        case(
+            "context_pool_2d_stride2",
+            pool_inputs(&[2, 30, 2]),
+            |x| try_context_pool_2d(&x[0], &x[1], &x[2], &x[3], &x[4], (5, 6), 2, &POOL_GRID),
+            |a| naive::context_pool(a, dense(5, 6, 2, POOL_GRID)),
+        ),
     ]
+}
+
+/// ContextPool's inputs: tokens `[B, n, d]` and the two predictors (`[1, d]` weights, `[1]`
+/// biases) drawn in ±2 so that weights and sizes spread over their whole range.
+fn pool_inputs(x: &[usize]) -> Vec<InputSpec> {
+    let d = x[2];
+    vec![f(x), f(&[1, d]), f(&[1]), f(&[1, d]), f(&[1])]
+}
+
+/// A window smaller than the sequence, so that the mask's edges are exercised.
+const POOL_CAUSAL: ContextPoolOptions = ContextPoolOptions {
+    s_min: 0.5,
+    s_max: 3.0,
+    radius: Some(2),
+    causal: true,
+    normalize: true,
+    eps: 1e-6,
+};
+const POOL_UNNORMALIZED: ContextPoolOptions = ContextPoolOptions {
+    s_min: 0.5,
+    s_max: 4.0,
+    radius: Some(3),
+    causal: false,
+    normalize: false,
+    eps: 1e-6,
+};
+const POOL_GRID: ContextPoolOptions = ContextPoolOptions {
+    s_min: 0.5,
+    s_max: 2.0,
+    radius: Some(1),
+    causal: false,
+    normalize: true,
+    eps: 1e-6,
+};
+
+fn dense(h: usize, w: usize, stride: usize, o: ContextPoolOptions) -> naive::DensePool {
+    naive::DensePool {
+        h,
+        w,
+        stride,
+        radius: o.radius(),
+        causal: o.causal,
+        s_min: o.s_min,
+        s_max: o.s_max,
+        normalize: o.normalize,
+        eps: o.eps,
+    }
 }
