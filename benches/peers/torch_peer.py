@@ -38,7 +38,10 @@ def workloads():
         xg.grad = wg.grad = bg.grad = None
         chain(xg, wg, bg).backward(g)
 
+    pool = {n: context_pool_case(n) for n in (256, 1024, 4096)}
+
     return {
+        **{f"context_pool_f32/fwd_bwd_n{n}": (fn, False) for n, fn in pool.items()},
         "matmul_f32/1024": (lambda: a @ b, True),
         "softmax_f32/fwd_16384x256": (lambda: torch.softmax(s, -1), True),
         "softmax_f32/fwd_bwd_16384x256": (softmax_fwd_bwd, False),
@@ -46,6 +49,36 @@ def workloads():
         "elementwise_f32/gelu_chain_4096x512": (lambda: chain(x, w, bias), True),
         "elementwise_f32/gelu_chain_fwd_bwd_4096x512": (chain_fwd_bwd, False),
     }
+
+
+def context_pool(x, a, a0, b, b0, s_min=0.5, s_max=8.0, radius=24, eps=1e-6):
+    """ContextPool (shared/specs/contextpool.md, 1-D, normalised, not causal) written the way
+    one writes it in eager PyTorch: with the dense n x n matrix of pooling weights."""
+    n = x.shape[1]
+    w = torch.sigmoid(x @ a + a0)                                   # [B, n]
+    s = s_min + (s_max - s_min) * torch.sigmoid(x @ b + b0)         # [B, n]
+    pos = torch.arange(n, dtype=x.dtype)
+    dist2 = (pos[:, None] - pos[None, :]) ** 2                      # [n, n]
+    mask = (dist2 <= radius * radius).to(x.dtype)
+    g = torch.exp(-dist2 / (2 * s[:, :, None] ** 2)) * mask         # [B, n, n]
+    u = g * w[:, None, :]
+    z = u.sum(-1, keepdim=True)
+    return (u @ x) / (z + eps)
+
+
+def context_pool_case(n):
+    x = torch.randn(16, n, 128).requires_grad_()
+    g = torch.randn(16, n, 128)
+    a = (0.1 * torch.randn(128)).requires_grad_()
+    b = (0.3 * torch.randn(128)).requires_grad_()
+    a0 = torch.zeros(()).requires_grad_()
+    b0 = torch.zeros(()).requires_grad_()
+
+    def fwd_bwd():
+        for t in (x, a, b, a0, b0):
+            t.grad = None
+        context_pool(x, a, a0, b, b0).backward(g)
+    return fwd_bwd
 
 
 def median_ms(fn, no_grad, reps, min_seconds):

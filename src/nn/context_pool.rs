@@ -21,10 +21,10 @@
 
 use super::{child_name, Linear, Module};
 use crate::autograd::{apply, Forward, Op};
-use crate::backend::cpu::context_pool::{self as kernel, Geometry, Params, PoolForward};
+use crate::backend::cpu::context_pool::{self as kernel, Geometry, Params, Saved};
 use crate::error::{Error, OrPanic, Result};
 use crate::ops::{from_float, same_kind, with_float};
-use crate::tensor::Tensor;
+use crate::tensor::{Float, Tensor};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -80,7 +80,7 @@ impl ContextPoolOptions {
                 ),
             ));
         }
-        if !(self.eps >= 0.0) {
+        if self.eps.is_nan() || self.eps < 0.0 {
             return Err(Error::invalid(
                 op,
                 format!("eps = {} must be >= 0", self.eps),
@@ -163,17 +163,19 @@ impl Op for ContextPoolOp {
         let g = g.try_contiguous()?;
         let (batch, d) = (x.dims()[0], x.dims()[2]);
         with_float!("context_pool", x.dtype(), |T| {
-            let sl = |t: &Tensor| -> Result<Vec<T>> {
-                Ok(t.float_slice::<T>("context_pool")?.into_owned())
+            fn sl<T: Float>(t: &Tensor) -> Result<std::borrow::Cow<'_, [T]>> {
+                t.float_slice::<T>("context_pool")
+            }
+            let (xs, ys, ws, ss, ds) = (sl(x)?, sl(y)?, sl(w)?, sl(s)?, sl(denom)?);
+            let saved = Saved {
+                x: &xs,
+                y: &ys,
+                w: &ws,
+                s: &ss,
+                denom: &ds,
             };
-            let fwd = PoolForward {
-                y: sl(y)?,
-                w: sl(w)?,
-                s: sl(s)?,
-                denom: sl(denom)?,
-            };
-            let (xs, av, bv, gs) = (sl(x)?, sl(a)?, sl(b)?, sl(&g)?);
-            let gr = kernel::backward(&xs, batch, d, self.geo, self.params, &av, &bv, &fwd, &gs);
+            let (av, bv, gs) = (sl(a)?, sl(b)?, sl(&g)?);
+            let gr = kernel::backward(saved, batch, d, self.geo, self.params, &av, &bv, &gs);
             Ok(vec![
                 Some(from_float(gr.dx, x.shape().clone())),
                 Some(from_float(gr.da, a.shape().clone())),
