@@ -2,15 +2,26 @@
 //! `forward` method, and implements [`Module`] so that optimizers and checkpoints can find
 //! its parameters by their PyTorch-style dotted names.
 
+mod attention;
 mod context_pool;
+mod embedding;
 mod functional;
+mod layer_norm;
 mod linear;
 mod module;
+mod multihead;
 
+pub use attention::{
+    causal_mask, lens_mask, scaled_dot_product_attention, try_scaled_dot_product_attention,
+    AdditiveAttention, SdpaOptions,
+};
 pub use context_pool::{
     try_context_pool_1d, try_context_pool_2d, ContextPool, ContextPool2d, ContextPoolOptions,
     PoolStats,
 };
+pub use embedding::Embedding;
 pub use functional::dropout;
+pub use layer_norm::{try_layer_norm, LayerNorm};
 pub use linear::Linear;
 pub use module::{child_name, Module};
+pub use multihead::{KvCache, MhaOptions, MultiheadAttention};

@@ -325,3 +325,73 @@ pub fn context_pool(inputs: &[Array], c: DensePool) -> Array {
     }
     Array::new(&[bsz, ho * wo, d], out)
 }
+
+/// Layer norm over the last `row` elements: inputs `[x, γ?, β?]` (γ, β with `row` elements).
+pub fn layer_norm(inputs: &[Array], row: usize, eps: f64) -> Array {
+    let x = &inputs[0];
+    let mut out = Vec::with_capacity(x.data.len());
+    for r in x.data.chunks(row) {
+        let mean = r.iter().sum::<f64>() / row as f64;
+        let var = r.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / row as f64;
+        for (k, v) in r.iter().enumerate() {
+            let mut h = (v - mean) / (var + eps).sqrt();
+            if let Some(g) = inputs.get(1) {
+                h *= g.data[k];
+            }
+            if let Some(b) = inputs.get(2) {
+                h += b.data[k];
+            }
+            out.push(h);
+        }
+    }
+    Array::new(&x.shape, out)
+}
+
+/// Scaled dot-product attention: inputs `[q [.., L, E], k [.., S, E], v [.., S, Ev]]` with
+/// the same leading dims, an optional keep-mask (`keep`, 1 = attend, `[L, S]`) and additive
+/// mask (`add`, `[L, S]`), and causal masking. A row with nothing to attend to is zero.
+pub fn sdpa(inputs: &[Array], keep: Option<&Array>, add: Option<&Array>, causal: bool) -> Array {
+    let (q, k, v) = (&inputs[0], &inputs[1], &inputs[2]);
+    let r = q.shape.len();
+    let (l, e) = (q.shape[r - 2], q.shape[r - 1]);
+    let (s, ev) = (k.shape[r - 2], v.shape[r - 1]);
+    let batches = q.data.len() / (l * e);
+    let scale = 1.0 / (e as f64).sqrt();
+    let mut out = Vec::with_capacity(batches * l * ev);
+    for b in 0..batches {
+        for i in 0..l {
+            let mut scores = vec![f64::NEG_INFINITY; s];
+            for (j, sc) in scores.iter_mut().enumerate() {
+                let allowed = keep.is_none_or(|m| m.data[i * s + j] != 0.0) && (!causal || j <= i);
+                if allowed {
+                    let dot: f64 = (0..e)
+                        .map(|c| q.data[(b * l + i) * e + c] * k.data[(b * s + j) * e + c])
+                        .sum();
+                    *sc = dot * scale + add.map_or(0.0, |a| a.data[i * s + j]);
+                }
+            }
+            let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let w: Vec<f64> = scores
+                .iter()
+                .map(|&x| {
+                    if m == f64::NEG_INFINITY {
+                        0.0
+                    } else {
+                        (x - m).exp()
+                    }
+                })
+                .collect();
+            let z: f64 = w.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+            for c in 0..ev {
+                out.push(
+                    (0..s)
+                        .map(|j| w[j] / z * v.data[(b * s + j) * ev + c])
+                        .sum(),
+                );
+            }
+        }
+    }
+    let mut shape = q.shape.clone();
+    shape[r - 1] = ev;
+    Array::new(&shape, out)
+}

@@ -6,7 +6,10 @@
 use super::naive::{self, Array};
 use super::Tolerance;
 use crate::error::Result;
-use crate::nn::{try_context_pool_1d, try_context_pool_2d, ContextPoolOptions};
+use crate::nn::{
+    try_context_pool_1d, try_context_pool_2d, try_layer_norm, try_scaled_dot_product_attention,
+    ContextPoolOptions, SdpaOptions,
+};
 use crate::ops::CrossEntropyOptions;
 use crate::tensor::{DType, Tensor};
 use rand::{Rng, SeedableRng};
@@ -552,6 +555,66 @@ pub fn registry() -> Vec<OpCase> {
             },
         ),
         // ----- layers (fused ops with hand-written backward passes) -----
+        case(
+            "sdpa",
+            vec![f(&[2, 3, 4]), f(&[2, 5, 4]), f(&[2, 5, 3])],
+            |x| try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &SdpaOptions::default()),
+            |a| naive::sdpa(a, None, None, false),
+        ),
+        case(
+            "sdpa_causal_heads",
+            vec![f(&[2, 2, 4, 3]), f(&[2, 2, 4, 3]), f(&[2, 2, 4, 5])],
+            |x| {
+                let opts = SdpaOptions {
+                    is_causal: true,
+                    ..Default::default()
+                };
+                try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
+            },
+            |a| naive::sdpa(a, None, None, true),
+        ),
+        case(
+            "sdpa_bool_mask",
+            vec![f(&[2, 3, 4]), f(&[2, 5, 4]), f(&[2, 5, 2]), mask(&[3, 5])],
+            |x| {
+                let opts = SdpaOptions {
+                    attn_mask: Some(x[3].clone()),
+                    ..Default::default()
+                };
+                try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
+            },
+            |a| naive::sdpa(a, Some(&a[3]), None, false),
+        ),
+        case(
+            "sdpa_float_mask",
+            vec![f(&[2, 3, 4]), f(&[2, 5, 4]), f(&[2, 5, 2]), f(&[3, 5])],
+            |x| {
+                let opts = SdpaOptions {
+                    attn_mask: Some(x[3].clone()),
+                    ..Default::default()
+                };
+                try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
+            },
+            |a| naive::sdpa(a, None, Some(&a[3]), false),
+        ),
+        case(
+            "layer_norm",
+            vec![f(&[3, 2, 5]), f(&[5]), f(&[5])],
+            |x| try_layer_norm(&x[0], &[5], Some(&x[1]), Some(&x[2]), 1e-5),
+            |a| naive::layer_norm(a, 5, 1e-5),
+        ),
+        case(
+            "layer_norm_two_dims",
+            vec![f(&[2, 3, 4]), f(&[3, 4]), f(&[3, 4])],
+            |x| try_layer_norm(&x[0], &[3, 4], Some(&x[1]), Some(&x[2]), 1e-5),
+            |a| naive::layer_norm(a, 12, 1e-5),
+        ),
+        case(
+            "layer_norm_no_affine",
+            vec![f(&[4, 7])],
+            |x| try_layer_norm(&x[0], &[7], None, None, 1e-5),
+            |a| naive::layer_norm(a, 7, 1e-5),
+        ),
         case(
             "context_pool_1d",
             pool_inputs(&[2, 7, 3]),

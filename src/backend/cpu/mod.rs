@@ -5,6 +5,7 @@
 pub mod context_pool;
 pub mod elementwise;
 pub mod fastmath;
+pub mod layer_norm;
 pub mod layout;
 pub mod matmul;
 pub mod optim;
