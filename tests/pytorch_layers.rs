@@ -1,0 +1,152 @@
+//! PyTorch compatibility: state dicts saved by PyTorch load into cubegrad's layers under the
+//! same names and give PyTorch's outputs. `fixtures/layers_reference.json` holds PyTorch's
+//! weights, inputs and outputs (made by `fixtures/make_layers_reference.py`); each test writes
+//! the weights to a safetensors file under PyTorch's names, loads it and replays the inputs.
+
+use cubegrad::io::{save_tensors, Metadata};
+use cubegrad::nn::{Embedding, LayerNorm, Linear, MhaOptions, Module, MultiheadAttention};
+use cubegrad::testing::{assert_close, Tolerance};
+use cubegrad::Tensor;
+use serde_json::Value;
+
+/// f32 against PyTorch's f32: both sum in different orders.
+const TOL: Tolerance = Tolerance {
+    rel: 1e-5,
+    abs: 1e-5,
+};
+
+fn fixture() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/layers_reference.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn shape(v: &Value) -> Vec<usize> {
+    v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect()
+}
+
+fn data(v: &Value) -> Vec<f64> {
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_f64().unwrap())
+        .collect()
+}
+
+fn float(v: &Value) -> Tensor {
+    let d: Vec<f32> = data(v).into_iter().map(|x| x as f32).collect();
+    Tensor::from_vec(d, shape(v))
+}
+
+fn boolean(v: &Value) -> Tensor {
+    let d: Vec<bool> = data(v).into_iter().map(|x| x != 0.0).collect();
+    Tensor::from_vec(d, shape(v))
+}
+
+/// Writes the fixture's state dict to a safetensors file with PyTorch's names and loads it.
+fn load_state(module: &mut dyn Module, state: &Value, file: &str) {
+    let tensors: Vec<(String, Tensor)> = state
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, v)| (name.clone(), float(v)))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("cubegrad-pt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(file);
+    save_tensors(&path, &tensors, &Metadata::new()).unwrap();
+    cubegrad::io::load_module(module, &path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn multihead_attention_with_padding_and_float_mask_matches_pytorch() {
+    let f = fixture();
+    let c = &f["mha"];
+    let mut mha = MultiheadAttention::new(6, 2, 0.0);
+    mha.eval();
+    load_state(&mut mha, &c["state"], "mha.safetensors");
+    let opts = MhaOptions {
+        key_padding_mask: Some(boolean(&c["key_padding_mask"])),
+        attn_mask: Some(float(&c["attn_mask"])),
+        ..Default::default()
+    };
+    let (o, w) = mha.forward(
+        &float(&c["query"]),
+        &float(&c["key"]),
+        &float(&c["value"]),
+        &opts,
+    );
+    assert_eq!(o.dims(), shape(&c["output"]).as_slice());
+    assert_close(&o.to_vec::<f64>(), &data(&c["output"]), TOL, "MHA output");
+    let w = w.expect("need_weights is PyTorch's default");
+    assert_eq!(w.dims(), shape(&c["weights"]).as_slice());
+    assert_close(&w.to_vec::<f64>(), &data(&c["weights"]), TOL, "MHA weights");
+}
+
+#[test]
+fn multihead_attention_with_kdim_vdim_and_bool_mask_matches_pytorch() {
+    let f = fixture();
+    let c = &f["mha_kdim_vdim"];
+    let mut mha = MultiheadAttention::with_dims(4, 2, 0.0, true, 3, 5);
+    mha.eval();
+    let names: Vec<String> = mha.parameters().into_iter().map(|(n, _)| n).collect();
+    let mut torch_names: Vec<String> = c["state"].as_object().unwrap().keys().cloned().collect();
+    torch_names.sort();
+    let mut ours = names.clone();
+    ours.sort();
+    assert_eq!(ours, torch_names);
+    load_state(&mut mha, &c["state"], "mha2.safetensors");
+    let opts = MhaOptions {
+        attn_mask: Some(boolean(&c["attn_mask"])),
+        average_attn_weights: false,
+        ..Default::default()
+    };
+    let (o, w) = mha.forward(
+        &float(&c["query"]),
+        &float(&c["key"]),
+        &float(&c["value"]),
+        &opts,
+    );
+    assert_close(&o.to_vec::<f64>(), &data(&c["output"]), TOL, "MHA output");
+    let w = w.unwrap();
+    assert_eq!(w.dims(), shape(&c["weights"]).as_slice());
+    assert_close(
+        &w.to_vec::<f64>(),
+        &data(&c["weights"]),
+        TOL,
+        "per-head weights",
+    );
+}
+
+#[test]
+fn layer_norm_linear_and_embedding_match_pytorch() {
+    let f = fixture();
+    let c = &f["layer_norm"];
+    let mut ln = LayerNorm::new(&[5]);
+    load_state(&mut ln, &c["state"], "ln.safetensors");
+    let y = ln.forward(&float(&c["input"]));
+    assert_close(&y.to_vec::<f64>(), &data(&c["output"]), TOL, "LayerNorm");
+
+    let c = &f["linear"];
+    let mut lin = Linear::new(4, 3, true);
+    load_state(&mut lin, &c["state"], "linear.safetensors");
+    let y = lin.forward(&float(&c["input"]));
+    assert_close(&y.to_vec::<f64>(), &data(&c["output"]), TOL, "Linear");
+
+    let c = &f["embedding"];
+    let mut emb = Embedding::with_padding(7, 3, 0);
+    load_state(&mut emb, &c["state"], "emb.safetensors");
+    let idx: Vec<i64> = data(&c["indices"]).into_iter().map(|x| x as i64).collect();
+    let y = emb.forward(&Tensor::from_vec(idx, shape(&c["indices"])));
+    assert_eq!(y.dims(), shape(&c["output"]).as_slice());
+    assert_close(&y.to_vec::<f64>(), &data(&c["output"]), TOL, "Embedding");
+}
