@@ -285,3 +285,35 @@ fn the_embedding_padding_row_gets_no_gradient() {
         "the padding row starts at zero"
     );
 }
+
+#[test]
+fn blocked_causal_attention_equals_an_explicit_causal_mask() {
+    // Long enough for several 64-row blocks; L ≠ S checks the top-left alignment.
+    manual_seed(26);
+    for (l, s) in [(150, 150), (130, 170)] {
+        let q = randn64(&[2, 3, l, 8]).with_grad();
+        let k = randn64(&[2, 3, s, 8]).with_grad();
+        let v = randn64(&[2, 3, s, 5]).with_grad();
+        let g = randn64(&[2, 3, l, 5]);
+        let causal = SdpaOptions {
+            is_causal: true,
+            ..Default::default()
+        };
+        let masked = SdpaOptions {
+            attn_mask: Some(cubegrad::nn::causal_mask(l, s)),
+            ..Default::default()
+        };
+        let a = scaled_dot_product_attention(&q, &k, &v, &causal);
+        let b = scaled_dot_product_attention(&q, &k, &v, &masked);
+        assert_close(&a.to_vec::<f64>(), &b.to_vec::<f64>(), Tolerance::F64, "output");
+        let (ga, gb) = (a.backward_with(&g), b.backward_with(&g));
+        for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
+            assert_close(
+                &ga.get(t).unwrap().to_vec::<f64>(),
+                &gb.get(t).unwrap().to_vec::<f64>(),
+                Tolerance::F64,
+                name,
+            );
+        }
+    }
+}

@@ -39,9 +39,11 @@ def workloads():
         chain(xg, wg, bg).backward(g)
 
     pool = {n: context_pool_case(n) for n in (256, 1024, 4096)}
+    mha = mha_case()
 
     return {
         **{f"context_pool_f32/fwd_bwd_n{n}": (fn, False) for n, fn in pool.items()},
+        "attention_f32/mha_causal_fwd_bwd_b16_n256_d128_h4": (mha, False),
         "matmul_f32/1024": (lambda: a @ b, True),
         "softmax_f32/fwd_16384x256": (lambda: torch.softmax(s, -1), True),
         "softmax_f32/fwd_bwd_16384x256": (softmax_fwd_bwd, False),
@@ -78,6 +80,24 @@ def context_pool_case(n):
         for t in (x, a, b, a0, b0):
             t.grad = None
         context_pool(x, a, a0, b, b0).backward(g)
+    return fwd_bwd
+
+
+def mha_case(b=16, n=256, d=128, heads=4):
+    """Self-attention as nn.MultiheadAttention computes it: one input projection, SDPA with
+    is_causal, the output projection."""
+    x = torch.randn(b, n, d).requires_grad_()
+    g = torch.randn(b, n, d)
+    in_proj = torch.nn.Linear(d, 3 * d)
+    out_proj = torch.nn.Linear(d, d)
+    params = [x, *in_proj.parameters(), *out_proj.parameters()]
+
+    def fwd_bwd():
+        for p in params:
+            p.grad = None
+        qkv = in_proj(x).reshape(b, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=True)
+        out_proj(o.transpose(1, 2).reshape(b, n, d)).backward(g)
     return fwd_bwd
 
 

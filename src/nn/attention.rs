@@ -11,9 +11,10 @@
 //! not `S`. A fully masked row gives zeros, not NaN as in PyTorch (see `softmax`).
 
 use crate::autograd::{apply, Forward, Op};
+use crate::backend::cpu::attention as kernel;
 use crate::error::{Error, OrPanic, Result};
-use crate::ops::{same_kind, sum_to_shape, UnaryKind};
-use crate::tensor::{DType, Shape, Tensor};
+use crate::ops::{from_float, same_kind, sum_to_shape, with_float, UnaryKind};
+use crate::tensor::{CpuData, DType, Float, Shape, Tensor};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -33,10 +34,12 @@ pub struct SdpaOptions {
 
 pub(crate) type WeightsStash = Rc<RefCell<Option<Tensor>>>;
 
-/// Inputs: `q`, `k`, `v`, then the additive float mask when there is one.
+/// Inputs: `q`, `k`, `v` (contiguous, with the same leading dims), then the additive float
+/// mask when there is one.
 struct Sdpa {
     scale: f64,
-    /// Bool, broadcast to the scores' shape: where attention may look.
+    causal: bool,
+    /// Bool mask that broadcasts to the scores' shape: where attention may look.
     keep: Option<Tensor>,
     /// Shape of the additive mask, when there is one (its gradient is summed back to it).
     add_shape: Option<Shape>,
@@ -45,18 +48,45 @@ struct Sdpa {
     stash: Option<WeightsStash>,
 }
 
-fn t(x: &Tensor) -> Result<Tensor> {
-    x.try_transpose(-2, -1)
+fn slice<T: Float>(t: &Tensor) -> Result<std::borrow::Cow<'_, [T]>> {
+    t.float_slice::<T>("scaled_dot_product_attention")
 }
 
-fn scaled(x: &Tensor, s: f64) -> Result<Tensor> {
-    if s == 1.0 {
-        return Ok(x.clone());
-    }
-    x.try_unary(UnaryKind::Affine {
-        scale: s,
-        shift: 0.0,
-    })
+/// The leading dims of `q` and the kernel's sizes.
+fn dims_of(q: &Tensor, k: &Tensor, v: &Tensor) -> (Vec<usize>, kernel::Dims) {
+    let r = q.rank();
+    let lead = q.dims()[..r - 2].to_vec();
+    let d = kernel::Dims {
+        n: lead.iter().product(),
+        l: q.dims()[r - 2],
+        s: k.dims()[r - 2],
+        e: q.dims()[r - 1],
+        ev: v.dims()[r - 1],
+    };
+    (lead, d)
+}
+
+/// Per-head offsets and the row/column strides of `m` broadcast to `lead + [L, S]`.
+fn mask_strides(m: &Tensor, lead: &[usize], l: usize, s: usize) -> (Vec<usize>, usize, usize) {
+    let mut full = lead.to_vec();
+    full.extend([l, s]);
+    let view = m.broadcast_view(&Shape::new(&full));
+    let lay = view.layout();
+    let st = &lay.strides;
+    let r = full.len();
+    let n: usize = lead.iter().product();
+    let offsets = (0..n)
+        .map(|h| {
+            let mut rest = h;
+            let mut off = lay.offset;
+            for ax in (0..r - 2).rev() {
+                off += (rest % lead[ax]) * st[ax];
+                rest /= lead[ax];
+            }
+            off
+        })
+        .collect();
+    (offsets, st[r - 2], st[r - 1])
 }
 
 impl Op for Sdpa {
@@ -64,30 +94,78 @@ impl Op for Sdpa {
         "scaled_dot_product_attention"
     }
 
-    /// Saves `q`, `k`, `v`, the weights `P` and, with dropout, the kept-and-rescaled mask.
+    /// Saves `q`, `k`, `v`, the weights `P` and, with dropout, the rescaled dropout mask:
+    /// `P` is the one n×n matrix per head that the backward needs (the scores are not kept).
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
         let (q, k, v) = (inputs[0], inputs[1], inputs[2]);
-        let mut s = scaled(&q.try_matmul(&t(k)?)?, self.scale)?;
-        if self.add_shape.is_some() {
-            s = s.try_add(inputs[3])?;
-        }
-        let p = match &self.keep {
-            Some(keep) => s.try_masked_softmax(keep, -1)?,
-            None => s.try_softmax(-1)?,
-        };
+        let (lead, d) = dims_of(q, k, v);
         let drop = (self.dropout_p > 0.0).then(|| {
-            Tensor::bernoulli(p.shape().clone(), 1.0 - self.dropout_p)
-                .to_dtype(p.dtype())
+            let mut shape = lead.clone();
+            shape.extend([d.l, d.s]);
+            Tensor::bernoulli(shape, 1.0 - self.dropout_p)
+                .to_dtype(q.dtype())
                 .mul_scalar(1.0 / (1.0 - self.dropout_p))
         });
-        let pd = match &drop {
-            Some(m) => p.try_mul(m)?,
-            None => p.clone(),
-        };
+        let keep_strides = self.keep.as_ref().map(|m| mask_strides(m, &lead, d.l, d.s));
+        let add = inputs.get(3);
+        let add_strides = add.map(|m| mask_strides(m, &lead, d.l, d.s));
+        let (o, p) = with_float!("scaled_dot_product_attention", q.dtype(), |T| {
+            let f = slice::<T>;
+            let (qs, ks, vs) = (f(q)?, f(k)?, f(v)?);
+            let ds = drop.as_ref().map(f).transpose()?;
+            let keep_data = match &self.keep {
+                Some(m) => match m.raw_data() {
+                    CpuData::Bool(b) => Some(b.as_slice()),
+                    _ => unreachable!("keep masks are bool"),
+                },
+                None => None,
+            };
+            let add_data = add
+                .map(|m| m.raw::<T>("scaled_dot_product_attention"))
+                .transpose()?;
+            let masks = kernel::Masks {
+                causal: self.causal,
+                keep: keep_strides
+                    .as_ref()
+                    .zip(keep_data)
+                    .map(|((o, rs, cs), data)| kernel::MaskView {
+                        data,
+                        offsets: o,
+                        row_stride: *rs,
+                        col_stride: *cs,
+                    }),
+                add: add_strides
+                    .as_ref()
+                    .zip(add_data)
+                    .map(|((o, rs, cs), data)| kernel::MaskView {
+                        data,
+                        offsets: o,
+                        row_stride: *rs,
+                        col_stride: *cs,
+                    }),
+            };
+            let (o, p) = kernel::forward(
+                &qs,
+                &ks,
+                &vs,
+                d,
+                T::from_f64(self.scale),
+                masks,
+                ds.as_deref(),
+            );
+            let mut os = lead.clone();
+            os.extend([d.l, d.ev]);
+            let mut ps = lead.clone();
+            ps.extend([d.l, d.s]);
+            Ok((from_float(o, os.into()), from_float(p, ps.into())))
+        })?;
         if let Some(stash) = &self.stash {
-            *stash.borrow_mut() = Some(pd.clone());
+            let w = match &drop {
+                Some(m) => p.try_mul(m)?,
+                None => p.clone(),
+            };
+            *stash.borrow_mut() = Some(w);
         }
-        let o = pd.try_matmul(v)?;
         let mut saved = vec![q.clone(), k.clone(), v.clone(), p];
         saved.extend(drop);
         Ok(Forward::new(o, saved))
@@ -101,30 +179,43 @@ impl Op for Sdpa {
     ) -> Result<Vec<Option<Tensor>>> {
         let (q, k, v, p) = (&saved[0], &saved[1], &saved[2], &saved[3]);
         let drop = saved.get(4);
-        let pd = match drop {
-            Some(m) => p.try_mul(m)?,
-            None => p.clone(),
-        };
-        // O = Pd V: dV = Pdᵀ G, dPd = G Vᵀ, and dP = dPd ⊙ mask.
-        let dv = t(&pd)?.try_matmul(g)?;
-        let mut dp = g.try_matmul(&t(v)?)?;
-        if let Some(m) = drop {
-            dp = dp.try_mul(m)?;
-        }
-        // Softmax backward: dS = P ⊙ (dP − Σ_j dP·P); masked weights are 0 so get nothing.
-        let row = dp.try_mul(p)?.try_sum_axes(&[-1], true)?;
-        let ds = p.try_mul(&dp.try_sub(&row)?)?;
-        let dq = scaled(&ds.try_matmul(k)?, self.scale)?;
-        let dk = scaled(&t(&ds)?.try_matmul(q)?, self.scale)?;
-        let mut out = vec![
-            Some(sum_to_shape(&dq, q.shape())?),
-            Some(sum_to_shape(&dk, k.shape())?),
-            Some(sum_to_shape(&dv, v.shape())?),
-        ];
-        if let Some(shape) = &self.add_shape {
-            out.push(needs[3].then(|| sum_to_shape(&ds, shape)).transpose()?);
-        }
-        Ok(out)
+        let g = g.try_contiguous()?;
+        let (lead, d) = dims_of(q, k, v);
+        let want_ds = self.add_shape.is_some() && needs.get(3).copied().unwrap_or(false);
+        with_float!("scaled_dot_product_attention", q.dtype(), |T| {
+            let f = slice::<T>;
+            let (qs, ks, vs, ps, gs) = (f(q)?, f(k)?, f(v)?, f(p)?, f(&g)?);
+            let dr = drop.map(f).transpose()?;
+            let (dq, dk, dv, ds) = kernel::backward(
+                &qs,
+                &ks,
+                &vs,
+                &ps,
+                &gs,
+                d,
+                T::from_f64(self.scale),
+                dr.as_deref(),
+                self.causal,
+                want_ds,
+            );
+            let mut out = vec![
+                Some(from_float(dq, q.shape().clone())),
+                Some(from_float(dk, k.shape().clone())),
+                Some(from_float(dv, v.shape().clone())),
+            ];
+            if let Some(shape) = &self.add_shape {
+                let grad = match ds {
+                    Some(ds) => {
+                        let mut full = lead.clone();
+                        full.extend([d.l, d.s]);
+                        Some(sum_to_shape(&from_float(ds, full.into()), shape)?)
+                    }
+                    None => None,
+                };
+                out.push(grad);
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -222,15 +313,10 @@ pub(crate) fn sdpa_with(
         .to_vec();
     score_dims.extend([l, s]);
     let score_shape = Shape::new(&score_dims);
-    let mut keep = keep;
-    if opts.is_causal {
-        keep = Some(and_masks(keep, causal_mask(l, s))?);
-    }
     let keep = match keep {
         None => None,
         Some(m) => {
-            let b = Shape::broadcast(OP, &score_shape, m.shape())?;
-            if b != score_shape {
+            if Shape::broadcast(OP, &score_shape, m.shape())? != score_shape {
                 return Err(Error::mismatch(
                     OP,
                     &score_shape,
@@ -238,7 +324,7 @@ pub(crate) fn sdpa_with(
                     "the mask must broadcast to the scores [..., L, S]",
                 ));
             }
-            Some(m.try_broadcast_to(score_shape.clone())?.try_contiguous()?)
+            Some(m)
         }
     };
     if let Some(a) = &add {
@@ -252,8 +338,29 @@ pub(crate) fn sdpa_with(
             ));
         }
     }
+    if e == 0 || v.dim(-1) == 0 {
+        return Err(Error::bad_shape(
+            OP,
+            q.shape(),
+            "q, k and v need at least one feature",
+        ));
+    }
+    // The kernel wants q, k, v with the scores' leading dims, contiguous; broadcasting here
+    // (recorded) sums their gradients back.
+    let lead = &score_dims[..score_dims.len() - 2];
+    let expand = |x: &Tensor| -> Result<Tensor> {
+        let mut dims = lead.to_vec();
+        dims.extend_from_slice(&x.dims()[x.rank() - 2..]);
+        if x.dims() == dims.as_slice() {
+            x.try_contiguous()
+        } else {
+            x.try_broadcast_to(dims)?.try_contiguous()
+        }
+    };
+    let (q, k, v) = (&expand(q)?, &expand(k)?, &expand(v)?);
     let op = Sdpa {
         scale: opts.scale.unwrap_or(1.0 / (e as f64).sqrt()),
+        causal: opts.is_causal,
         keep,
         add_shape: add.as_ref().map(|a| a.shape().clone()),
         dropout_p: opts.dropout_p,

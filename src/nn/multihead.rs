@@ -13,7 +13,7 @@
 //! `key_padding_mask` (`[B, S]`) or `attn_mask` (`[L, S]` or `[B·heads, L, S]`), **true marks
 //! a position to ignore**; float masks are added to the scores.
 
-use super::attention::{and_masks, causal_mask, sdpa_with, split_mask, SdpaOptions, WeightsStash};
+use super::attention::{and_masks, sdpa_with, split_mask, SdpaOptions, WeightsStash};
 use super::{child_name, Linear, Module};
 use crate::error::{Error, OrPanic, Result};
 use crate::tensor::Tensor;
@@ -237,11 +237,12 @@ impl MultiheadAttention {
                 });
             }
         }
-        if opts.is_causal {
-            keep = Some(and_masks(keep, causal_mask(l, s))?);
-        }
         let stash = opts.need_weights.then(|| self.last.clone());
-        let o = sdpa_with(&q, &k, &v, keep, add, &self.sdpa_options(), stash)?;
+        let sdpa = SdpaOptions {
+            is_causal: opts.is_causal,
+            ..self.sdpa_options()
+        };
+        let o = sdpa_with(&q, &k, &v, keep, add, &sdpa, stash)?;
         let weights = if opts.need_weights {
             let w = self.last.borrow_mut().take().map(|w| w.detach());
             match w {

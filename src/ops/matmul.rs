@@ -78,6 +78,13 @@ fn matmul_forward(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (out_shape, batch) = matmul_shapes(a.shape(), b.shape())?;
     let (ra, rb) = (a.rank(), b.rank());
     let (m, k, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 1]);
+    if rb == 2 && ra > 2 && a.is_contiguous() && k > 0 {
+        // A batch of inputs times one matrix (a Linear layer on [B, L, in]) is one tall
+        // product [B·L, in] @ [in, out]: gemm blocks and parallelises it far better than
+        // B small ones.
+        let flat = a.try_reshape(&[a.numel() / k, k])?;
+        return matmul_forward(&flat, b)?.try_reshape(out_shape.dims());
+    }
     let (la, lb) = (a.layout(), b.layout());
     with_float!("matmul", a.dtype(), |T| {
         let (xa, xb) = (a.raw::<T>("matmul")?, b.raw::<T>("matmul")?);
@@ -129,7 +136,14 @@ impl Op for Matmul {
         } else {
             None
         };
-        let gb = if needs[1] {
+        let gb = if needs[1] && b.rank() == 2 && a.rank() > 2 {
+            // dB = Σ_batches Aᵀ dC is one product [k, B·m] @ [B·m, n], not B products
+            // and a sum.
+            let (k, n) = (b.dims()[0], b.dims()[1]);
+            let a2 = a.try_reshape(&[a.numel() / k.max(1), k])?;
+            let g2 = g.try_reshape(&[g.numel() / n.max(1), n])?;
+            Some(matmul_forward(&a2.try_transpose(0, 1)?, &g2)?)
+        } else if needs[1] {
             Some(sum_to_shape(
                 &matmul_forward(&a.try_transpose(-1, -2)?, g)?,
                 b.shape(),

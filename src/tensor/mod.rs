@@ -265,7 +265,14 @@ pub(crate) fn contiguous_cow<'a, T: Copy + 'static>(
         Cow::Borrowed(&data[layout.offset..layout.offset + n])
     } else {
         let mut out = crate::backend::cpu::pool::take(n);
-        layout.for_each_index(|i| out.push(data[i]));
+        let inner = layout.shape.dims().last().copied().unwrap_or(1);
+        if layout.strides.last().is_some_and(|&s| s == 1) {
+            // Rows are contiguous runs (a permutation that keeps the last axis): copy them
+            // whole, which is several times faster than element by element.
+            layout.for_each_row(|base| out.extend_from_slice(&data[base..base + inner]));
+        } else {
+            layout.for_each_index(|i| out.push(data[i]));
+        }
         Cow::Owned(out)
     }
 }

@@ -187,6 +187,17 @@ impl Layout {
     }
     /// Storage index of every element in row-major order; used to gather strided views.
     pub fn for_each_index(&self, mut f: impl FnMut(usize)) {
+        let inner_stride = self.strides.last().copied().unwrap_or(1);
+        self.for_each_row(|base| {
+            let inner = self.shape.0.last().copied().unwrap_or(1);
+            for k in 0..inner {
+                f(base + k * inner_stride);
+            }
+        });
+    }
+    /// Storage index of the first element of every innermost row (all indices but the
+    /// last), in row-major order; a rank-0 layout has one row of one element.
+    pub fn for_each_row(&self, mut f: impl FnMut(usize)) {
         let rank = self.shape.rank();
         if self.shape.numel() == 0 {
             return;
@@ -195,14 +206,10 @@ impl Layout {
             f(self.offset);
             return;
         }
-        let inner = self.shape.0[rank - 1];
-        let inner_stride = self.strides[rank - 1];
         let mut idx = Dims::from_elem(0, rank);
         let mut base = self.offset;
         loop {
-            for k in 0..inner {
-                f(base + k * inner_stride);
-            }
+            f(base);
             // Advance the odometer over all but the last dimension.
             let mut d = rank - 1;
             loop {

@@ -348,8 +348,8 @@ pub fn layer_norm(inputs: &[Array], row: usize, eps: f64) -> Array {
 }
 
 /// Scaled dot-product attention: inputs `[q [.., L, E], k [.., S, E], v [.., S, Ev]]` with
-/// the same leading dims, an optional keep-mask (`keep`, 1 = attend, `[L, S]`) and additive
-/// mask (`add`, `[L, S]`), and causal masking. A row with nothing to attend to is zero.
+/// the same leading dims, an optional keep-mask (`keep`, 1 = attend) and additive mask
+/// (`add`), each `[L, S]` or the scores' full shape, and causal masking. A row with nothing to attend to is zero.
 pub fn sdpa(inputs: &[Array], keep: Option<&Array>, add: Option<&Array>, causal: bool) -> Array {
     let (q, k, v) = (&inputs[0], &inputs[1], &inputs[2]);
     let r = q.shape.len();
@@ -362,12 +362,20 @@ pub fn sdpa(inputs: &[Array], keep: Option<&Array>, add: Option<&Array>, causal:
         for i in 0..l {
             let mut scores = vec![f64::NEG_INFINITY; s];
             for (j, sc) in scores.iter_mut().enumerate() {
-                let allowed = keep.is_none_or(|m| m.data[i * s + j] != 0.0) && (!causal || j <= i);
+                let at = |m: &Array| {
+                    let per_batch = if m.data.len() == batches * l * s {
+                        b * l * s
+                    } else {
+                        0
+                    };
+                    m.data[per_batch + i * s + j]
+                };
+                let allowed = keep.is_none_or(|m| at(m) != 0.0) && (!causal || j <= i);
                 if allowed {
                     let dot: f64 = (0..e)
                         .map(|c| q.data[(b * l + i) * e + c] * k.data[(b * s + j) * e + c])
                         .sum();
-                    *sc = dot * scale + add.map_or(0.0, |a| a.data[i * s + j]);
+                    *sc = dot * scale + add.map_or(0.0, at);
                 }
             }
             let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);

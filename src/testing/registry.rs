@@ -586,6 +586,34 @@ pub fn registry() -> Vec<OpCase> {
             |a| naive::sdpa(a, Some(&a[3]), None, false),
         ),
         case(
+            "sdpa_broadcast_heads_padding_mask",
+            vec![
+                f(&[2, 2, 3, 4]),
+                f(&[2, 1, 5, 4]),
+                f(&[1, 2, 5, 3]),
+                mask(&[2, 1, 1, 5]),
+            ],
+            |x| {
+                let opts = SdpaOptions {
+                    attn_mask: Some(x[3].clone()),
+                    ..Default::default()
+                };
+                try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
+            },
+            |a| {
+                let full = |t: &Array, shape: &[usize]| {
+                    naive::zip(
+                        t,
+                        &Array::new(shape, vec![0.0; shape.iter().product()]),
+                        |p, _| p,
+                    )
+                };
+                let (k, v) = (full(&a[1], &[2, 2, 5, 4]), full(&a[2], &[2, 2, 5, 3]));
+                let keep = full(&a[3], &[2, 2, 3, 5]);
+                naive::sdpa(&[a[0].clone(), k, v], Some(&keep), None, false)
+            },
+        ),
+        case(
             "sdpa_float_mask",
             vec![f(&[2, 3, 4]), f(&[2, 5, 4]), f(&[2, 5, 2]), f(&[3, 5])],
             |x| {

@@ -30,11 +30,14 @@ pub fn batched_matmul<'a, T: Float>(
     lhs: impl Fn(usize) -> MatRef<'a, T> + Sync,
     rhs: impl Fn(usize) -> MatRef<'a, T> + Sync,
 ) -> Vec<T> {
-    let mut out = super::pool::take(batch * m * n);
-    out.resize(batch * m * n, T::zero());
-    if m * n == 0 {
-        return out;
+    if m * n == 0 || k == 0 {
+        return super::pool::filled(batch * m * n, T::zero());
     }
+    let mut out = super::pool::take(batch * m * n);
+    // gemm writes every element without reading it (read_dst = false below), so the buffer
+    // needs no zero-filling pass first.
+    // SAFETY: T is a plain float; the elements are written by gemm before anyone reads them.
+    unsafe { out.set_len(batch * m * n) };
     let per = m * n * k;
     let threads = rayon::current_num_threads();
     let one = |b: usize, o: &mut [T], par: Parallelism| {
@@ -97,4 +100,68 @@ unsafe fn gemm_dispatch<T: Float>(
         false,
         par,
     );
+}
+
+/// `dst = scale · lhs @ rhs` (or `dst += …` with `accumulate`) for one `[m, k] @ [k, n]`
+/// product on the calling thread; `dst` holds the `[m, n]` result in rows `dst_rs` apart.
+/// For kernels that run many small products in parallel themselves (attention heads).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_into<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    scale: T,
+) {
+    assert!(n <= dst_rs || m <= 1, "gemm_into: destination rows overlap");
+    let last = |v: &MatRef<'_, T>, rows: usize, cols: usize| {
+        v.offset + rows.saturating_sub(1) * v.row_stride + cols.saturating_sub(1) * v.col_stride
+    };
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.iter_mut().for_each(|x| *x = T::zero());
+        }
+        return;
+    }
+    assert!(
+        last(&lhs, m, k) < lhs.data.len(),
+        "gemm_into: lhs view out of range"
+    );
+    assert!(
+        last(&rhs, k, n) < rhs.data.len(),
+        "gemm_into: rhs view out of range"
+    );
+    assert!(TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>());
+    // SAFETY: both views and the destination's m rows of n (dst_rs apart) were just checked
+    // to stay inside their slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr().add(lhs.offset),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr().add(rhs.offset),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            T::one(),
+            scale,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! `gemm` crate for matrix products. Every function works on plain slices; `crate::ops` turns
 //! tensors into slices and back.
 
+pub mod attention;
 pub mod context_pool;
 pub mod elementwise;
 pub mod fastmath;
