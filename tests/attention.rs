@@ -305,7 +305,12 @@ fn blocked_causal_attention_equals_an_explicit_causal_mask() {
         };
         let a = scaled_dot_product_attention(&q, &k, &v, &causal);
         let b = scaled_dot_product_attention(&q, &k, &v, &masked);
-        assert_close(&a.to_vec::<f64>(), &b.to_vec::<f64>(), Tolerance::F64, "output");
+        assert_close(
+            &a.to_vec::<f64>(),
+            &b.to_vec::<f64>(),
+            Tolerance::F64,
+            "output",
+        );
         let (ga, gb) = (a.backward_with(&g), b.backward_with(&g));
         for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
             assert_close(

@@ -150,3 +150,42 @@ fn layer_norm_linear_and_embedding_match_pytorch() {
     assert_eq!(y.dims(), shape(&c["output"]).as_slice());
     assert_close(&y.to_vec::<f64>(), &data(&c["output"]), TOL, "Embedding");
 }
+
+#[test]
+fn pre_norm_encoder_and_decoder_layers_match_pytorch() {
+    use cubegrad::nn::{EncoderOptions, TransformerDecoderLayer, TransformerEncoderLayer};
+    let f = fixture();
+    let c = &f["encoder_layer"];
+    let mut opts = EncoderOptions::new(8, 2);
+    opts.dim_feedforward = 12;
+    opts.dropout = 0.0;
+    opts.causal = true;
+    let mut enc = TransformerEncoderLayer::new(opts);
+    enc.eval();
+    load_state(&mut enc, &c["state"], "enc.safetensors");
+    let y = enc.forward(&float(&c["input"]), None);
+    assert_close(
+        &y.to_vec::<f64>(),
+        &data(&c["output"]),
+        TOL,
+        "encoder layer",
+    );
+
+    let c = &f["decoder_layer"];
+    let mut dec = TransformerDecoderLayer::new(8, 2, 12, 0.0);
+    dec.eval();
+    load_state(&mut dec, &c["state"], "dec.safetensors");
+    let y = dec
+        .try_forward(
+            &float(&c["tgt"]),
+            &float(&c["memory"]),
+            Some(&boolean(&c["memory_key_padding_mask"])),
+        )
+        .unwrap();
+    assert_close(
+        &y.to_vec::<f64>(),
+        &data(&c["output"]),
+        TOL,
+        "decoder layer",
+    );
+}

@@ -512,3 +512,34 @@ impl super::Module for AdditiveAttention {
         self.training = training;
     }
 }
+
+/// Sliding-window (local) attention's keep-mask: query `i` sees keys with `|i − j| ≤ window`
+/// (`0 ≤ i − j ≤ window` when causal).
+pub fn local_mask(l: usize, s: usize, window: usize, causal: bool) -> Tensor {
+    let keep: Vec<bool> = (0..l * s)
+        .map(|x| {
+            let (i, j) = (x / s, x % s);
+            if causal {
+                j <= i && i - j <= window
+            } else {
+                i.abs_diff(j) <= window
+            }
+        })
+        .collect();
+    Tensor::from_vec(keep, [l, s])
+}
+
+/// Strided sparse attention's keep-mask (Child et al. 2019, the "strided" pattern): query
+/// `i` sees the previous `stride` keys and every `stride`-th key before them, i.e. keys with
+/// `|i − j| < stride` or `(i − j) mod stride = 0` (only `j ≤ i` when causal).
+pub fn strided_mask(l: usize, s: usize, stride: usize, causal: bool) -> Tensor {
+    let stride = stride.max(1);
+    let keep: Vec<bool> = (0..l * s)
+        .map(|x| {
+            let (i, j) = (x / s, x % s);
+            let d = i.abs_diff(j);
+            (!causal || j <= i) && (d < stride || d % stride == 0)
+        })
+        .collect();
+    Tensor::from_vec(keep, [l, s])
+}

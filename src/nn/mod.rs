@@ -10,10 +10,11 @@ mod layer_norm;
 mod linear;
 mod module;
 mod multihead;
+mod transformer;
 
 pub use attention::{
-    causal_mask, lens_mask, scaled_dot_product_attention, try_scaled_dot_product_attention,
-    AdditiveAttention, SdpaOptions,
+    causal_mask, lens_mask, local_mask, scaled_dot_product_attention, strided_mask,
+    try_scaled_dot_product_attention, AdditiveAttention, SdpaOptions,
 };
 pub use context_pool::{
     try_context_pool_1d, try_context_pool_2d, ContextPool, ContextPool2d, ContextPoolOptions,
@@ -25,3 +26,7 @@ pub use layer_norm::{try_layer_norm, LayerNorm};
 pub use linear::Linear;
 pub use module::{child_name, Module};
 pub use multihead::{KvCache, MhaOptions, MultiheadAttention};
+pub use transformer::{
+    sinusoidal_positions, AdaptiveSpan, AttentionKind, EncoderOptions, FeedForward, LayerCache,
+    PositionalEmbedding, TransformerDecoderLayer, TransformerEncoderLayer,
+};

@@ -125,7 +125,7 @@ impl MultiheadAttention {
     }
 
     /// Projection `i` (0 = query, 1 = key, 2 = value) of `x` `[B, n, in]` → `[B, heads, n, hd]`.
-    fn project(&self, x: &Tensor, i: usize) -> Result<Tensor> {
+    pub(crate) fn project(&self, x: &Tensor, i: usize) -> Result<Tensor> {
         let e = self.embed_dim;
         let w = match &self.in_proj_weight {
             Some(w) => w.try_narrow(0, i * e, e)?,
@@ -158,7 +158,7 @@ impl MultiheadAttention {
     }
 
     /// Heads `[B, heads, L, hd]` → `[B, L, E]`, then the output projection.
-    fn merge(&self, o: &Tensor) -> Result<Tensor> {
+    pub(crate) fn merge(&self, o: &Tensor) -> Result<Tensor> {
         let (bsz, l) = (o.dims()[0], o.dims()[2]);
         let o = o
             .try_permute(&[0, 2, 1, 3])?
@@ -166,7 +166,7 @@ impl MultiheadAttention {
         self.out_proj.try_forward(&o)
     }
 
-    fn sdpa_options(&self) -> SdpaOptions {
+    pub(crate) fn sdpa_options(&self) -> SdpaOptions {
         SdpaOptions {
             dropout_p: if self.training { self.dropout } else { 0.0 },
             ..Default::default()
@@ -270,16 +270,37 @@ impl MultiheadAttention {
     /// with it gives the same outputs as `forward` with `is_causal` over the whole sequence,
     /// at O(T) instead of O(T²) per new token.
     pub fn try_forward_cached(&self, x: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        self.try_forward_cached_qkv(x, x, cache)
+    }
+
+    /// As [`try_forward_cached`](Self::try_forward_cached), with queries from `query` and
+    /// keys and values from `kv` (both `[B, t, E]`, the same new positions): for blocks
+    /// that attend from unpooled queries to pooled keys.
+    pub fn try_forward_cached_qkv(
+        &self,
+        query: &Tensor,
+        kv: &Tensor,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
         if self.kdim != self.embed_dim || self.vdim != self.embed_dim {
             return Err(Error::invalid(
                 "MultiheadAttention",
                 "the KV cache is for self-attention (kdim = vdim = embed_dim)",
             ));
         }
+        if query.dims() != kv.dims() {
+            return Err(Error::mismatch(
+                "MultiheadAttention",
+                query.shape(),
+                kv.shape(),
+                "cached queries and keys must cover the same new positions",
+            ));
+        }
+        let x = query;
         let (q, k_new, v_new) = (
-            self.project(x, 0)?,
-            self.project(x, 1)?,
-            self.project(x, 2)?,
+            self.project(query, 0)?,
+            self.project(kv, 1)?,
+            self.project(kv, 2)?,
         );
         let past = cache.len();
         let (k, v) = match (&cache.k, &cache.v) {

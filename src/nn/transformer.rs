@@ -1,0 +1,546 @@
+//! The transformer's pieces: the position-wise GELU MLP, positional encodings, and pre-norm
+//! encoder and decoder blocks, with names following PyTorch's `nn.TransformerEncoderLayer`
+//! and `nn.TransformerDecoderLayer` (`self_attn`, `multihead_attn`, `linear1`, `linear2`,
+//! `norm1`..`norm3`). An encoder block can pool its input with ContextPool before attention
+//! (the paper's placement) and can use the attention patterns the paper compares against:
+//! sliding-window, strided sparse, and adaptive span.
+
+use super::attention::{local_mask, strided_mask};
+use super::{
+    child_name, dropout, ContextPool, ContextPoolOptions, KvCache, LayerNorm, Linear, MhaOptions,
+    Module, MultiheadAttention,
+};
+use crate::error::{Error, OrPanic, Result};
+use crate::ops::UnaryKind;
+use crate::tensor::{DType, Tensor};
+
+/// `linear2(dropout(gelu(linear1(x))))`: the position-wise feed-forward network.
+pub struct FeedForward {
+    pub linear1: Linear,
+    pub linear2: Linear,
+    pub dropout: f64,
+    training: bool,
+}
+
+impl FeedForward {
+    pub fn new(d_model: usize, dim_feedforward: usize, dropout: f64) -> Self {
+        FeedForward {
+            linear1: Linear::new(d_model, dim_feedforward, true),
+            linear2: Linear::new(dim_feedforward, d_model, true),
+            dropout,
+            training: true,
+        }
+    }
+    pub fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.linear1.try_forward(x)?.try_unary(UnaryKind::GeluErf)?;
+        self.linear2
+            .try_forward(&dropout(&h, self.dropout, self.training))
+    }
+}
+
+impl Module for FeedForward {
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        self.linear1.visit_params(&child_name(prefix, "linear1"), f);
+        self.linear2.visit_params(&child_name(prefix, "linear2"), f);
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        self.linear1
+            .visit_params_mut(&child_name(prefix, "linear1"), f);
+        self.linear2
+            .visit_params_mut(&child_name(prefix, "linear2"), f);
+    }
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}
+
+/// The sinusoidal positional encoding of "Attention is all you need": `[n, d]` with
+/// `P[i, 2k] = sin(i / 10000^(2k/d))` and `P[i, 2k+1] = cos(i / 10000^(2k/d))`, for
+/// positions `offset .. offset + n`.
+pub fn sinusoidal_positions(n: usize, d: usize, offset: usize) -> Tensor {
+    let mut v = Vec::with_capacity(n * d);
+    for i in offset..offset + n {
+        for c in 0..d {
+            let freq = 10000f64.powf(-((c / 2 * 2) as f64) / d as f64);
+            let a = i as f64 * freq;
+            v.push(if c % 2 == 0 { a.sin() } else { a.cos() } as f32);
+        }
+    }
+    Tensor::from_vec(v, [n, d])
+}
+
+/// Learned absolute positions: `weight` `[max_len, d]`, initialised N(0, 0.02²) (GPT-2).
+pub struct PositionalEmbedding {
+    pub weight: Tensor,
+}
+
+impl PositionalEmbedding {
+    pub fn new(max_len: usize, d: usize) -> Self {
+        PositionalEmbedding {
+            weight: Tensor::randn([max_len, d], 0.0, 0.02).with_grad(),
+        }
+    }
+    /// `x` `[B, n, d]` plus the embeddings of positions `offset .. offset + n`.
+    pub fn try_forward(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
+        let n = x.dim(-2);
+        if offset + n > self.weight.dims()[0] {
+            return Err(Error::bad_shape(
+                "PositionalEmbedding",
+                x.shape(),
+                format!(
+                    "positions {offset}..{} exceed max_len {}",
+                    offset + n,
+                    self.weight.dims()[0]
+                ),
+            ));
+        }
+        x.try_add(&self.weight.try_narrow(0, offset, n)?)
+    }
+}
+
+impl Module for PositionalEmbedding {
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        f(&child_name(prefix, "weight"), &self.weight);
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        f(&child_name(prefix, "weight"), &mut self.weight);
+    }
+}
+
+/// Adaptive attention span (Sukhbaatar et al. 2019): each head learns a span `z` and weighs
+/// the key at distance `x` by `m_z(x) = clamp((R + z − x) / R, 0, 1)`, then renormalises.
+/// `span_penalty` is the L1 term to add to the loss.
+pub struct AdaptiveSpan {
+    /// `[heads]`, in tokens.
+    pub span: Tensor,
+    pub ramp: f64,
+    pub max_span: f64,
+}
+
+impl AdaptiveSpan {
+    pub fn new(heads: usize, initial_span: f64, ramp: f64, max_span: f64) -> Self {
+        AdaptiveSpan {
+            span: Tensor::full([heads], initial_span).with_grad(),
+            ramp,
+            max_span,
+        }
+    }
+    /// The soft mask `[heads, L, S]` for distances `i − j` (causal: negative distances get 0
+    /// through the causal mask applied before).
+    fn mask(&self, l: usize, s: usize, dtype: DType) -> Result<Tensor> {
+        let dist: Vec<f64> = (0..l * s)
+            .map(|x| (x / s) as f64 - (x % s) as f64)
+            .collect();
+        let dist = Tensor::from_vec(dist, [1, l, s]).to_dtype(dtype);
+        let z = self.span.try_reshape(&[self.span.numel(), 1, 1])?;
+        // u = (R + z − x) / R, then clamp(u, 0, 1) = relu(u) − relu(u − 1).
+        let u = z.try_sub(&dist)?.try_unary(UnaryKind::Affine {
+            scale: 1.0 / self.ramp,
+            shift: 1.0,
+        })?;
+        let shifted = u.try_unary(UnaryKind::Affine {
+            scale: 1.0,
+            shift: -1.0,
+        })?;
+        u.try_unary(UnaryKind::Relu)?
+            .try_sub(&shifted.try_unary(UnaryKind::Relu)?)
+    }
+    /// `coeff · mean(z)`, the L1 penalty on the spans.
+    pub fn span_penalty(&self, coeff: f64) -> Result<Tensor> {
+        Ok(self.span.try_mean_axes(&[0], false)?.mul_scalar(coeff))
+    }
+    /// Keeps each span in `[0, max_span]` after an optimizer step.
+    pub fn clamp_spans(&mut self) {
+        let v: Vec<f32> = self
+            .span
+            .to_vec::<f32>()
+            .into_iter()
+            .map(|z| z.clamp(0.0, self.max_span as f32))
+            .collect();
+        self.span = Tensor::from_vec(v, self.span.shape().clone()).with_grad();
+    }
+}
+
+/// Which keys each query may see, besides causality.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AttentionKind {
+    Full,
+    /// Sliding window of `window` keys on each side (before, when causal).
+    Local {
+        window: usize,
+    },
+    /// Child et al.'s strided pattern.
+    Strided {
+        stride: usize,
+    },
+    /// Learned per-head span (see [`AdaptiveSpan`]).
+    AdaptiveSpan {
+        initial_span: f64,
+        ramp: f64,
+        max_span: f64,
+    },
+}
+
+/// Options of a [`TransformerEncoderLayer`].
+#[derive(Clone, Copy, Debug)]
+pub struct EncoderOptions {
+    pub d_model: usize,
+    pub nhead: usize,
+    pub dim_feedforward: usize,
+    pub dropout: f64,
+    /// Each token attends only to itself and earlier tokens (language models).
+    pub causal: bool,
+    pub attention: AttentionKind,
+    /// Pool the normalised input with ContextPool before attention.
+    pub context_pool: Option<ContextPoolOptions>,
+    /// With ContextPool: pool the queries too (`true`, the paper's default) or only the
+    /// keys and values.
+    pub pool_queries: bool,
+}
+
+impl EncoderOptions {
+    pub fn new(d_model: usize, nhead: usize) -> Self {
+        EncoderOptions {
+            d_model,
+            nhead,
+            dim_feedforward: 4 * d_model,
+            dropout: 0.1,
+            causal: false,
+            attention: AttentionKind::Full,
+            context_pool: None,
+            pool_queries: true,
+        }
+    }
+}
+
+/// Per-layer state for decoding token by token.
+#[derive(Clone, Default)]
+pub struct LayerCache {
+    pub kv: KvCache,
+    /// The last `radius` normalised inputs, which ContextPool's window still needs.
+    pub pool_history: Option<Tensor>,
+}
+
+/// Pre-norm encoder block: `h = LN(x)`, `h' = ContextPool(h)` (optional),
+/// `x = x + Attention(q = h' or h, k = v = h')`, `x = x + FFN(LN(x))`.
+pub struct TransformerEncoderLayer {
+    pub self_attn: MultiheadAttention,
+    pub ffn: FeedForward,
+    pub norm1: LayerNorm,
+    pub norm2: LayerNorm,
+    pub context_pool: Option<ContextPool>,
+    pub adaptive_span: Option<AdaptiveSpan>,
+    pub options: EncoderOptions,
+    training: bool,
+}
+
+impl TransformerEncoderLayer {
+    #[track_caller]
+    pub fn new(options: EncoderOptions) -> Self {
+        let d = options.d_model;
+        if let Some(cp) = &options.context_pool {
+            assert!(
+                !options.causal || cp.causal,
+                "TransformerEncoderLayer: a causal layer needs a causal ContextPool"
+            );
+        }
+        let adaptive_span = match options.attention {
+            AttentionKind::AdaptiveSpan {
+                initial_span,
+                ramp,
+                max_span,
+            } => Some(AdaptiveSpan::new(
+                options.nhead,
+                initial_span,
+                ramp,
+                max_span,
+            )),
+            _ => None,
+        };
+        TransformerEncoderLayer {
+            self_attn: MultiheadAttention::new(d, options.nhead, options.dropout),
+            ffn: FeedForward::new(d, options.dim_feedforward, options.dropout),
+            norm1: LayerNorm::new(&[d]),
+            norm2: LayerNorm::new(&[d]),
+            context_pool: options.context_pool.map(|o| ContextPool::new(d, o)),
+            adaptive_span,
+            options,
+            training: true,
+        }
+    }
+
+    fn attend(&self, q: &Tensor, kv: &Tensor, key_padding_mask: Option<&Tensor>) -> Result<Tensor> {
+        let (l, s) = (q.dim(-2), kv.dim(-2));
+        let causal = self.options.causal;
+        let ignore = |keep: Tensor| keep.try_eq(&Tensor::scalar(false));
+        let attn_mask = match self.options.attention {
+            AttentionKind::Full => None,
+            AttentionKind::Local { window } => Some(ignore(local_mask(l, s, window, causal))?),
+            AttentionKind::Strided { stride } => Some(ignore(strided_mask(l, s, stride, causal))?),
+            AttentionKind::AdaptiveSpan { .. } => {
+                return self.attend_adaptive_span(q, kv, key_padding_mask)
+            }
+        };
+        let opts = MhaOptions {
+            key_padding_mask: key_padding_mask.cloned(),
+            need_weights: false,
+            attn_mask,
+            average_attn_weights: true,
+            is_causal: causal,
+        };
+        Ok(self.self_attn.try_forward(q, kv, kv, &opts)?.0)
+    }
+
+    /// Adaptive span reweights the softmax output, so it is composed from tensor ops (it is
+    /// a baseline, not a fused kernel).
+    fn attend_adaptive_span(
+        &self,
+        q: &Tensor,
+        kv: &Tensor,
+        key_padding_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let span = self.adaptive_span.as_ref().expect("set with AttentionKind");
+        let mha = &self.self_attn;
+        let (qh, kh, vh) = (mha.project(q, 0)?, mha.project(kv, 1)?, mha.project(kv, 2)?);
+        let (bsz, l, s) = (q.dims()[0], q.dim(-2), kv.dim(-2));
+        let scale = 1.0 / (mha.head_dim() as f64).sqrt();
+        let scores = qh
+            .try_matmul(&kh.try_transpose(-2, -1)?)?
+            .try_unary(UnaryKind::Affine { scale, shift: 0.0 })?;
+        let mut keep: Vec<bool> = (0..l * s)
+            .map(|x| !self.options.causal || x % s <= x / s)
+            .collect();
+        let mut keep_shape = vec![1, 1, l, s];
+        if let Some(kpm) = key_padding_mask {
+            let pad = kpm.to_vec::<bool>();
+            keep = (0..bsz * l * s)
+                .map(|x| keep[x % (l * s)] && !pad[(x / (l * s)) * s + x % s])
+                .collect();
+            keep_shape = vec![bsz, 1, l, s];
+        }
+        let keep = Tensor::from_vec(keep, keep_shape);
+        let p = scores.try_masked_softmax(&keep, -1)?;
+        let weighted = p.try_mul(&span.mask(l, s, p.dtype())?)?;
+        let z = weighted
+            .try_sum_axes(&[-1], true)?
+            .try_unary(UnaryKind::Affine {
+                scale: 1.0,
+                shift: 1e-8,
+            })?;
+        let a = dropout(&weighted.try_div(&z)?, mha.dropout, self.training);
+        mha.merge(&a.try_matmul(&vh)?)
+    }
+
+    /// `x` `[B, n, d_model]`; `key_padding_mask` `[B, n]` (true = padding), as PyTorch.
+    pub fn try_forward(&self, x: &Tensor, key_padding_mask: Option<&Tensor>) -> Result<Tensor> {
+        let h = self.norm1.try_forward(x)?;
+        let pooled = match &self.context_pool {
+            Some(cp) => cp.try_forward(&h)?,
+            None => h.clone(),
+        };
+        let q = if self.options.pool_queries {
+            &pooled
+        } else {
+            &h
+        };
+        let a = self.attend(q, &pooled, key_padding_mask)?;
+        let x = x.try_add(&dropout(&a, self.options.dropout, self.training))?;
+        let f = self.ffn.try_forward(&self.norm2.try_forward(&x)?)?;
+        x.try_add(&dropout(&f, self.options.dropout, self.training))
+    }
+    #[track_caller]
+    pub fn forward(&self, x: &Tensor, key_padding_mask: Option<&Tensor>) -> Tensor {
+        self.try_forward(x, key_padding_mask).or_panic()
+    }
+
+    /// Causal decoding: new tokens `x` `[B, t, d]` after those in `cache`. Gives the same
+    /// outputs as `forward` over the whole sequence (full attention, evaluation mode).
+    pub fn try_forward_cached(&self, x: &Tensor, cache: &mut LayerCache) -> Result<Tensor> {
+        if !self.options.causal || self.options.attention != AttentionKind::Full {
+            return Err(Error::invalid(
+                "TransformerEncoderLayer",
+                "cached decoding needs a causal layer with full attention",
+            ));
+        }
+        let h = self.norm1.try_forward(x)?;
+        let t = x.dim(-2);
+        let pooled = match &self.context_pool {
+            Some(cp) => {
+                // Pool the new tokens with the history their causal windows reach back to.
+                let window = match &cache.pool_history {
+                    Some(hist) => Tensor::try_concat(&[hist, &h], 1)?,
+                    None => h.clone(),
+                };
+                let n = window.dim(-2);
+                let keep = cp.options.radius().min(n);
+                cache.pool_history = Some(window.try_narrow(1, n - keep, keep)?);
+                cp.try_forward(&window)?.try_narrow(1, n - t, t)?
+            }
+            None => h.clone(),
+        };
+        let q = if self.options.pool_queries {
+            &pooled
+        } else {
+            &h
+        };
+        let a = self
+            .self_attn
+            .try_forward_cached_qkv(q, &pooled, &mut cache.kv)?;
+        let x = x.try_add(&a)?;
+        let f = self.ffn.try_forward(&self.norm2.try_forward(&x)?)?;
+        x.try_add(&f)
+    }
+    #[track_caller]
+    pub fn forward_cached(&self, x: &Tensor, cache: &mut LayerCache) -> Tensor {
+        self.try_forward_cached(x, cache).or_panic()
+    }
+}
+
+impl Module for TransformerEncoderLayer {
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        self.self_attn
+            .visit_params(&child_name(prefix, "self_attn"), f);
+        self.ffn.visit_params(prefix, f);
+        self.norm1.visit_params(&child_name(prefix, "norm1"), f);
+        self.norm2.visit_params(&child_name(prefix, "norm2"), f);
+        if let Some(cp) = &self.context_pool {
+            cp.visit_params(&child_name(prefix, "context_pool"), f);
+        }
+        if let Some(sp) = &self.adaptive_span {
+            f(&child_name(prefix, "adaptive_span.span"), &sp.span);
+        }
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        self.self_attn
+            .visit_params_mut(&child_name(prefix, "self_attn"), f);
+        self.ffn.visit_params_mut(prefix, f);
+        self.norm1.visit_params_mut(&child_name(prefix, "norm1"), f);
+        self.norm2.visit_params_mut(&child_name(prefix, "norm2"), f);
+        if let Some(cp) = &mut self.context_pool {
+            cp.visit_params_mut(&child_name(prefix, "context_pool"), f);
+        }
+        if let Some(sp) = &mut self.adaptive_span {
+            f(&child_name(prefix, "adaptive_span.span"), &mut sp.span);
+        }
+    }
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.self_attn.set_training(training);
+        self.ffn.set_training(training);
+    }
+}
+
+/// Pre-norm decoder block: causal self-attention, cross-attention to `memory`, FFN, each
+/// as `x = x + sublayer(LN(x))`.
+pub struct TransformerDecoderLayer {
+    pub self_attn: MultiheadAttention,
+    pub multihead_attn: MultiheadAttention,
+    pub ffn: FeedForward,
+    pub norm1: LayerNorm,
+    pub norm2: LayerNorm,
+    pub norm3: LayerNorm,
+    pub dropout: f64,
+    training: bool,
+}
+
+impl TransformerDecoderLayer {
+    pub fn new(d_model: usize, nhead: usize, dim_feedforward: usize, dropout: f64) -> Self {
+        TransformerDecoderLayer {
+            self_attn: MultiheadAttention::new(d_model, nhead, dropout),
+            multihead_attn: MultiheadAttention::new(d_model, nhead, dropout),
+            ffn: FeedForward::new(d_model, dim_feedforward, dropout),
+            norm1: LayerNorm::new(&[d_model]),
+            norm2: LayerNorm::new(&[d_model]),
+            norm3: LayerNorm::new(&[d_model]),
+            dropout,
+            training: true,
+        }
+    }
+    fn drop(&self, x: &Tensor) -> Tensor {
+        dropout(x, self.dropout, self.training)
+    }
+    /// `x` `[B, T, d]` (targets so far), `memory` `[B, S, d]` (the encoder's output);
+    /// `memory_key_padding_mask` `[B, S]` (true = padding).
+    pub fn try_forward(
+        &self,
+        x: &Tensor,
+        memory: &Tensor,
+        memory_key_padding_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let h = self.norm1.try_forward(x)?;
+        let causal = MhaOptions {
+            need_weights: false,
+            is_causal: true,
+            ..Default::default()
+        };
+        let x = x.try_add(&self.drop(&self.self_attn.try_forward(&h, &h, &h, &causal)?.0))?;
+        let h = self.norm2.try_forward(&x)?;
+        let cross = MhaOptions {
+            need_weights: false,
+            key_padding_mask: memory_key_padding_mask.cloned(),
+            ..Default::default()
+        };
+        let c = self
+            .multihead_attn
+            .try_forward(&h, memory, memory, &cross)?
+            .0;
+        let x = x.try_add(&self.drop(&c))?;
+        let f = self.ffn.try_forward(&self.norm3.try_forward(&x)?)?;
+        x.try_add(&self.drop(&f))
+    }
+    /// Decoding with a cache of the self-attention's keys and values; the cross-attention
+    /// reads `memory` whole each step.
+    pub fn try_forward_cached(
+        &self,
+        x: &Tensor,
+        memory: &Tensor,
+        memory_key_padding_mask: Option<&Tensor>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let h = self.norm1.try_forward(x)?;
+        let x = x.try_add(&self.self_attn.try_forward_cached(&h, cache)?)?;
+        let h = self.norm2.try_forward(&x)?;
+        let cross = MhaOptions {
+            need_weights: false,
+            key_padding_mask: memory_key_padding_mask.cloned(),
+            ..Default::default()
+        };
+        let x = x.try_add(
+            &self
+                .multihead_attn
+                .try_forward(&h, memory, memory, &cross)?
+                .0,
+        )?;
+        let f = self.ffn.try_forward(&self.norm3.try_forward(&x)?)?;
+        x.try_add(&f)
+    }
+}
+
+impl Module for TransformerDecoderLayer {
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        self.self_attn
+            .visit_params(&child_name(prefix, "self_attn"), f);
+        self.multihead_attn
+            .visit_params(&child_name(prefix, "multihead_attn"), f);
+        self.ffn.visit_params(prefix, f);
+        self.norm1.visit_params(&child_name(prefix, "norm1"), f);
+        self.norm2.visit_params(&child_name(prefix, "norm2"), f);
+        self.norm3.visit_params(&child_name(prefix, "norm3"), f);
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        self.self_attn
+            .visit_params_mut(&child_name(prefix, "self_attn"), f);
+        self.multihead_attn
+            .visit_params_mut(&child_name(prefix, "multihead_attn"), f);
+        self.ffn.visit_params_mut(prefix, f);
+        self.norm1.visit_params_mut(&child_name(prefix, "norm1"), f);
+        self.norm2.visit_params_mut(&child_name(prefix, "norm2"), f);
+        self.norm3.visit_params_mut(&child_name(prefix, "norm3"), f);
+    }
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.self_attn.set_training(training);
+        self.multihead_attn.set_training(training);
+        self.ffn.set_training(training);
+    }
+}

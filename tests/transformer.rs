@@ -1,0 +1,237 @@
+//! Transformer blocks: gradients by finite differences for every attention pattern (with and
+//! without ContextPool), causality, cached decoding against full recomputation, the
+//! sparse patterns' masks, adaptive span's penalty, and positional encodings.
+
+use cubegrad::autograd::{gradcheck, GradcheckOptions};
+use cubegrad::nn::{
+    local_mask, sinusoidal_positions, strided_mask, AttentionKind, ContextPoolOptions,
+    EncoderOptions, KvCache, LayerCache, Module, TransformerDecoderLayer, TransformerEncoderLayer,
+};
+use cubegrad::testing::{assert_close, Tolerance};
+use cubegrad::{manual_seed, no_grad, DType, Tensor};
+
+fn randn64(shape: &[usize]) -> Tensor {
+    Tensor::randn(shape, 0.0, 1.0).to_dtype(DType::F64)
+}
+
+/// Every parameter in f64 (random, so that no term vanishes), evaluation mode.
+fn to_f64(m: &mut dyn Module) {
+    m.visit_params_mut("", &mut |name, t| {
+        let v = if name.ends_with("span") {
+            Tensor::full(t.shape().clone(), 2.5)
+        } else {
+            Tensor::randn(t.shape().clone(), 0.0, 0.4)
+        };
+        *t = v.to_dtype(DType::F64).with_grad()
+    });
+    m.eval();
+}
+
+const KINDS: [AttentionKind; 4] = [
+    AttentionKind::Full,
+    AttentionKind::Local { window: 2 },
+    AttentionKind::Strided { stride: 2 },
+    AttentionKind::AdaptiveSpan {
+        initial_span: 2.0,
+        ramp: 2.0,
+        max_span: 8.0,
+    },
+];
+
+fn causal_options(kind: AttentionKind, pool: bool) -> EncoderOptions {
+    let mut o = EncoderOptions::new(4, 2);
+    o.dim_feedforward = 6;
+    o.dropout = 0.0;
+    o.causal = true;
+    o.attention = kind;
+    o.context_pool = pool.then_some(ContextPoolOptions {
+        causal: true,
+        s_max: 3.0,
+        ..Default::default()
+    });
+    o
+}
+
+#[test]
+fn encoder_layers_pass_gradcheck_for_every_pattern() {
+    manual_seed(30);
+    for kind in KINDS {
+        for pool in [false, true] {
+            let mut layer = TransformerEncoderLayer::new(causal_options(kind, pool));
+            to_f64(&mut layer);
+            let x = randn64(&[2, 5, 4]).with_grad();
+            let report = gradcheck(
+                |x| layer.try_forward(&x[0], None),
+                &[x],
+                &GradcheckOptions::default(),
+            )
+            .unwrap();
+            assert!(report.max_error <= 1e-6, "{kind:?}, pool {pool}: {report}");
+            // Every parameter, the span included, gets a gradient.
+            let y = layer.forward(&randn64(&[1, 5, 4]), None);
+            let g = y.sum().backward();
+            for (name, p) in layer.parameters() {
+                assert!(g.get(&p).is_some(), "{kind:?}: {name} has no gradient");
+            }
+        }
+    }
+}
+
+#[test]
+fn causal_encoder_layers_ignore_future_tokens() {
+    manual_seed(31);
+    for kind in KINDS {
+        let mut layer = TransformerEncoderLayer::new(causal_options(kind, true));
+        to_f64(&mut layer);
+        let x = randn64(&[1, 9, 4]);
+        let mut changed = x.to_vec::<f64>();
+        changed[6 * 4..].iter_mut().for_each(|v| *v -= 3.0);
+        let a = layer.forward(&x, None).to_vec::<f64>();
+        let b = layer
+            .forward(&Tensor::from_vec(changed, [1, 9, 4]), None)
+            .to_vec::<f64>();
+        assert_close(&a[..6 * 4], &b[..6 * 4], Tolerance::F64, "the past");
+        assert_ne!(
+            a[6 * 4..],
+            b[6 * 4..],
+            "{kind:?}: the future did not change"
+        );
+    }
+}
+
+#[test]
+fn cached_decoding_matches_the_full_forward() {
+    manual_seed(32);
+    for (pool, pool_queries) in [(false, true), (true, true), (true, false)] {
+        let mut o = causal_options(AttentionKind::Full, pool);
+        o.pool_queries = pool_queries;
+        if let Some(cp) = &mut o.context_pool {
+            // A window shorter than the sequence, so the cache's history is cut.
+            cp.radius = Some(3);
+        }
+        let mut layer = TransformerEncoderLayer::new(o);
+        to_f64(&mut layer);
+        let x = randn64(&[2, 10, 4]);
+        let want = layer.forward(&x, None);
+        for chunks in [vec![1; 10], vec![4, 1, 5]] {
+            let mut cache = LayerCache::default();
+            let mut parts = Vec::new();
+            let mut start = 0;
+            no_grad(|| {
+                for len in chunks {
+                    parts.push(layer.forward_cached(&x.narrow(1, start, len), &mut cache));
+                    start += len;
+                }
+            });
+            let got = Tensor::concat(&parts.iter().collect::<Vec<_>>(), 1);
+            assert_close(
+                &got.to_vec::<f64>(),
+                &want.to_vec::<f64>(),
+                Tolerance::F64,
+                &format!("pool {pool}, pool_queries {pool_queries}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn decoder_cached_decoding_matches_the_full_forward() {
+    manual_seed(33);
+    let mut dec = TransformerDecoderLayer::new(4, 2, 6, 0.0);
+    to_f64(&mut dec);
+    let (tgt, mem) = (randn64(&[2, 6, 4]), randn64(&[2, 5, 4]));
+    let pad = Tensor::from_vec((0..10).map(|i| i >= 8).collect::<Vec<bool>>(), [2, 5]);
+    let want = dec.try_forward(&tgt, &mem, Some(&pad)).unwrap();
+    let mut cache = KvCache::default();
+    let parts: Vec<Tensor> = no_grad(|| {
+        (0..6)
+            .map(|i| {
+                dec.try_forward_cached(&tgt.narrow(1, i, 1), &mem, Some(&pad), &mut cache)
+                    .unwrap()
+            })
+            .collect()
+    });
+    let got = Tensor::concat(&parts.iter().collect::<Vec<_>>(), 1);
+    assert_close(
+        &got.to_vec::<f64>(),
+        &want.to_vec::<f64>(),
+        Tolerance::F64,
+        "decoder",
+    );
+    let report = gradcheck(
+        |x| dec.try_forward(&x[0], &x[1], Some(&pad)),
+        &[tgt.with_grad(), mem.with_grad()],
+        &GradcheckOptions::default(),
+    )
+    .unwrap();
+    assert!(report.max_error <= 1e-6, "{report}");
+}
+
+#[test]
+fn sparse_patterns_keep_the_documented_keys() {
+    // Row i lists the keys query i may see (by hand, from the definitions).
+    let rows = |m: Tensor, s: usize| -> Vec<Vec<usize>> {
+        m.to_vec::<bool>()
+            .chunks(s)
+            .map(|r| (0..s).filter(|&j| r[j]).collect())
+            .collect()
+    };
+    assert_eq!(
+        rows(local_mask(5, 5, 1, true), 5),
+        vec![vec![0], vec![0, 1], vec![1, 2], vec![2, 3], vec![3, 4]]
+    );
+    assert_eq!(
+        rows(local_mask(3, 4, 1, false), 4),
+        vec![vec![0, 1], vec![0, 1, 2], vec![1, 2, 3]]
+    );
+    assert_eq!(
+        rows(strided_mask(7, 7, 3, true), 7)[6],
+        vec![0, 3, 4, 5, 6],
+        "the 3 latest keys and every 3rd before them"
+    );
+}
+
+#[test]
+fn adaptive_span_penalty_pulls_spans_down() {
+    let o = causal_options(
+        AttentionKind::AdaptiveSpan {
+            initial_span: 4.0,
+            ramp: 2.0,
+            max_span: 8.0,
+        },
+        false,
+    );
+    let layer = TransformerEncoderLayer::new(o);
+    let span = layer.adaptive_span.as_ref().unwrap();
+    let p = span.span_penalty(0.5).unwrap();
+    assert!((p.item() - 2.0).abs() < 1e-6, "0.5 · mean(4, 4)");
+    let g = p.backward();
+    assert_eq!(g.get(&span.span).unwrap().to_vec::<f32>(), vec![0.25, 0.25]);
+}
+
+#[test]
+fn sinusoidal_positions_follow_the_formula() {
+    let p = sinusoidal_positions(3, 4, 0).to_vec::<f32>();
+    let want = [
+        0.0,
+        1.0,
+        0.0,
+        1.0,
+        1f64.sin(),
+        1f64.cos(),
+        (1.0 / 100.0f64).sin(),
+        (1.0 / 100.0f64).cos(),
+        2f64.sin(),
+        2f64.cos(),
+        (2.0 / 100.0f64).sin(),
+        (2.0 / 100.0f64).cos(),
+    ];
+    for (a, b) in p.iter().zip(want) {
+        assert!((*a as f64 - b).abs() < 1e-6);
+    }
+    // An offset continues the same table.
+    assert_eq!(
+        sinusoidal_positions(1, 4, 2).to_vec::<f32>(),
+        p[8..].to_vec()
+    );
+}
