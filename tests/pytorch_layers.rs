@@ -189,3 +189,76 @@ fn pre_norm_encoder_and_decoder_layers_match_pytorch() {
         "decoder layer",
     );
 }
+
+#[test]
+fn conv2d_and_batch_norm2d_match_pytorch() {
+    use cubegrad::nn::{BatchNorm2d, Conv2d, Conv2dOptions};
+    let f = fixture();
+    let c = &f["conv2d"];
+    let opts = Conv2dOptions {
+        stride: (2, 1),
+        padding: (1, 1),
+        dilation: (1, 2),
+        groups: 2,
+    };
+    let mut conv = Conv2d::new(4, 6, (3, 2), opts, true);
+    load_state(&mut conv, &c["state"], "conv.safetensors");
+    let y = conv.forward(&float(&c["input"]));
+    assert_eq!(y.dims(), shape(&c["output"]).as_slice());
+    assert_close(&y.to_vec::<f64>(), &data(&c["output"]), TOL, "Conv2d");
+
+    let c = &f["batch_norm2d"];
+    // The fixture stores every tensor as float, and PyTorch's num_batches_tracked is an
+    // int64 scalar, so the state is assigned by hand rather than through a file.
+    let mut bn = BatchNorm2d::new(3);
+    for (name, v) in c["state"].as_object().unwrap() {
+        let t = float(v);
+        match name.as_str() {
+            "weight" => bn.weight = Some(t.with_grad()),
+            "bias" => bn.bias = Some(t.with_grad()),
+            "running_mean" => bn.running_mean = t,
+            "running_var" => bn.running_var = t,
+            "num_batches_tracked" => assert_eq!(t.item(), 0.0),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let y = bn.forward(&float(&c["input"]));
+    assert_close(
+        &y.to_vec::<f64>(),
+        &data(&c["train_output"]),
+        TOL,
+        "BatchNorm2d train",
+    );
+    assert_close(
+        &bn.running_mean.to_vec::<f64>(),
+        &data(&c["running_mean"]),
+        TOL,
+        "running_mean",
+    );
+    assert_close(
+        &bn.running_var.to_vec::<f64>(),
+        &data(&c["running_var"]),
+        TOL,
+        "running_var",
+    );
+    assert_eq!(bn.num_batches_tracked.to_vec::<i64>(), vec![1]);
+    bn.eval();
+    let y = bn.forward(&float(&c["eval_input"]));
+    assert_close(
+        &y.to_vec::<f64>(),
+        &data(&c["eval_output"]),
+        TOL,
+        "BatchNorm2d eval",
+    );
+    let names: Vec<String> = bn.state_dict().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "num_batches_tracked"
+        ]
+    );
+}

@@ -3,7 +3,9 @@
 //! its parameters by their PyTorch-style dotted names.
 
 mod attention;
+mod batch_norm;
 mod context_pool;
+mod conv;
 mod embedding;
 mod functional;
 mod layer_norm;
@@ -16,9 +18,14 @@ pub use attention::{
     causal_mask, lens_mask, local_mask, scaled_dot_product_attention, strided_mask,
     try_scaled_dot_product_attention, AdditiveAttention, SdpaOptions,
 };
+pub use batch_norm::BatchNorm2d;
 pub use context_pool::{
     try_context_pool_1d, try_context_pool_2d, ContextPool, ContextPool2d, ContextPoolOptions,
     PoolStats,
+};
+pub use conv::{
+    try_avg_pool2d, try_conv1d, try_conv2d, try_global_avg_pool2d, try_max_pool2d, AvgPool2d,
+    Conv1d, Conv2d, Conv2dOptions, MaxPool2d,
 };
 pub use embedding::Embedding;
 pub use functional::dropout;

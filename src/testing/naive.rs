@@ -403,3 +403,124 @@ pub fn sdpa(inputs: &[Array], keep: Option<&Array>, add: Option<&Array>, causal:
     shape[r - 1] = ev;
     Array::new(&shape, out)
 }
+
+/// Direct 2-D convolution: inputs `[x [N, C, H, W], w [O, C/g, kh, kw], b? [O]]`.
+pub fn conv2d(
+    inputs: &[Array],
+    stride: (usize, usize),
+    padding: (usize, usize),
+    dilation: (usize, usize),
+    groups: usize,
+) -> Array {
+    let (x, w) = (&inputs[0], &inputs[1]);
+    let (n, h, wd) = (x.shape[0], x.shape[2], x.shape[3]);
+    let (o, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    let ho = (h + 2 * padding.0 - dilation.0 * (kh - 1) - 1) / stride.0 + 1;
+    let wo = (wd + 2 * padding.1 - dilation.1 * (kw - 1) - 1) / stride.1 + 1;
+    let og = o / groups;
+    let mut out = Vec::with_capacity(n * o * ho * wo);
+    for s in 0..n {
+        for oc in 0..o {
+            let gi = oc / og;
+            for y in 0..ho {
+                for xo in 0..wo {
+                    let mut acc = inputs.get(2).map_or(0.0, |b| b.data[oc]);
+                    for cl in 0..cg {
+                        let ch = gi * cg + cl;
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let yy =
+                                    (y * stride.0 + i * dilation.0) as isize - padding.0 as isize;
+                                let xx =
+                                    (xo * stride.1 + j * dilation.1) as isize - padding.1 as isize;
+                                if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < wd {
+                                    acc += x.at(&[s, ch, yy as usize, xx as usize])
+                                        * w.at(&[oc, cl, i, j]);
+                                }
+                            }
+                        }
+                    }
+                    out.push(acc);
+                }
+            }
+        }
+    }
+    Array::new(&[n, o, ho, wo], out)
+}
+
+/// Max (`avg = None`) or average (`avg = Some(count_include_pad)`) pooling of `[.., H, W]`.
+pub fn pool2d(
+    x: &Array,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    avg: Option<bool>,
+) -> Array {
+    let r = x.shape.len();
+    let (h, w) = (x.shape[r - 2], x.shape[r - 1]);
+    let ho = (h + 2 * padding.0 - kernel.0) / stride.0 + 1;
+    let wo = (w + 2 * padding.1 - kernel.1) / stride.1 + 1;
+    let mut out = Vec::new();
+    for plane in x.data.chunks(h * w) {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let (mut best, mut sum, mut inside) = (f64::NEG_INFINITY, 0.0, 0usize);
+                let mut padded = 0usize;
+                for i in 0..kernel.0 {
+                    for j in 0..kernel.1 {
+                        let yy = (oy * stride.0 + i) as isize - padding.0 as isize;
+                        let xx = (ox * stride.1 + j) as isize - padding.1 as isize;
+                        let in_pad = yy < (h + padding.0) as isize && xx < (w + padding.1) as isize;
+                        if in_pad {
+                            padded += 1;
+                        }
+                        if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w {
+                            let v = plane[yy as usize * w + xx as usize];
+                            best = best.max(v);
+                            sum += v;
+                            inside += 1;
+                        }
+                    }
+                }
+                out.push(match avg {
+                    None => best,
+                    Some(true) => sum / padded as f64,
+                    Some(false) => sum / inside as f64,
+                });
+            }
+        }
+    }
+    let mut shape = x.shape.clone();
+    shape[r - 2] = ho;
+    shape[r - 1] = wo;
+    Array::new(&shape, out)
+}
+
+/// Batch norm of `[N, C, H, W]` with the batch's statistics (`stats = None`) or given
+/// per-channel `(mean, var)`; inputs `[x, γ, β]`.
+pub fn batch_norm(inputs: &[Array], stats: Option<(f64, f64)>, eps: f64) -> Array {
+    let x = &inputs[0];
+    let (n, c) = (x.shape[0], x.shape[1]);
+    let l = x.data.len() / (n * c);
+    let mut out = x.data.clone();
+    for ch in 0..c {
+        let vals: Vec<f64> = (0..n)
+            .flat_map(|s| x.data[(s * c + ch) * l..(s * c + ch + 1) * l].to_vec())
+            .collect();
+        let (mean, var) = stats.unwrap_or_else(|| {
+            let m = vals.iter().sum::<f64>() / vals.len() as f64;
+            (
+                m,
+                vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / vals.len() as f64,
+            )
+        });
+        for s in 0..n {
+            for k in 0..l {
+                let i = (s * c + ch) * l + k;
+                out[i] = (x.data[i] - mean) / (var + eps).sqrt() * inputs[1].data[ch]
+                    + inputs[2].data[ch];
+            }
+        }
+    }
+    Array::new(&x.shape, out)
+}

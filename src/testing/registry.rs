@@ -7,8 +7,9 @@ use super::naive::{self, Array};
 use super::Tolerance;
 use crate::error::Result;
 use crate::nn::{
-    try_context_pool_1d, try_context_pool_2d, try_layer_norm, try_scaled_dot_product_attention,
-    ContextPoolOptions, SdpaOptions,
+    try_avg_pool2d, try_context_pool_1d, try_context_pool_2d, try_conv1d, try_conv2d,
+    try_layer_norm, try_max_pool2d, try_scaled_dot_product_attention, BatchNorm2d,
+    ContextPoolOptions, Conv2dOptions, Module, SdpaOptions,
 };
 use crate::ops::CrossEntropyOptions;
 use crate::tensor::{DType, Tensor};
@@ -556,6 +557,81 @@ pub fn registry() -> Vec<OpCase> {
         ),
         // ----- layers (fused ops with hand-written backward passes) -----
         case(
+            "conv2d",
+            vec![f(&[2, 3, 5, 6]), f(&[4, 3, 3, 2]), f(&[4])],
+            |x| try_conv2d(&x[0], &x[1], Some(&x[2]), Conv2dOptions::default()),
+            |a| naive::conv2d(a, (1, 1), (0, 0), (1, 1), 1),
+        ),
+        case(
+            "conv2d_stride_padding_dilation",
+            vec![f(&[2, 2, 7, 6]), f(&[3, 2, 3, 3])],
+            |x| {
+                let o = Conv2dOptions {
+                    stride: (2, 1),
+                    padding: (1, 2),
+                    dilation: (2, 1),
+                    groups: 1,
+                };
+                try_conv2d(&x[0], &x[1], None, o)
+            },
+            |a| naive::conv2d(a, (2, 1), (1, 2), (2, 1), 1),
+        ),
+        case(
+            "conv2d_groups",
+            vec![f(&[1, 4, 5, 5]), f(&[6, 2, 2, 3]), f(&[6])],
+            |x| {
+                let o = Conv2dOptions {
+                    groups: 2,
+                    padding: (1, 1),
+                    ..Default::default()
+                };
+                try_conv2d(&x[0], &x[1], Some(&x[2]), o)
+            },
+            |a| naive::conv2d(a, (1, 1), (1, 1), (1, 1), 2),
+        ),
+        case(
+            "conv1d",
+            vec![f(&[2, 3, 9]), f(&[2, 3, 3]), f(&[2])],
+            |x| try_conv1d(&x[0], &x[1], Some(&x[2]), 2, 1, 2, 1),
+            |a| {
+                let x4 = Array::new(&[2, 3, 1, 9], a[0].data.clone());
+                let w4 = Array::new(&[2, 3, 1, 3], a[1].data.clone());
+                let y = naive::conv2d(&[x4, w4, a[2].clone()], (1, 2), (0, 1), (1, 2), 1);
+                let lo = y.shape[3];
+                Array::new(&[2, 2, lo], y.data)
+            },
+        ),
+        case(
+            "max_pool2d",
+            vec![distinct(&[2, 2, 5, 7])],
+            |x| try_max_pool2d(&x[0], (3, 2), (2, 2), (1, 1)),
+            |a| naive::pool2d(&a[0], (3, 2), (2, 2), (1, 1), None),
+        ),
+        case(
+            "avg_pool2d",
+            vec![f(&[2, 3, 5, 6])],
+            |x| try_avg_pool2d(&x[0], (2, 3), (2, 2), (1, 1), true),
+            |a| naive::pool2d(&a[0], (2, 3), (2, 2), (1, 1), Some(true)),
+        ),
+        case(
+            "avg_pool2d_exclude_pad",
+            vec![f(&[1, 2, 5, 5])],
+            |x| try_avg_pool2d(&x[0], (3, 3), (2, 2), (1, 1), false),
+            |a| naive::pool2d(&a[0], (3, 3), (2, 2), (1, 1), Some(false)),
+        ),
+        case(
+            "batch_norm2d_train",
+            vec![f(&[3, 2, 3, 2]), f(&[2]), f(&[2])],
+            |x| batch_norm_with(x, true),
+            |a| naive::batch_norm(a, None, 1e-5),
+        ),
+        case(
+            "batch_norm2d_eval",
+            vec![f(&[3, 2, 3, 2]), f(&[2]), f(&[2])],
+            |x| batch_norm_with(x, false),
+            |a| naive::batch_norm(a, Some((0.3, 1.7)), 1e-5),
+        ),
+        case(
             "sdpa",
             vec![f(&[2, 3, 4]), f(&[2, 5, 4]), f(&[2, 5, 3])],
             |x| try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &SdpaOptions::default()),
@@ -730,4 +806,16 @@ fn dense(h: usize, w: usize, stride: usize, o: ContextPoolOptions) -> naive::Den
         normalize: o.normalize,
         eps: o.eps,
     }
+}
+
+/// BatchNorm2d with `γ`, `β` from the inputs; in evaluation, running statistics 0.3 and 1.7.
+fn batch_norm_with(x: &[Tensor], training: bool) -> Result<Tensor> {
+    let c = x[0].dims()[1];
+    let mut bn = BatchNorm2d::new(c);
+    bn.weight = Some(x[1].clone());
+    bn.bias = Some(x[2].clone());
+    bn.running_mean = Tensor::from_vec(vec![0.3f64; c], [c]).to_dtype(x[0].dtype());
+    bn.running_var = Tensor::from_vec(vec![1.7f64; c], [c]).to_dtype(x[0].dtype());
+    bn.set_training(training);
+    bn.try_forward(&x[0])
 }

@@ -3,7 +3,9 @@
 //! tensors into slices and back.
 
 pub mod attention;
+pub mod batch_norm;
 pub mod context_pool;
+pub mod conv;
 pub mod elementwise;
 pub mod fastmath;
 pub mod layer_norm;
@@ -11,6 +13,7 @@ pub mod layout;
 pub mod matmul;
 pub mod optim;
 pub mod pool;
+pub mod pooling;
 pub mod reduce;
 pub mod simd;
 pub mod softmax;

@@ -1,0 +1,247 @@
+//! 2-D convolution by im2col + gemm, and its backward (the op is `nn::conv`). For each
+//! sample and group, the input patches are unrolled into a `[C/g · kh · kw, Ho · Wo]`
+//! matrix, so the convolution is one matrix product with the `[O/g, C/g · kh · kw]` weight;
+//! the backward multiplies by the transposes and folds the patches back (col2im). Samples
+//! run in parallel.
+
+use super::matmul::{gemm_into, MatRef};
+use crate::tensor::Float;
+use rayon::prelude::*;
+
+/// Sizes and hyper-parameters of one convolution (PyTorch's `Conv2d` arguments).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConvGeometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+    pub dilation: (usize, usize),
+    pub groups: usize,
+}
+
+impl ConvGeometry {
+    /// Output height and width; `None` when the kernel does not fit.
+    pub fn out_hw(&self) -> Option<(usize, usize)> {
+        let span_h = self.dilation.0 * (self.kh - 1) + 1;
+        let span_w = self.dilation.1 * (self.kw - 1) + 1;
+        let (ph, pw) = (self.h + 2 * self.padding.0, self.w + 2 * self.padding.1);
+        if ph < span_h || pw < span_w {
+            return None;
+        }
+        Some((
+            (ph - span_h) / self.stride.0 + 1,
+            (pw - span_w) / self.stride.1 + 1,
+        ))
+    }
+    fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+    fn og(&self) -> usize {
+        self.o / self.groups
+    }
+    /// Rows of the patch matrix of one group: `C/g · kh · kw`.
+    fn k(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+}
+
+/// Unrolls group `gi` of one sample `x` (`[C, H, W]`) into `cols` (`[K, Ho·Wo]`).
+fn im2col<T: Float>(x: &[T], g: &ConvGeometry, gi: usize, cols: &mut [T]) {
+    let (ho, wo) = g.out_hw().expect("checked by the op");
+    let (sh, sw) = g.stride;
+    let (ph, pw) = g.padding;
+    let (dh, dw) = g.dilation;
+    for cl in 0..g.cg() {
+        let ch = gi * g.cg() + cl;
+        let plane = &x[ch * g.h * g.w..(ch + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = (cl * g.kh + i) * g.kw + j;
+                let out = &mut cols[row * ho * wo..(row + 1) * ho * wo];
+                for oh in 0..ho {
+                    let y = (oh * sh + i * dh) as isize - ph as isize;
+                    let dst = &mut out[oh * wo..(oh + 1) * wo];
+                    if y < 0 || y >= g.h as isize {
+                        dst.fill(T::zero());
+                        continue;
+                    }
+                    let src = &plane[y as usize * g.w..(y as usize + 1) * g.w];
+                    for (ow, d) in dst.iter_mut().enumerate() {
+                        let xx = (ow * sw + j * dw) as isize - pw as isize;
+                        *d = if xx < 0 || xx >= g.w as isize {
+                            T::zero()
+                        } else {
+                            src[xx as usize]
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the patch gradients `cols` (`[K, Ho·Wo]`) of group `gi` back into `dx` (`[C, H, W]`).
+fn col2im<T: Float>(cols: &[T], g: &ConvGeometry, gi: usize, dx: &mut [T]) {
+    let (ho, wo) = g.out_hw().expect("checked by the op");
+    let (sh, sw) = g.stride;
+    let (ph, pw) = g.padding;
+    let (dh, dw) = g.dilation;
+    for cl in 0..g.cg() {
+        let ch = gi * g.cg() + cl;
+        let plane = &mut dx[ch * g.h * g.w..(ch + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = (cl * g.kh + i) * g.kw + j;
+                let src = &cols[row * ho * wo..(row + 1) * ho * wo];
+                for oh in 0..ho {
+                    let y = (oh * sh + i * dh) as isize - ph as isize;
+                    if y < 0 || y >= g.h as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[y as usize * g.w..(y as usize + 1) * g.w];
+                    for (ow, &v) in src[oh * wo..(oh + 1) * wo].iter().enumerate() {
+                        let xx = (ow * sw + j * dw) as isize - pw as isize;
+                        if xx >= 0 && xx < g.w as isize {
+                            dst[xx as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn mat<T>(data: &[T], offset: usize, row_stride: usize, col_stride: usize) -> MatRef<'_, T> {
+    MatRef {
+        data,
+        offset,
+        row_stride,
+        col_stride,
+    }
+}
+
+/// `y = conv2d(x, w) + b`: `x` `[N, C, H, W]`, `w` `[O, C/g, kh, kw]`, `b` `[O]`.
+pub fn forward<T: Float>(x: &[T], w: &[T], b: Option<&[T]>, g: &ConvGeometry) -> Vec<T> {
+    let (ho, wo) = g.out_hw().expect("checked by the op");
+    let (hw, k, og) = (ho * wo, g.k(), g.og());
+    let mut y = super::pool::filled(g.n * g.o * hw, T::zero());
+    y.par_chunks_mut(g.o * hw)
+        .enumerate()
+        .for_each_init(Vec::new, |cols, (s, ys)| {
+            cols.resize(k * hw, T::zero());
+            let xs = &x[s * g.c * g.h * g.w..(s + 1) * g.c * g.h * g.w];
+            for gi in 0..g.groups {
+                im2col(xs, g, gi, cols);
+                let out = &mut ys[gi * og * hw..(gi + 1) * og * hw];
+                gemm_into(
+                    og,
+                    hw,
+                    k,
+                    out,
+                    hw,
+                    false,
+                    mat(w, gi * og * k, k, 1),
+                    mat(cols, 0, hw, 1),
+                    T::one(),
+                );
+            }
+            if let Some(b) = b {
+                for (oc, plane) in ys.chunks_mut(hw).enumerate() {
+                    plane.iter_mut().for_each(|v| *v += b[oc]);
+                }
+            }
+        });
+    y
+}
+
+/// Gradients `(dx, dw, db)` given the output gradient `gy` (`[N, O, Ho, Wo]`).
+pub fn backward<T: Float>(
+    x: &[T],
+    w: &[T],
+    gy: &[T],
+    g: &ConvGeometry,
+    need_x: bool,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let (ho, wo) = g.out_hw().expect("checked by the op");
+    let (hw, k, og) = (ho * wo, g.k(), g.og());
+    let sample = g.c * g.h * g.w;
+    let mut dx = super::pool::filled(if need_x { g.n * sample } else { 0 }, T::zero());
+    let zeros = || (vec![T::zero(); g.o * k], vec![T::zero(); g.o]);
+    let one =
+        |(dw, db): &mut (Vec<T>, Vec<T>), cols: &mut Vec<T>, s: usize, dxs: Option<&mut [T]>| {
+            let xs = &x[s * sample..(s + 1) * sample];
+            let gs = &gy[s * g.o * hw..(s + 1) * g.o * hw];
+            cols.resize(k * hw, T::zero());
+            let mut dxs = dxs;
+            for gi in 0..g.groups {
+                im2col(xs, g, gi, cols);
+                // dW_g += G_g colsᵀ
+                gemm_into(
+                    og,
+                    k,
+                    hw,
+                    &mut dw[gi * og * k..(gi + 1) * og * k],
+                    k,
+                    true,
+                    mat(gs, gi * og * hw, hw, 1),
+                    mat(cols, 0, 1, hw),
+                    T::one(),
+                );
+                if let Some(dxs) = dxs.as_deref_mut() {
+                    // dcols = W_gᵀ G_g, folded back into dx.
+                    gemm_into(
+                        k,
+                        hw,
+                        og,
+                        cols,
+                        hw,
+                        false,
+                        mat(w, gi * og * k, 1, k),
+                        mat(gs, gi * og * hw, hw, 1),
+                        T::one(),
+                    );
+                    col2im(cols, g, gi, dxs);
+                }
+            }
+            for (oc, plane) in gs.chunks(hw).enumerate() {
+                db[oc] += plane.iter().copied().sum::<T>();
+            }
+        };
+    let (dw, db) = if need_x {
+        dx.par_chunks_mut(sample)
+            .enumerate()
+            .fold(
+                || (zeros(), Vec::new()),
+                |(mut acc, mut cols), (s, dxs)| {
+                    one(&mut acc, &mut cols, s, Some(dxs));
+                    (acc, cols)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(zeros, add_pair)
+    } else {
+        (0..g.n)
+            .into_par_iter()
+            .fold(
+                || (zeros(), Vec::new()),
+                |(mut acc, mut cols), s| {
+                    one(&mut acc, &mut cols, s, None);
+                    (acc, cols)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(zeros, add_pair)
+    };
+    (dx, dw, db)
+}
+
+fn add_pair<T: Float>(mut a: (Vec<T>, Vec<T>), b: (Vec<T>, Vec<T>)) -> (Vec<T>, Vec<T>) {
+    a.0.iter_mut().zip(&b.0).for_each(|(p, &q)| *p += q);
+    a.1.iter_mut().zip(&b.1).for_each(|(p, &q)| *p += q);
+    a
+}

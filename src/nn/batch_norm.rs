@@ -1,0 +1,242 @@
+//! `nn.BatchNorm2d` (Ioffe & Szegedy 2015): per-channel normalisation of `[N, C, H, W]` by the
+//! batch's statistics in training and by running estimates in evaluation, with PyTorch's
+//! names (`weight`, `bias`; buffers `running_mean`, `running_var`, `num_batches_tracked`),
+//! defaults (`eps = 1e-5`, `momentum = 0.1`) and the unbiased variance in the running
+//! estimate. One fused op; the loops are in `backend::cpu::batch_norm`.
+
+use super::{child_name, Module};
+use crate::autograd::{apply, Forward, Op};
+use crate::backend::cpu::batch_norm as kernel;
+use crate::error::{Error, OrPanic, Result};
+use crate::ops::{from_float, same_kind, with_float};
+use crate::tensor::{Float, Tensor};
+
+fn fslice<T: Float>(t: &Tensor) -> Result<std::borrow::Cow<'_, [T]>> {
+    t.float_slice::<T>("batch_norm")
+}
+
+/// Inputs: `x` `[N, C, L]`, then `γ` and `β` when `affine`. `mean` and `rstd` are `[C]`:
+/// the batch's (computed in forward) or the running ones (given).
+struct BatchNormOp {
+    affine: bool,
+    /// Batch statistics (training) rather than fixed ones.
+    batch_stats: bool,
+    fixed: Option<(Tensor, Tensor)>,
+    eps: f64,
+}
+
+impl Op for BatchNormOp {
+    fn name(&self) -> &'static str {
+        "batch_norm"
+    }
+    /// Saves `x`, `γ`, and the per-channel mean and rstd used.
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        let x = inputs[0].try_contiguous()?;
+        let (n, c, l) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+        let (y, mean, rstd) = with_float!("batch_norm", x.dtype(), |T| {
+            let xs = fslice::<T>(&x)?;
+            let (mean, rstd): (Vec<T>, Vec<T>) = match &self.fixed {
+                Some((m, v)) => (
+                    fslice::<T>(m)?.into_owned(),
+                    fslice::<T>(v)?
+                        .iter()
+                        .map(|&v| (v + T::from_f64(self.eps)).sqrt().recip())
+                        .collect(),
+                ),
+                None => {
+                    let (m, v) = kernel::channel_stats(&xs, n, c, l);
+                    (
+                        m,
+                        v.into_iter()
+                            .map(|v| (v + T::from_f64(self.eps)).sqrt().recip())
+                            .collect(),
+                    )
+                }
+            };
+            let (g, b) = if self.affine {
+                (Some(fslice::<T>(inputs[1])?), Some(fslice::<T>(inputs[2])?))
+            } else {
+                (None, None)
+            };
+            let y = kernel::normalize(&xs, c, l, &mean, &rstd, g.as_deref(), b.as_deref());
+            Ok((
+                from_float(y, x.shape().clone()),
+                from_float(mean, [c].into()),
+                from_float(rstd, [c].into()),
+            ))
+        })?;
+        let mut saved = vec![x, mean, rstd];
+        if self.affine {
+            saved.push(inputs[1].clone());
+        }
+        Ok(Forward::new(y, saved))
+    }
+    fn backward(&self, saved: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let (x, mean, rstd) = (&saved[0], &saved[1], &saved[2]);
+        let g = g.try_contiguous()?;
+        let (n, c, l) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+        with_float!("batch_norm", x.dtype(), |T| {
+            let gamma = saved.get(3).map(fslice::<T>).transpose()?;
+            let (dx, dg, db) = kernel::backward(
+                &fslice::<T>(x)?,
+                &fslice::<T>(&g)?,
+                n,
+                c,
+                l,
+                &fslice::<T>(mean)?,
+                &fslice::<T>(rstd)?,
+                gamma.as_deref(),
+                self.batch_stats,
+            );
+            let mut out = vec![Some(from_float(dx, x.shape().clone()))];
+            if self.affine {
+                out.push(Some(from_float(dg, [c].into())));
+                out.push(Some(from_float(db, [c].into())));
+            }
+            Ok(out)
+        })
+    }
+}
+
+pub struct BatchNorm2d {
+    pub weight: Option<Tensor>,
+    pub bias: Option<Tensor>,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub num_batches_tracked: Tensor,
+    pub eps: f64,
+    pub momentum: f64,
+    training: bool,
+}
+
+impl BatchNorm2d {
+    /// `nn.BatchNorm2d(num_features)`: γ = 1, β = 0, running mean 0 and variance 1.
+    pub fn new(num_features: usize) -> Self {
+        BatchNorm2d {
+            weight: Some(Tensor::ones([num_features]).with_grad()),
+            bias: Some(Tensor::zeros([num_features]).with_grad()),
+            running_mean: Tensor::zeros([num_features]),
+            running_var: Tensor::ones([num_features]),
+            num_batches_tracked: Tensor::scalar(0i64),
+            eps: 1e-5,
+            momentum: 0.1,
+            training: true,
+        }
+    }
+    pub fn num_features(&self) -> usize {
+        self.running_mean.numel()
+    }
+
+    /// `x` `[N, C, H, W]`. In training this also updates the running statistics, so it
+    /// takes `&mut self`.
+    pub fn try_forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        const OP: &str = "BatchNorm2d";
+        let c = self.num_features();
+        if x.rank() != 4 || x.dims()[1] != c {
+            return Err(Error::bad_shape(
+                OP,
+                x.shape(),
+                format!("expected [N, {c}, H, W]"),
+            ));
+        }
+        same_kind(OP, x, &self.running_mean)?;
+        let (n, h, w) = (x.dims()[0], x.dims()[2], x.dims()[3]);
+        if self.training && n * h * w < 2 {
+            return Err(Error::bad_shape(
+                OP,
+                x.shape(),
+                "training needs more than one value per channel",
+            ));
+        }
+        let flat = x.try_reshape(&[n, c, h * w])?;
+        let affine = self.weight.is_some() && self.bias.is_some();
+        let op = BatchNormOp {
+            affine,
+            batch_stats: self.training,
+            fixed: (!self.training).then(|| (self.running_mean.clone(), self.running_var.clone())),
+            eps: self.eps,
+        };
+        let mut inputs = vec![&flat];
+        if affine {
+            inputs.extend(self.weight.as_ref());
+            inputs.extend(self.bias.as_ref());
+        }
+        let y = apply(op, &inputs)?;
+        if self.training {
+            self.update_running(&flat)?;
+        }
+        y.try_reshape(x.dims())
+    }
+    #[track_caller]
+    pub fn forward(&mut self, x: &Tensor) -> Tensor {
+        self.try_forward(x).or_panic()
+    }
+
+    /// `running = (1 − momentum) · running + momentum · batch`, with the unbiased batch
+    /// variance (as PyTorch).
+    fn update_running(&mut self, flat: &Tensor) -> Result<()> {
+        let (n, c, l) = (flat.dims()[0], flat.dims()[1], flat.dims()[2]);
+        let x = flat.detach().try_contiguous()?.to_vec::<f64>();
+        let (mean, var) = kernel::channel_stats(&x, n, c, l);
+        let m = (n * l) as f64;
+        let mom = self.momentum;
+        let rm: Vec<f64> = self
+            .running_mean
+            .to_vec::<f64>()
+            .iter()
+            .zip(&mean)
+            .map(|(r, b)| (1.0 - mom) * r + mom * b)
+            .collect();
+        let rv: Vec<f64> = self
+            .running_var
+            .to_vec::<f64>()
+            .iter()
+            .zip(&var)
+            .map(|(r, v)| (1.0 - mom) * r + mom * v * m / (m - 1.0))
+            .collect();
+        let dtype = self.running_mean.dtype();
+        self.running_mean = Tensor::from_vec(rm, [c]).to_dtype(dtype);
+        self.running_var = Tensor::from_vec(rv, [c]).to_dtype(dtype);
+        let nb = self.num_batches_tracked.to_vec::<i64>()[0] + 1;
+        self.num_batches_tracked = Tensor::scalar(nb);
+        Ok(())
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        if let Some(w) = &self.weight {
+            f(&child_name(prefix, "weight"), w);
+        }
+        if let Some(b) = &self.bias {
+            f(&child_name(prefix, "bias"), b);
+        }
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        if let Some(w) = &mut self.weight {
+            f(&child_name(prefix, "weight"), w);
+        }
+        if let Some(b) = &mut self.bias {
+            f(&child_name(prefix, "bias"), b);
+        }
+    }
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        f(&child_name(prefix, "running_mean"), &self.running_mean);
+        f(&child_name(prefix, "running_var"), &self.running_var);
+        f(
+            &child_name(prefix, "num_batches_tracked"),
+            &self.num_batches_tracked,
+        );
+    }
+    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        f(&child_name(prefix, "running_mean"), &mut self.running_mean);
+        f(&child_name(prefix, "running_var"), &mut self.running_var);
+        f(
+            &child_name(prefix, "num_batches_tracked"),
+            &mut self.num_batches_tracked,
+        );
+    }
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}
