@@ -28,6 +28,7 @@ TARGETS = {
     "matmul_f32/1024": 1.2,
     "context_pool_f32/fwd_bwd_n256": 0.5,
     "context_pool_f32/fwd_bwd_n1024": 0.05,
+    "conv_f32/conv2d_fwd_bwd_b32_c32_o64_28x28_k3": 1.5,
 }
 DEFAULT_TARGET = 1.0
 

@@ -40,10 +40,12 @@ def workloads():
 
     pool = {n: context_pool_case(n) for n in (256, 1024, 4096)}
     mha = mha_case()
+    conv = conv_case()
 
     return {
         **{f"context_pool_f32/fwd_bwd_n{n}": (fn, False) for n, fn in pool.items()},
         "attention_f32/mha_causal_fwd_bwd_b16_n256_d128_h4": (mha, False),
+        "conv_f32/conv2d_fwd_bwd_b32_c32_o64_28x28_k3": (conv, False),
         "matmul_f32/1024": (lambda: a @ b, True),
         "softmax_f32/fwd_16384x256": (lambda: torch.softmax(s, -1), True),
         "softmax_f32/fwd_bwd_16384x256": (softmax_fwd_bwd, False),
@@ -98,6 +100,17 @@ def mha_case(b=16, n=256, d=128, heads=4):
         qkv = in_proj(x).reshape(b, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
         o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=True)
         out_proj(o.transpose(1, 2).reshape(b, n, d)).backward(g)
+    return fwd_bwd
+
+
+def conv_case():
+    x = torch.randn(32, 32, 28, 28).requires_grad_()
+    g = torch.randn(32, 64, 28, 28)
+    conv = torch.nn.Conv2d(32, 64, 3, padding=1)
+
+    def fwd_bwd():
+        x.grad = conv.weight.grad = conv.bias.grad = None
+        conv(x).backward(g)
     return fwd_bwd
 
 
