@@ -13,6 +13,7 @@ mod linear;
 mod module;
 mod multihead;
 mod transformer;
+mod vision;
 
 pub use attention::{
     causal_mask, lens_mask, local_mask, scaled_dot_product_attention, strided_mask,
@@ -37,3 +38,4 @@ pub use transformer::{
     sinusoidal_positions, AdaptiveSpan, AttentionKind, EncoderOptions, FeedForward, LayerCache,
     PositionalEmbedding, TransformerDecoderLayer, TransformerEncoderLayer,
 };
+pub use vision::{ConvBlock, PatchEmbedding, Pooling};

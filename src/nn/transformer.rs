@@ -196,6 +196,9 @@ pub struct EncoderOptions {
     /// With ContextPool: pool the queries too (`true`, the paper's default) or only the
     /// keys and values.
     pub pool_queries: bool,
+    /// With ContextPool on image tokens: pool over this `(H, W)` grid instead of the
+    /// sequence, passing a leading class token through when the flag is set (ViT).
+    pub pool_grid: Option<(usize, usize, bool)>,
 }
 
 impl EncoderOptions {
@@ -209,6 +212,7 @@ impl EncoderOptions {
             attention: AttentionKind::Full,
             context_pool: None,
             pool_queries: true,
+            pool_grid: None,
         }
     }
 }
@@ -334,9 +338,10 @@ impl TransformerEncoderLayer {
     /// `x` `[B, n, d_model]`; `key_padding_mask` `[B, n]` (true = padding), as PyTorch.
     pub fn try_forward(&self, x: &Tensor, key_padding_mask: Option<&Tensor>) -> Result<Tensor> {
         let h = self.norm1.try_forward(x)?;
-        let pooled = match &self.context_pool {
-            Some(cp) => cp.try_forward(&h)?,
-            None => h.clone(),
+        let pooled = match (&self.context_pool, self.options.pool_grid) {
+            (Some(cp), None) => cp.try_forward(&h)?,
+            (Some(cp), Some((gh, gw, cls))) => cp.try_forward_grid(&h, (gh, gw), cls)?,
+            (None, _) => h.clone(),
         };
         let q = if self.options.pool_queries {
             &pooled
