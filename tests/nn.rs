@@ -40,3 +40,20 @@ fn linear_shapes_and_errors() {
     let no_bias = Linear::new(5, 3, false);
     assert_eq!(no_bias.parameters().len(), 1);
 }
+
+#[test]
+fn the_dropout_module_follows_train_and_eval() {
+    use cubegrad::nn::Dropout;
+    manual_seed(2);
+    let mut d = Dropout::new(0.5);
+    let x = Tensor::ones([1000]);
+    let zeros = d
+        .forward(&x)
+        .to_vec::<f32>()
+        .iter()
+        .filter(|&&v| v == 0.0)
+        .count();
+    assert!((400..600).contains(&zeros), "{zeros} of 1000 dropped");
+    d.eval();
+    assert_eq!(d.forward(&x).to_vec::<f32>(), x.to_vec::<f32>());
+}

@@ -311,6 +311,18 @@ fn initial_size_bias(opts: &ContextPoolOptions) -> f64 {
 }
 
 /// The layer: its two predictors and options, and the statistics of its last forward.
+///
+/// ```
+/// use cubegrad::nn::{ContextPool, ContextPoolOptions};
+///
+/// // Before attention, pool each token's neighbourhood with learned weights and sizes.
+/// let pool = ContextPool::new(64, ContextPoolOptions { causal: true, ..Default::default() });
+/// let x = cubegrad::Tensor::randn([2, 100, 64], 0.0, 1.0);
+/// let y = pool.forward(&x); // [2, 100, 64]
+/// let stats = pool.last_stats().unwrap(); // per-token sizes s and weights w
+/// assert_eq!(y.dims(), &[2, 100, 64]);
+/// assert_eq!(stats.sizes.dims(), &[2, 100]);
+/// ```
 pub struct ContextPool {
     /// Predicts the pooling weight `w_j` of each token (`a`, `a0`).
     pub weight_proj: Linear,

@@ -29,7 +29,7 @@ pub use conv::{
     Conv1d, Conv2d, Conv2dOptions, MaxPool2d,
 };
 pub use embedding::Embedding;
-pub use functional::dropout;
+pub use functional::{dropout, Dropout};
 pub use layer_norm::{try_layer_norm, LayerNorm};
 pub use linear::Linear;
 pub use module::{child_name, Module};
