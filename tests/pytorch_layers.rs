@@ -51,6 +51,12 @@ fn boolean(v: &Value) -> Tensor {
     Tensor::from_vec(d, shape(v))
 }
 
+/// Checks a tensor against PyTorch's: the same shape, values within `TOL`.
+fn expect(t: &Tensor, want: &Value, what: &str) {
+    assert_eq!(t.dims(), shape(want).as_slice(), "{what}: shape");
+    assert_close(&t.to_vec::<f64>(), &data(want), TOL, what);
+}
+
 /// Writes the fixture's state dict to a safetensors file with PyTorch's names and loads it.
 fn load_state(module: &mut dyn Module, state: &Value, file: &str) {
     let tensors: Vec<(String, Tensor)> = state
@@ -85,11 +91,9 @@ fn multihead_attention_with_padding_and_float_mask_matches_pytorch() {
         &float(&c["value"]),
         &opts,
     );
-    assert_eq!(o.dims(), shape(&c["output"]).as_slice());
-    assert_close(&o.to_vec::<f64>(), &data(&c["output"]), TOL, "MHA output");
+    expect(&o, &c["output"], "MHA output");
     let w = w.expect("need_weights is PyTorch's default");
-    assert_eq!(w.dims(), shape(&c["weights"]).as_slice());
-    assert_close(&w.to_vec::<f64>(), &data(&c["weights"]), TOL, "MHA weights");
+    expect(&w, &c["weights"], "MHA weights");
 }
 
 #[test]
@@ -116,15 +120,9 @@ fn multihead_attention_with_kdim_vdim_and_bool_mask_matches_pytorch() {
         &float(&c["value"]),
         &opts,
     );
-    assert_close(&o.to_vec::<f64>(), &data(&c["output"]), TOL, "MHA output");
+    expect(&o, &c["output"], "MHA output");
     let w = w.unwrap();
-    assert_eq!(w.dims(), shape(&c["weights"]).as_slice());
-    assert_close(
-        &w.to_vec::<f64>(),
-        &data(&c["weights"]),
-        TOL,
-        "per-head weights",
-    );
+    expect(&w, &c["weights"], "per-head weights");
 }
 
 #[test]
@@ -134,21 +132,20 @@ fn layer_norm_linear_and_embedding_match_pytorch() {
     let mut ln = LayerNorm::new(&[5]);
     load_state(&mut ln, &c["state"], "ln.safetensors");
     let y = ln.forward(&float(&c["input"]));
-    assert_close(&y.to_vec::<f64>(), &data(&c["output"]), TOL, "LayerNorm");
+    expect(&y, &c["output"], "LayerNorm");
 
     let c = &f["linear"];
     let mut lin = Linear::new(4, 3, true);
     load_state(&mut lin, &c["state"], "linear.safetensors");
     let y = lin.forward(&float(&c["input"]));
-    assert_close(&y.to_vec::<f64>(), &data(&c["output"]), TOL, "Linear");
+    expect(&y, &c["output"], "Linear");
 
     let c = &f["embedding"];
     let mut emb = Embedding::with_padding(7, 3, 0);
     load_state(&mut emb, &c["state"], "emb.safetensors");
     let idx: Vec<i64> = data(&c["indices"]).into_iter().map(|x| x as i64).collect();
     let y = emb.forward(&Tensor::from_vec(idx, shape(&c["indices"])));
-    assert_eq!(y.dims(), shape(&c["output"]).as_slice());
-    assert_close(&y.to_vec::<f64>(), &data(&c["output"]), TOL, "Embedding");
+    expect(&y, &c["output"], "Embedding");
 }
 
 #[test]
@@ -164,12 +161,7 @@ fn pre_norm_encoder_and_decoder_layers_match_pytorch() {
     enc.eval();
     load_state(&mut enc, &c["state"], "enc.safetensors");
     let y = enc.forward(&float(&c["input"]), None);
-    assert_close(
-        &y.to_vec::<f64>(),
-        &data(&c["output"]),
-        TOL,
-        "encoder layer",
-    );
+    expect(&y, &c["output"], "encoder layer");
 
     let c = &f["decoder_layer"];
     let mut dec = TransformerDecoderLayer::new(8, 2, 12, 0.0);
@@ -182,12 +174,7 @@ fn pre_norm_encoder_and_decoder_layers_match_pytorch() {
             Some(&boolean(&c["memory_key_padding_mask"])),
         )
         .unwrap();
-    assert_close(
-        &y.to_vec::<f64>(),
-        &data(&c["output"]),
-        TOL,
-        "decoder layer",
-    );
+    expect(&y, &c["output"], "decoder layer");
 }
 
 #[test]
@@ -204,8 +191,7 @@ fn conv2d_and_batch_norm2d_match_pytorch() {
     let mut conv = Conv2d::new(4, 6, (3, 2), opts, true);
     load_state(&mut conv, &c["state"], "conv.safetensors");
     let y = conv.forward(&float(&c["input"]));
-    assert_eq!(y.dims(), shape(&c["output"]).as_slice());
-    assert_close(&y.to_vec::<f64>(), &data(&c["output"]), TOL, "Conv2d");
+    expect(&y, &c["output"], "Conv2d");
 
     let c = &f["batch_norm2d"];
     // The fixture stores every tensor as float, and PyTorch's num_batches_tracked is an
@@ -223,33 +209,13 @@ fn conv2d_and_batch_norm2d_match_pytorch() {
         }
     }
     let y = bn.forward(&float(&c["input"]));
-    assert_close(
-        &y.to_vec::<f64>(),
-        &data(&c["train_output"]),
-        TOL,
-        "BatchNorm2d train",
-    );
-    assert_close(
-        &bn.running_mean.to_vec::<f64>(),
-        &data(&c["running_mean"]),
-        TOL,
-        "running_mean",
-    );
-    assert_close(
-        &bn.running_var.to_vec::<f64>(),
-        &data(&c["running_var"]),
-        TOL,
-        "running_var",
-    );
+    expect(&y, &c["train_output"], "BatchNorm2d train");
+    expect(&bn.running_mean, &c["running_mean"], "running_mean");
+    expect(&bn.running_var, &c["running_var"], "running_var");
     assert_eq!(bn.num_batches_tracked.to_vec::<i64>(), vec![1]);
     bn.eval();
     let y = bn.forward(&float(&c["eval_input"]));
-    assert_close(
-        &y.to_vec::<f64>(),
-        &data(&c["eval_output"]),
-        TOL,
-        "BatchNorm2d eval",
-    );
+    expect(&y, &c["eval_output"], "BatchNorm2d eval");
     let names: Vec<String> = bn.state_dict().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,

@@ -4,7 +4,7 @@
 //! defaults (`eps = 1e-5`, `momentum = 0.1`) and the unbiased variance in the running
 //! estimate. One fused op; the loops are in `backend::cpu::batch_norm`.
 
-use super::{child_name, Module};
+use super::{child_name, visit_named, visit_named_mut, Module};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::batch_norm as kernel;
 use crate::error::{Error, OrPanic, Result};
@@ -205,20 +205,24 @@ impl BatchNorm2d {
 
 impl Module for BatchNorm2d {
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        if let Some(w) = &self.weight {
-            f(&child_name(prefix, "weight"), w);
-        }
-        if let Some(b) = &self.bias {
-            f(&child_name(prefix, "bias"), b);
-        }
+        visit_named(
+            prefix,
+            &[
+                ("weight", self.weight.as_ref()),
+                ("bias", self.bias.as_ref()),
+            ],
+            f,
+        );
     }
     fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        if let Some(w) = &mut self.weight {
-            f(&child_name(prefix, "weight"), w);
-        }
-        if let Some(b) = &mut self.bias {
-            f(&child_name(prefix, "bias"), b);
-        }
+        visit_named_mut(
+            prefix,
+            [
+                ("weight", self.weight.as_mut()),
+                ("bias", self.bias.as_mut()),
+            ],
+            f,
+        );
     }
     fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
         f(&child_name(prefix, "running_mean"), &self.running_mean);

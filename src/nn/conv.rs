@@ -3,7 +3,7 @@
 //! output sizes. Convolution and pooling are fused ops; their loops are in
 //! `backend::cpu::{conv, pooling}`.
 
-use super::{child_name, Module};
+use super::{visit_named, visit_named_mut, Module};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::conv::{self as kernel, ConvGeometry};
 use crate::backend::cpu::pooling::{self, PoolGeometry};
@@ -303,26 +303,45 @@ impl Conv1d {
     }
 }
 
-macro_rules! weight_bias_module {
-    ($t:ty) => {
-        impl Module for $t {
-            fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-                f(&child_name(prefix, "weight"), &self.weight);
-                if let Some(b) = &self.bias {
-                    f(&child_name(prefix, "bias"), b);
-                }
-            }
-            fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-                f(&child_name(prefix, "weight"), &mut self.weight);
-                if let Some(b) = &mut self.bias {
-                    f(&child_name(prefix, "bias"), b);
-                }
-            }
-        }
-    };
+impl Module for Conv2d {
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        visit_named(
+            prefix,
+            &[("weight", Some(&self.weight)), ("bias", self.bias.as_ref())],
+            f,
+        );
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        visit_named_mut(
+            prefix,
+            [
+                ("weight", Some(&mut self.weight)),
+                ("bias", self.bias.as_mut()),
+            ],
+            f,
+        );
+    }
 }
-weight_bias_module!(Conv2d);
-weight_bias_module!(Conv1d);
+
+impl Module for Conv1d {
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        visit_named(
+            prefix,
+            &[("weight", Some(&self.weight)), ("bias", self.bias.as_ref())],
+            f,
+        );
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        visit_named_mut(
+            prefix,
+            [
+                ("weight", Some(&mut self.weight)),
+                ("bias", self.bias.as_mut()),
+            ],
+            f,
+        );
+    }
+}
 
 /// Max or average pooling of `[N, C, H, W]` over windows.
 #[derive(Clone, Copy, Debug, PartialEq)]

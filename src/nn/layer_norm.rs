@@ -2,7 +2,7 @@
 //! PyTorch's semantics and names: `weight` (γ, ones) and `bias` (β, zeros), biased variance,
 //! `eps = 1e-5`. One fused op; the loops are in `backend::cpu::layer_norm`.
 
-use super::{child_name, Module};
+use super::{visit_named, visit_named_mut, Module};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::layer_norm as kernel;
 use crate::error::{Error, OrPanic, Result};
@@ -167,19 +167,23 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        if let Some(w) = &self.weight {
-            f(&child_name(prefix, "weight"), w);
-        }
-        if let Some(b) = &self.bias {
-            f(&child_name(prefix, "bias"), b);
-        }
+        visit_named(
+            prefix,
+            &[
+                ("weight", self.weight.as_ref()),
+                ("bias", self.bias.as_ref()),
+            ],
+            f,
+        );
     }
     fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        if let Some(w) = &mut self.weight {
-            f(&child_name(prefix, "weight"), w);
-        }
-        if let Some(b) = &mut self.bias {
-            f(&child_name(prefix, "bias"), b);
-        }
+        visit_named_mut(
+            prefix,
+            [
+                ("weight", self.weight.as_mut()),
+                ("bias", self.bias.as_mut()),
+            ],
+            f,
+        );
     }
 }

@@ -32,7 +32,7 @@ pub use embedding::Embedding;
 pub use functional::{dropout, Dropout};
 pub use layer_norm::{try_layer_norm, LayerNorm};
 pub use linear::Linear;
-pub use module::{child_name, Module};
+pub use module::{child_name, visit_named, visit_named_mut, Module};
 pub use multihead::{KvCache, MhaOptions, MultiheadAttention};
 pub use transformer::{
     sinusoidal_positions, AdaptiveSpan, AttentionKind, EncoderOptions, FeedForward, LayerCache,

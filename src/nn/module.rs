@@ -17,6 +17,33 @@ pub fn child_name(prefix: &str, name: &str) -> String {
     }
 }
 
+/// Calls `f` with each tensor that is present, named under `prefix`: the usual body of
+/// `visit_params` for a layer with a weight and an optional bias.
+pub fn visit_named(
+    prefix: &str,
+    named: &[(&str, Option<&Tensor>)],
+    f: &mut dyn FnMut(&str, &Tensor),
+) {
+    for (name, t) in named {
+        if let Some(t) = t {
+            f(&child_name(prefix, name), t);
+        }
+    }
+}
+
+/// [`visit_named`] with mutable access, for `visit_params_mut`.
+pub fn visit_named_mut<const N: usize>(
+    prefix: &str,
+    named: [(&str, Option<&mut Tensor>); N],
+    f: &mut dyn FnMut(&str, &mut Tensor),
+) {
+    for (name, t) in named {
+        if let Some(t) = t {
+            f(&child_name(prefix, name), t);
+        }
+    }
+}
+
 pub trait Module {
     /// Calls `f` with every trainable parameter and its dotted name under `prefix`.
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor));

@@ -48,7 +48,7 @@ pub fn batched_matmul<'a, T: Float>(
         // SAFETY: the views stay inside their slices (checked by the caller's shape logic) and
         // `o` is exactly m·n long with row stride n.
         unsafe {
-            gemm_dispatch::<T>(m, n, k, o.as_mut_ptr(), l, r, par);
+            gemm_raw::<T>(m, n, k, o.as_mut_ptr(), n, false, l, r, T::one(), par);
         }
     };
     if batch > 1 && per < PAR_FLOPS * 4 {
@@ -69,13 +69,23 @@ pub fn batched_matmul<'a, T: Float>(
     out
 }
 
-unsafe fn gemm_dispatch<T: Float>(
+/// One gemm call: `dst = scale · l @ r`, or `dst += …` with `accumulate`; `dst` has rows
+/// `dst_rs` apart.
+///
+/// # Safety
+/// Both views must stay inside their slices and `dst` must hold `m` rows of `n` elements,
+/// `dst_rs` apart.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw<T: Float>(
     m: usize,
     n: usize,
     k: usize,
     dst: *mut T,
+    dst_rs: usize,
+    accumulate: bool,
     l: MatRef<T>,
     r: MatRef<T>,
+    scale: T,
     par: Parallelism,
 ) {
     assert!(TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>());
@@ -85,16 +95,16 @@ unsafe fn gemm_dispatch<T: Float>(
         k,
         dst,
         1,
-        n as isize,
-        false,
+        dst_rs as isize,
+        accumulate,
         l.data.as_ptr().add(l.offset),
         l.col_stride as isize,
         l.row_stride as isize,
         r.data.as_ptr().add(r.offset),
         r.col_stride as isize,
         r.row_stride as isize,
-        T::zero(),
         T::one(),
+        scale,
         false,
         false,
         false,
@@ -138,29 +148,19 @@ pub fn gemm_into<T: Float>(
         last(&rhs, k, n) < rhs.data.len(),
         "gemm_into: rhs view out of range"
     );
-    assert!(TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>());
     // SAFETY: both views and the destination's m rows of n (dst_rs apart) were just checked
     // to stay inside their slices.
     unsafe {
-        gemm::gemm(
+        gemm_raw(
             m,
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
+            dst_rs,
             accumulate,
-            lhs.data.as_ptr().add(lhs.offset),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr().add(rhs.offset),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            T::one(),
+            lhs,
+            rhs,
             scale,
-            false,
-            false,
-            false,
             Parallelism::None,
         );
     }
