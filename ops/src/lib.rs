@@ -1,1 +1,14 @@
-//! CubeCL kernels for cubegrad. Empty until the CubeCL backend lands: see issue "CubeCL backend".
+//! CubeCL kernels for cubegrad. Each file holds its `#[cube]` kernels and their host-side
+//! launchers; the launchers take device buffers (`Handle`s) and runtime shapes, so one
+//! compiled kernel serves every shape. The same kernels run on CUDA and, through wgpu, on
+//! Vulkan (Mesa's lavapipe runs them on a CPU for tests).
+
+mod common;
+pub mod elementwise;
+pub mod layout;
+pub mod matmul;
+pub mod optim;
+pub mod reduce;
+pub mod softmax;
+
+pub use cubecl;

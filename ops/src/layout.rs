@@ -1,0 +1,146 @@
+//! Strided copies: read a view (any strides and offset, 0-strides for broadcast) into a
+//! contiguous buffer, or write a contiguous buffer into a view of a larger one. Permute,
+//! transpose, narrow, broadcast and concatenation are all one of the two.
+
+use crate::common::{grid, u32s};
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+
+/// `dst[dst_offset + Σ idx_d · dst_strides_d] = src[src_offset + Σ idx_d · src_strides_d]` for
+/// every multi-index `idx` of `shape`, one unit per element.
+#[cube(launch)]
+fn copy_kernel<F: Float>(
+    src: &Array<F>,
+    dst: &mut Array<F>,
+    shape: &Array<u32>,
+    src_strides: &Array<u32>,
+    dst_strides: &Array<u32>,
+    src_offset: u32,
+    dst_offset: u32,
+    rank: u32,
+    numel: u32,
+) {
+    let i = ABSOLUTE_POS as u32;
+    if i < numel {
+        let mut rem = i;
+        let mut s = src_offset;
+        let mut t = dst_offset;
+        let mut d = rank;
+        while d > 0 {
+            d -= 1;
+            let n = shape[d as usize];
+            let idx = rem % n;
+            rem /= n;
+            s += idx * src_strides[d as usize];
+            t += idx * dst_strides[d as usize];
+        }
+        dst[t as usize] = src[s as usize];
+    }
+}
+
+/// A view of a buffer: element strides per dim and an offset.
+#[derive(Clone, Debug)]
+pub struct View<'a> {
+    pub handle: &'a Handle,
+    /// Elements in the whole buffer.
+    pub len: usize,
+    pub strides: &'a [usize],
+    pub offset: usize,
+}
+
+fn row_major(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * shape[d + 1];
+    }
+    s
+}
+
+/// Copies `view` (of `shape`) into `dst` (a buffer of `dst_len` elements) at `dst_strides`
+/// and `dst_offset`.
+pub fn copy_into<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    shape: &[usize],
+    src: &View<'_>,
+    dst: &Handle,
+    dst_len: usize,
+    dst_strides: &[usize],
+    dst_offset: usize,
+) {
+    let n: usize = shape.iter().product();
+    if n == 0 {
+        return;
+    }
+    let (count, dim) = grid(n);
+    let rank = shape.len().max(1);
+    let pad = |v: &[usize]| if v.is_empty() { vec![1] } else { v.to_vec() };
+    let (sh, ss, ds) = (
+        u32s(client, &pad(shape)),
+        u32s(client, &pad(src.strides)),
+        u32s(client, &pad(dst_strides)),
+    );
+    // SAFETY: the shape/stride buffers hold `rank` entries; the views were checked by the
+    // caller to stay inside their buffers, whose lengths are passed with them.
+    unsafe {
+        copy_kernel::launch::<F, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(src.handle.clone(), src.len),
+            ArrayArg::from_raw_parts(dst.clone(), dst_len),
+            ArrayArg::from_raw_parts(sh, rank),
+            ArrayArg::from_raw_parts(ss, rank),
+            ArrayArg::from_raw_parts(ds, rank),
+            src.offset as u32,
+            dst_offset as u32,
+            shape.len() as u32,
+            n as u32,
+        );
+    }
+}
+
+/// A new contiguous buffer holding `view` (of `shape`).
+pub fn contiguous<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    shape: &[usize],
+    view: &View<'_>,
+) -> Handle {
+    let n: usize = shape.iter().product();
+    let out = client.empty(n.max(1) * std::mem::size_of::<F>());
+    copy_into::<R, F>(client, shape, view, &out, n.max(1), &row_major(shape), 0);
+    out
+}
+
+/// Concatenates contiguous `parts` (each with its shape) along `axis`.
+pub fn concat<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    parts: &[(&Handle, &[usize])],
+    axis: usize,
+) -> (Handle, Vec<usize>) {
+    let mut shape = parts[0].1.to_vec();
+    shape[axis] = parts.iter().map(|p| p.1[axis]).sum();
+    let n: usize = shape.iter().product();
+    let out = client.empty(n.max(1) * std::mem::size_of::<F>());
+    let strides = row_major(&shape);
+    let mut start = 0;
+    for (h, s) in parts {
+        let len: usize = s.iter().product();
+        let src = View {
+            handle: h,
+            len: len.max(1),
+            strides: &row_major(s),
+            offset: 0,
+        };
+        copy_into::<R, F>(
+            client,
+            s,
+            &src,
+            &out,
+            n.max(1),
+            &strides,
+            start * strides[axis],
+        );
+        start += s[axis];
+    }
+    (out, shape)
+}

@@ -1,0 +1,117 @@
+//! Row reductions: sum, max or min over the last axis of a contiguous `[rows, cols]` buffer,
+//! one cube per row with a shared-memory tree (no float atomics assumed). Reducing another
+//! axis is a layout copy that moves it last, then this.
+
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+
+/// Units per row. A power of two, at most the 1024 units a cube may have everywhere.
+pub const ROW_BLOCK: u32 = 128;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+}
+
+#[cube]
+fn combine<F: Float>(a: F, b: F, #[comptime] op: u32) -> F {
+    if comptime![op == 0] {
+        a + b
+    } else if comptime![op == 1] {
+        F::max(a, b)
+    } else {
+        F::min(a, b)
+    }
+}
+
+/// The tree reduction of one value per unit, result in `smem[0]`. Every unit must call it
+/// (it synchronises the cube).
+#[cube]
+pub fn cube_reduce<F: Float>(smem: &mut SharedMemory<F>, value: F, #[comptime] op: u32) {
+    let tid = UNIT_POS as usize;
+    smem[tid] = value;
+    sync_cube();
+    let mut stride = CUBE_DIM / 2;
+    while stride > 0 {
+        if UNIT_POS < stride {
+            smem[tid] = combine::<F>(smem[tid], smem[tid + stride as usize], op);
+        }
+        sync_cube();
+        stride /= 2;
+    }
+}
+
+#[cube(launch)]
+fn reduce_rows_kernel<F: Float>(
+    x: &Array<F>,
+    out: &mut Array<F>,
+    rows: u32,
+    cols: u32,
+    #[comptime] op: u32,
+    #[comptime] block: usize,
+) {
+    let row = CUBE_POS as u32;
+    let mut smem = SharedMemory::<F>::new(block);
+    // Max and min start from the row's first element, so no infinity constant is needed;
+    // units past the end repeat it, which changes neither.
+    let mut acc = F::new(0.0);
+    if row < rows {
+        let base = row * cols;
+        if comptime![op != 0] {
+            acc = x[base as usize];
+        }
+        let mut j = UNIT_POS;
+        while j < cols {
+            acc = combine::<F>(acc, x[(base + j) as usize], op);
+            j += CUBE_DIM;
+        }
+    }
+    cube_reduce::<F>(&mut smem, acc, op);
+    if UNIT_POS == 0 && row < rows {
+        out[row as usize] = smem[0];
+    }
+}
+
+/// One cube per row: `rows` cubes, spread over y past 65 535.
+pub fn row_grid(rows: usize) -> CubeCount {
+    let rows = rows.max(1) as u32;
+    if rows <= 65_535 {
+        CubeCount::Static(rows, 1, 1)
+    } else {
+        CubeCount::Static(65_535, rows.div_ceil(65_535), 1)
+    }
+}
+
+/// Reduces each row of the contiguous `[rows, cols]` buffer `x` (cols ≥ 1) to one value.
+pub fn reduce_rows<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    op: ReduceOp,
+    x: &Handle,
+    rows: usize,
+    cols: usize,
+) -> Handle {
+    assert!(cols > 0, "reduce_rows: empty rows");
+    let out = client.empty(rows.max(1) * std::mem::size_of::<F>());
+    let code = match op {
+        ReduceOp::Sum => 0,
+        ReduceOp::Max => 1,
+        ReduceOp::Min => 2,
+    };
+    // SAFETY: x holds rows·cols elements and out rows; the kernel guards both.
+    unsafe {
+        reduce_rows_kernel::launch::<F, R>(
+            client,
+            row_grid(rows),
+            CubeDim::new_1d(ROW_BLOCK),
+            ArrayArg::from_raw_parts(x.clone(), rows * cols),
+            ArrayArg::from_raw_parts(out.clone(), rows.max(1)),
+            rows as u32,
+            cols as u32,
+            code,
+            ROW_BLOCK as usize,
+        );
+    }
+    out
+}

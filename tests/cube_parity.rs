@@ -1,0 +1,461 @@
+//! Every CubeCL kernel of `cubegrad-ops` against its CPU twin (cubegrad's CPU ops), on random
+//! inputs of odd sizes: 1-sized and broadcast dims, and more elements than one cube holds.
+//! The checks are written once, generic over the runtime, and instantiated per runtime
+//! feature (`wgpu`, `cuda`). Without the runtime's device the tests fail when
+//! `CUBEGRAD_REQUIRE_DEVICE` names it (CI) and otherwise skip with a printed reason.
+//!
+//!     cargo test --features wgpu --test cube_parity        # lavapipe works as the device
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
+
+use cubegrad::testing::{assert_close, Tolerance};
+use cubegrad::{manual_seed, Tensor};
+use cubegrad_ops::cubecl::prelude::*;
+use cubegrad_ops::cubecl::server::Handle;
+use cubegrad_ops::{elementwise, layout, matmul, optim, reduce, softmax};
+
+/// Per-op tolerances of f32 kernels against the CPU's f32 results.
+const EXACT_ISH: Tolerance = Tolerance {
+    rel: 1e-6,
+    abs: 1e-7,
+};
+/// exp, log, tanh: the GPU's and the CPU's approximations differ by a few ulps.
+const TRANSCENDENTAL: Tolerance = Tolerance {
+    rel: 1e-5,
+    abs: 1e-6,
+};
+/// Sums in a different order: relative error grows with the row length.
+const REDUCTION: Tolerance = Tolerance {
+    rel: 1e-5,
+    abs: 1e-5,
+};
+const MATMUL: Tolerance = Tolerance {
+    rel: 1e-4,
+    abs: 1e-5,
+};
+
+fn upload<R: Runtime>(client: &ComputeClient<R>, t: &Tensor) -> Handle {
+    client.create_from_slice(f32::as_bytes(&t.contiguous().to_vec::<f32>()))
+}
+
+fn download<R: Runtime>(client: &ComputeClient<R>, h: Handle) -> Vec<f64> {
+    let bytes = client.read_one(h).expect("read back");
+    f32::from_bytes(&bytes).iter().map(|&v| v as f64).collect()
+}
+
+fn row_major(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * shape[d + 1];
+    }
+    s
+}
+
+/// Strides of `shape` (right-aligned) broadcast to `out` (0 along broadcast dims).
+fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let own = row_major(shape);
+    let off = out.len() - shape.len();
+    (0..out.len())
+        .map(|d| {
+            if d < off || shape[d - off] == 1 {
+                0
+            } else {
+                own[d - off]
+            }
+        })
+        .collect()
+}
+
+fn check_binary<R: Runtime>(client: &ComputeClient<R>) {
+    let cases: [(&[usize], &[usize], &[usize]); 3] = [
+        (&[3, 1, 5], &[4, 5], &[3, 4, 5]),
+        (&[7, 301], &[301], &[7, 301]),
+        (&[1], &[2, 1, 3], &[2, 1, 3]),
+    ];
+    for (sa, sb, out) in cases {
+        let a = Tensor::randn(sa, 0.0, 1.0);
+        let b = Tensor::rand_uniform(sb, 0.5, 2.0);
+        let (ha, hb) = (upload(client, &a), upload(client, &b));
+        for (op, want) in [
+            (elementwise::BinaryOp::Add, a.add(&b)),
+            (elementwise::BinaryOp::Sub, a.sub(&b)),
+            (elementwise::BinaryOp::Mul, a.mul(&b)),
+            (elementwise::BinaryOp::Div, a.div(&b)),
+        ] {
+            let h = elementwise::binary::<R, f32>(
+                client,
+                op,
+                &ha,
+                a.numel(),
+                &broadcast_strides(sa, out),
+                &hb,
+                b.numel(),
+                &broadcast_strides(sb, out),
+                out,
+            );
+            assert_close(
+                &download(client, h),
+                &want.to_vec::<f64>(),
+                EXACT_ISH,
+                &format!("{op:?} {sa:?} {sb:?}"),
+            );
+        }
+    }
+}
+
+fn check_unary<R: Runtime>(client: &ComputeClient<R>) {
+    use elementwise::UnaryOp as U;
+    let x = Tensor::randn([3, 347], 0.0, 1.5);
+    let pos = Tensor::rand_uniform([3, 347], 0.1, 4.0);
+    let cases = [
+        (U::Neg, &x, x.neg(), EXACT_ISH),
+        (U::Exp, &x, x.exp(), TRANSCENDENTAL),
+        (U::Log, &pos, pos.log(), TRANSCENDENTAL),
+        (U::Sqrt, &pos, pos.sqrt(), TRANSCENDENTAL),
+        (U::Tanh, &x, x.tanh(), TRANSCENDENTAL),
+        (U::Sigmoid, &x, x.sigmoid(), TRANSCENDENTAL),
+        (U::Relu, &x, x.relu(), EXACT_ISH),
+    ];
+    for (op, input, want, tol) in cases {
+        let h = elementwise::unary::<R, f32>(client, op, &upload(client, input), input.numel());
+        assert_close(
+            &download(client, h),
+            &want.to_vec::<f64>(),
+            tol,
+            &format!("{op:?}"),
+        );
+    }
+}
+
+fn check_layout<R: Runtime>(client: &ComputeClient<R>) {
+    let x = Tensor::randn([3, 4, 5], 0.0, 1.0);
+    let hx = upload(client, &x);
+    // A permutation, read through the permuted strides.
+    let p = x.permute(&[2, 0, 1]);
+    let strides = [1, 20, 5];
+    let view = layout::View {
+        handle: &hx,
+        len: 60,
+        strides: &strides,
+        offset: 0,
+    };
+    let h = layout::contiguous::<R, f32>(client, p.dims(), &view);
+    assert_close(
+        &download(client, h),
+        &p.contiguous().to_vec::<f64>(),
+        EXACT_ISH,
+        "permute",
+    );
+    // A narrow along the middle axis: an offset.
+    let n = x.narrow(1, 1, 2);
+    let view = layout::View {
+        handle: &hx,
+        len: 60,
+        strides: &[20, 5, 1],
+        offset: 5,
+    };
+    let h = layout::contiguous::<R, f32>(client, n.dims(), &view);
+    assert_close(
+        &download(client, h),
+        &n.contiguous().to_vec::<f64>(),
+        EXACT_ISH,
+        "narrow",
+    );
+    // Concatenation along the last axis.
+    let y = Tensor::randn([3, 4, 2], 0.0, 1.0);
+    let hy = upload(client, &y);
+    let (h, shape) = layout::concat::<R, f32>(client, &[(&hx, &[3, 4, 5]), (&hy, &[3, 4, 2])], 2);
+    assert_eq!(shape, vec![3, 4, 7]);
+    assert_close(
+        &download(client, h),
+        &Tensor::concat(&[&x, &y], 2).to_vec::<f64>(),
+        EXACT_ISH,
+        "concat",
+    );
+}
+
+fn check_reduce<R: Runtime>(client: &ComputeClient<R>) {
+    for (rows, cols) in [(37, 301), (1, 1), (5, 1), (2, 1000)] {
+        let x = Tensor::randn([rows, cols], 0.0, 1.0);
+        let hx = upload(client, &x);
+        for (op, want) in [
+            (reduce::ReduceOp::Sum, x.sum_axes(&[1], false)),
+            (reduce::ReduceOp::Max, x.max_axes(&[1], false)),
+            (reduce::ReduceOp::Min, x.min_axes(&[1], false)),
+        ] {
+            let h = reduce::reduce_rows::<R, f32>(client, op, &hx, rows, cols);
+            assert_close(
+                &download(client, h),
+                &want.to_vec::<f64>(),
+                REDUCTION,
+                &format!("{op:?} [{rows}, {cols}]"),
+            );
+        }
+    }
+}
+
+fn check_softmax<R: Runtime>(client: &ComputeClient<R>) {
+    for (rows, cols) in [(13, 257), (3, 1), (2, 700)] {
+        let x = Tensor::randn([rows, cols], 0.0, 2.0);
+        let g = Tensor::randn([rows, cols], 0.0, 1.0);
+        let hx = upload(client, &x);
+        for log in [false, true] {
+            let xg = x.clone().with_grad();
+            let y_cpu = if log {
+                xg.log_softmax(-1)
+            } else {
+                xg.softmax(-1)
+            };
+            let dx_cpu = y_cpu.backward_with(&g).get(&xg).unwrap().to_vec::<f64>();
+            let y = softmax::softmax_rows::<R, f32>(client, &hx, None, rows, cols, log);
+            let dx = softmax::softmax_rows_backward::<R, f32>(
+                client,
+                &y,
+                &upload(client, &g),
+                rows,
+                cols,
+                log,
+            );
+            let what = if log { "log_softmax" } else { "softmax" };
+            assert_close(
+                &download(client, y),
+                &y_cpu.to_vec::<f64>(),
+                TRANSCENDENTAL,
+                what,
+            );
+            assert_close(&download(client, dx), &dx_cpu, TRANSCENDENTAL, what);
+        }
+        // Masked, with one row fully masked (all zeros on both sides).
+        let keep: Vec<bool> = (0..rows * cols).map(|i| i >= cols && i % 3 != 0).collect();
+        let mask_cpu = Tensor::from_vec(keep.clone(), [rows, cols]);
+        let mask: Vec<u32> = keep.iter().map(|&k| u32::from(k)).collect();
+        let hm = client.create_from_slice(u32::as_bytes(&mask));
+        let y = softmax::softmax_rows::<R, f32>(client, &hx, Some(&hm), rows, cols, false);
+        assert_close(
+            &download(client, y),
+            &x.masked_softmax(&mask_cpu, -1).to_vec::<f64>(),
+            TRANSCENDENTAL,
+            "masked softmax",
+        );
+    }
+}
+
+fn check_matmul<R: Runtime>(client: &ComputeClient<R>) {
+    // [3, 17, 33] @ [33, 19]: B broadcast over the batch (batch stride 0).
+    let a = Tensor::randn([3, 17, 33], 0.0, 1.0);
+    let b = Tensor::randn([33, 19], 0.0, 1.0);
+    let (ha, hb) = (upload(client, &a), upload(client, &b));
+    let sa = matmul::Strides {
+        row: 33,
+        col: 1,
+        batch: 17 * 33,
+        offset: 0,
+    };
+    let sb = matmul::Strides {
+        row: 19,
+        col: 1,
+        batch: 0,
+        offset: 0,
+    };
+    let h = matmul::matmul::<R, f32>(
+        client,
+        &ha,
+        a.numel(),
+        sa,
+        &hb,
+        b.numel(),
+        sb,
+        3,
+        17,
+        33,
+        19,
+    );
+    assert_close(
+        &download(client, h),
+        &a.matmul(&b).to_vec::<f64>(),
+        MATMUL,
+        "batched matmul",
+    );
+    // A @ Bᵀ with B stored [19, 33]: read through swapped strides.
+    let bt = Tensor::randn([19, 33], 0.0, 1.0);
+    let sbt = matmul::Strides {
+        row: 1,
+        col: 33,
+        batch: 0,
+        offset: 0,
+    };
+    let h = matmul::matmul::<R, f32>(
+        client,
+        &ha,
+        a.numel(),
+        sa,
+        &upload(client, &bt),
+        bt.numel(),
+        sbt,
+        3,
+        17,
+        33,
+        19,
+    );
+    assert_close(
+        &download(client, h),
+        &a.matmul(&bt.t()).to_vec::<f64>(),
+        MATMUL,
+        "matmul with a transposed view",
+    );
+}
+
+fn check_optimizers<R: Runtime>(client: &ComputeClient<R>) {
+    use cubegrad::backend::cpu::optim as cpu;
+    let n = 517;
+    let p0 = Tensor::randn([n], 0.0, 1.0).to_vec::<f32>();
+    let grads: Vec<Vec<f32>> = (0..3)
+        .map(|_| Tensor::randn([n], 0.0, 1.0).to_vec::<f32>())
+        .collect();
+    for decoupled in [false, true] {
+        let h = optim::AdamHyper {
+            lr: 1e-2,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.1,
+            decoupled,
+        };
+        let hc = cpu::AdamHyper {
+            lr: h.lr,
+            beta1: h.beta1,
+            beta2: h.beta2,
+            eps: h.eps,
+            weight_decay: h.weight_decay,
+            decoupled,
+        };
+        let (mut p, mut m, mut v) = (p0.clone(), vec![0f32; n], vec![0f32; n]);
+        let dp = client.create_from_slice(f32::as_bytes(&p0));
+        let dm = client.create_from_slice(f32::as_bytes(&vec![0f32; n]));
+        let dv = client.create_from_slice(f32::as_bytes(&vec![0f32; n]));
+        for (t, g) in grads.iter().enumerate() {
+            cpu::adam_step(&mut p, g, &mut m, &mut v, t as u64 + 1, hc);
+            let dg = client.create_from_slice(f32::as_bytes(g));
+            optim::adam_step::<R, f32>(client, &dp, &dg, &dm, &dv, n, t as u64 + 1, h);
+        }
+        let want: Vec<f64> = p.iter().map(|&x| x as f64).collect();
+        assert_close(&download(client, dp), &want, TRANSCENDENTAL, "adam");
+    }
+    let h = optim::SgdHyper {
+        lr: 0.1,
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 0.01,
+        nesterov: true,
+    };
+    let hc = cpu::SgdHyper {
+        lr: h.lr,
+        momentum: h.momentum,
+        dampening: h.dampening,
+        weight_decay: h.weight_decay,
+        nesterov: h.nesterov,
+    };
+    let (mut p, mut buf) = (p0.clone(), vec![0f32; n]);
+    let dp = client.create_from_slice(f32::as_bytes(&p0));
+    let db = client.create_from_slice(f32::as_bytes(&vec![0f32; n]));
+    for (t, g) in grads.iter().enumerate() {
+        cpu::sgd_step(&mut p, g, Some(&mut buf), t == 0, hc);
+        let dg = client.create_from_slice(f32::as_bytes(g));
+        optim::sgd_step::<R, f32>(client, &dp, &dg, &db, n, t == 0, h);
+    }
+    let want: Vec<f64> = p.iter().map(|&x| x as f64).collect();
+    assert_close(&download(client, dp), &want, EXACT_ISH, "sgd");
+}
+
+/// The client for this runtime's device, or `None` (with the reason printed) when there is
+/// none and `CUBEGRAD_REQUIRE_DEVICE` does not ask for it.
+fn client_or_skip<R: Runtime>(name: &str, device: R::Device) -> Option<ComputeClient<R>> {
+    use cubegrad_ops::cubecl::config::{
+        compilation::BoundsCheckMode, CubeClRuntimeConfig, RuntimeConfig,
+    };
+    static CONFIG: std::sync::Once = std::sync::Once::new();
+    CONFIG.call_once(|| {
+        // Report out-of-bounds accesses instead of reading them as zero.
+        let mut c = CubeClRuntimeConfig::default();
+        c.compilation.check_mode = BoundsCheckMode::Validate;
+        CubeClRuntimeConfig::set(c);
+    });
+    let required =
+        std::env::var("CUBEGRAD_REQUIRE_DEVICE").is_ok_and(|v| v.split(',').any(|d| d == name));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| R::client(&device))) {
+        Ok(c) => Some(c),
+        Err(_) if required => {
+            panic!("CUBEGRAD_REQUIRE_DEVICE={name}, but no {name} device could be opened")
+        }
+        Err(_) => {
+            eprintln!(
+                "skipped: no {name} device (set CUBEGRAD_REQUIRE_DEVICE={name} to fail instead)"
+            );
+            None
+        }
+    }
+}
+
+macro_rules! parity_tests {
+    ($name:literal, $runtime:ty, $device:expr) => {
+        fn client() -> Option<ComputeClient<$runtime>> {
+            manual_seed(7);
+            super::client_or_skip::<$runtime>($name, $device)
+        }
+        #[test]
+        fn binary() {
+            if let Some(c) = client() {
+                super::check_binary(&c)
+            }
+        }
+        #[test]
+        fn unary() {
+            if let Some(c) = client() {
+                super::check_unary(&c)
+            }
+        }
+        #[test]
+        fn layout() {
+            if let Some(c) = client() {
+                super::check_layout(&c)
+            }
+        }
+        #[test]
+        fn reduce() {
+            if let Some(c) = client() {
+                super::check_reduce(&c)
+            }
+        }
+        #[test]
+        fn softmax() {
+            if let Some(c) = client() {
+                super::check_softmax(&c)
+            }
+        }
+        #[test]
+        fn matmul() {
+            if let Some(c) = client() {
+                super::check_matmul(&c)
+            }
+        }
+        #[test]
+        fn optimizers() {
+            if let Some(c) = client() {
+                super::check_optimizers(&c)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "wgpu")]
+mod wgpu {
+    use super::*;
+    use cubegrad_ops::cubecl::wgpu::{WgpuDevice, WgpuRuntime};
+    parity_tests!("wgpu", WgpuRuntime, WgpuDevice::DefaultDevice);
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::*;
+    use cubegrad_ops::cubecl::cuda::{CudaDevice, CudaRuntime};
+    parity_tests!("cuda", CudaRuntime, CudaDevice::new(0));
+}
