@@ -11,7 +11,7 @@ use cubegrad::testing::{assert_close, Tolerance};
 use cubegrad::{manual_seed, Tensor};
 use cubegrad_ops::cubecl::prelude::*;
 use cubegrad_ops::cubecl::server::Handle;
-use cubegrad_ops::{elementwise, layout, matmul, optim, reduce, softmax};
+use cubegrad_ops::{elementwise, index, layout, loss, matmul, optim, reduce, softmax};
 
 /// Per-op tolerances of f32 kernels against the CPU's f32 results.
 const EXACT_ISH: Tolerance = Tolerance {
@@ -366,6 +366,61 @@ fn check_optimizers<R: Runtime>(client: &ComputeClient<R>) {
     assert_close(&download(client, dp), &want, EXACT_ISH, "sgd");
 }
 
+fn check_index<R: Runtime>(client: &ComputeClient<R>) {
+    // x [outer 2, r 7, inner 3]; indices repeat and skip rows.
+    let x = Tensor::randn([2, 7, 3], 0.0, 1.0).with_grad();
+    let idx = [4usize, 0, 4, 6, 1];
+    let it = Tensor::from_vec(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [5]);
+    let y = x.index_select(1, &it);
+    let g = Tensor::randn([2, 5, 3], 0.0, 1.0);
+    let gx = y.backward_with(&g).get(&x).unwrap().to_vec::<f64>();
+    let h = index::index_select::<R, f32>(client, &upload(client, &x), 2, 7, 3, &idx);
+    assert_close(
+        &download(client, h),
+        &y.to_vec::<f64>(),
+        EXACT_ISH,
+        "index_select",
+    );
+    let h = index::index_add::<R, f32>(client, &upload(client, &g), 2, 7, 3, &idx);
+    assert_close(&download(client, h), &gx, EXACT_ISH, "index_add");
+}
+
+fn check_cross_entropy<R: Runtime>(client: &ComputeClient<R>) {
+    let (rows, classes) = (9, 301);
+    let x = Tensor::randn([rows, classes], 0.0, 2.0).with_grad();
+    let targets: Vec<i64> = (0..rows as i64)
+        .map(|r| if r == 4 { -100 } else { r * 31 % 301 })
+        .collect();
+    let t = Tensor::from_vec(targets.clone(), [rows]);
+    let loss_cpu = x.cross_entropy(&t);
+    let gx = loss_cpu.backward().get(&x).unwrap().to_vec::<f64>();
+    let dev_targets: Vec<u32> = targets
+        .iter()
+        .map(|&t| if t < 0 { loss::IGNORE } else { t as u32 })
+        .collect();
+    let counted = dev_targets.iter().filter(|&&t| t != loss::IGNORE).count();
+    let (l, dx) = loss::cross_entropy::<R, f32>(
+        client,
+        &upload(client, &x),
+        &dev_targets,
+        classes,
+        1.0 / counted as f32,
+    );
+    let mean = download(client, l).iter().sum::<f64>() / counted as f64;
+    assert_close(
+        &[mean],
+        &[loss_cpu.item()],
+        TRANSCENDENTAL,
+        "cross-entropy loss",
+    );
+    assert_close(
+        &download(client, dx),
+        &gx,
+        TRANSCENDENTAL,
+        "cross-entropy gradient",
+    );
+}
+
 /// The client for this runtime's device, or `None` (with the reason printed) when there is
 /// none and `CUBEGRAD_REQUIRE_DEVICE` does not ask for it.
 fn client_or_skip<R: Runtime>(name: &str, device: R::Device) -> Option<ComputeClient<R>> {
@@ -435,6 +490,18 @@ macro_rules! parity_tests {
         fn matmul() {
             if let Some(c) = client() {
                 super::check_matmul(&c)
+            }
+        }
+        #[test]
+        fn index() {
+            if let Some(c) = client() {
+                super::check_index(&c)
+            }
+        }
+        #[test]
+        fn cross_entropy() {
+            if let Some(c) = client() {
+                super::check_cross_entropy(&c)
             }
         }
         #[test]

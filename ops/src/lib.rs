@@ -5,7 +5,9 @@
 
 mod common;
 pub mod elementwise;
+pub mod index;
 pub mod layout;
+pub mod loss;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
