@@ -11,7 +11,9 @@ use cubegrad::testing::{assert_close, Tolerance};
 use cubegrad::{manual_seed, Tensor};
 use cubegrad_ops::cubecl::prelude::*;
 use cubegrad_ops::cubecl::server::Handle;
-use cubegrad_ops::{elementwise, index, layout, loss, matmul, optim, reduce, softmax};
+use cubegrad_ops::{
+    context_pool, elementwise, index, layout, loss, matmul, optim, reduce, softmax,
+};
 
 /// Per-op tolerances of f32 kernels against the CPU's f32 results.
 const EXACT_ISH: Tolerance = Tolerance {
@@ -26,6 +28,11 @@ const TRANSCENDENTAL: Tolerance = Tolerance {
 /// Sums in a different order: relative error grows with the row length.
 const REDUCTION: Tolerance = Tolerance {
     rel: 1e-5,
+    abs: 1e-5,
+};
+/// ContextPool: window sums of exps in another order, and gradients summed over windows.
+const POOL: Tolerance = Tolerance {
+    rel: 1e-4,
     abs: 1e-5,
 };
 const MATMUL: Tolerance = Tolerance {
@@ -421,6 +428,94 @@ fn check_cross_entropy<R: Runtime>(client: &ComputeClient<R>) {
     );
 }
 
+fn check_context_pool<R: Runtime>(client: &ComputeClient<R>) {
+    use cubegrad::backend::cpu::context_pool as cpu;
+    // d = 80 is more features than a cube has units; n = 70 is longer than a window.
+    for (batch, n, d, causal, normalize, radius) in [
+        (2, 37, 19, false, true, 24),
+        (1, 70, 80, true, true, 24),
+        (2, 23, 5, false, false, 3),
+    ] {
+        let x = Tensor::randn([batch, n, d], 0.0, 1.0).to_vec::<f32>();
+        let a = Tensor::randn([d], 0.0, 0.3).to_vec::<f32>();
+        let b = Tensor::randn([d], 0.0, 0.3).to_vec::<f32>();
+        let g = Tensor::randn([batch, n, d], 0.0, 1.0).to_vec::<f32>();
+        let (a0, b0) = (0.2f32, -0.4f32);
+        let params = cpu::Params {
+            s_min: 0.5,
+            s_max: 8.0,
+            normalize,
+            eps: 1e-6,
+        };
+        let geo = cpu::Geometry::Seq {
+            n,
+            stride: 1,
+            radius,
+            causal,
+        };
+        let f = cpu::forward(&x, batch, d, geo, params, &a, a0, &b, b0);
+        let saved = cpu::Saved {
+            x: &x,
+            y: &f.y,
+            w: &f.w,
+            s: &f.s,
+            denom: &f.denom,
+        };
+        let gr = cpu::backward(saved, batch, d, geo, params, &a, &b, &g);
+
+        let p = context_pool::PoolParams {
+            s_min: 0.5,
+            s_max: 8.0,
+            radius: radius as u32,
+            causal,
+            normalize,
+            eps: 1e-6,
+        };
+        let dims = context_pool::PoolDims { batch, n, d };
+        let up = |v: &[f32]| client.create_from_slice(f32::as_bytes(v));
+        let (hx, ha, hb) = (up(&x), up(&a), up(&b));
+        let out = context_pool::forward::<R, f32>(client, &hx, &ha, a0, &hb, b0, dims, p);
+        let (dx, da, db) =
+            context_pool::backward::<R, f32>(client, &hx, &ha, &hb, &out, &up(&g), dims, p);
+        let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        let what = format!("context_pool n={n} d={d} causal={causal} normalize={normalize}");
+        assert_close(
+            &download(client, out.y),
+            &f64s(&f.y),
+            POOL,
+            &format!("{what}: y"),
+        );
+        assert_close(
+            &download(client, out.s),
+            &f64s(&f.s),
+            POOL,
+            &format!("{what}: s"),
+        );
+        assert_close(
+            &download(client, dx),
+            &f64s(&gr.dx),
+            POOL,
+            &format!("{what}: dx"),
+        );
+        let mut want_da = f64s(&gr.da);
+        want_da.push(gr.da0 as f64);
+        let mut want_db = f64s(&gr.db);
+        want_db.push(gr.db0 as f64);
+        assert_close(
+            &download(client, da),
+            &want_da,
+            POOL,
+            &format!("{what}: da, da0"),
+        );
+        assert_close(
+            &download(client, db),
+            &want_db,
+            POOL,
+            &format!("{what}: db, db0"),
+        );
+    }
+}
+
 /// The client for this runtime's device, or `None` (with the reason printed) when there is
 /// none and `CUBEGRAD_REQUIRE_DEVICE` does not ask for it.
 fn client_or_skip<R: Runtime>(name: &str, device: R::Device) -> Option<ComputeClient<R>> {
@@ -502,6 +597,12 @@ macro_rules! parity_tests {
         fn cross_entropy() {
             if let Some(c) = client() {
                 super::check_cross_entropy(&c)
+            }
+        }
+        #[test]
+        fn context_pool() {
+            if let Some(c) = client() {
+                super::check_context_pool(&c)
             }
         }
         #[test]
