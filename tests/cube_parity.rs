@@ -72,7 +72,7 @@ fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-fn check_binary<R: Runtime>(client: &ComputeClient<R>) {
+fn binary<R: Runtime>(client: &ComputeClient<R>) {
     let cases: [(&[usize], &[usize], &[usize]); 3] = [
         (&[3, 1, 5], &[4, 5], &[3, 4, 5]),
         (&[7, 301], &[301], &[7, 301]),
@@ -109,7 +109,7 @@ fn check_binary<R: Runtime>(client: &ComputeClient<R>) {
     }
 }
 
-fn check_unary<R: Runtime>(client: &ComputeClient<R>) {
+fn unary<R: Runtime>(client: &ComputeClient<R>) {
     use elementwise::UnaryOp as U;
     let x = Tensor::randn([3, 347], 0.0, 1.5);
     let pos = Tensor::rand_uniform([3, 347], 0.1, 4.0);
@@ -133,7 +133,7 @@ fn check_unary<R: Runtime>(client: &ComputeClient<R>) {
     }
 }
 
-fn check_layout<R: Runtime>(client: &ComputeClient<R>) {
+fn layout<R: Runtime>(client: &ComputeClient<R>) {
     let x = Tensor::randn([3, 4, 5], 0.0, 1.0);
     let hx = upload(client, &x);
     // A permutation, read through the permuted strides.
@@ -180,7 +180,7 @@ fn check_layout<R: Runtime>(client: &ComputeClient<R>) {
     );
 }
 
-fn check_reduce<R: Runtime>(client: &ComputeClient<R>) {
+fn reduce<R: Runtime>(client: &ComputeClient<R>) {
     for (rows, cols) in [(37, 301), (1, 1), (5, 1), (2, 1000)] {
         let x = Tensor::randn([rows, cols], 0.0, 1.0);
         let hx = upload(client, &x);
@@ -200,7 +200,7 @@ fn check_reduce<R: Runtime>(client: &ComputeClient<R>) {
     }
 }
 
-fn check_softmax<R: Runtime>(client: &ComputeClient<R>) {
+fn softmax<R: Runtime>(client: &ComputeClient<R>) {
     for (rows, cols) in [(13, 257), (3, 1), (2, 700)] {
         let x = Tensor::randn([rows, cols], 0.0, 2.0);
         let g = Tensor::randn([rows, cols], 0.0, 1.0);
@@ -246,7 +246,7 @@ fn check_softmax<R: Runtime>(client: &ComputeClient<R>) {
     }
 }
 
-fn check_matmul<R: Runtime>(client: &ComputeClient<R>) {
+fn matmul<R: Runtime>(client: &ComputeClient<R>) {
     // [3, 17, 33] @ [33, 19]: B broadcast over the batch (batch stride 0).
     let a = Tensor::randn([3, 17, 33], 0.0, 1.0);
     let b = Tensor::randn([33, 19], 0.0, 1.0);
@@ -311,7 +311,7 @@ fn check_matmul<R: Runtime>(client: &ComputeClient<R>) {
     );
 }
 
-fn check_optimizers<R: Runtime>(client: &ComputeClient<R>) {
+fn optimizers<R: Runtime>(client: &ComputeClient<R>) {
     use cubegrad::backend::cpu::optim as cpu;
     let n = 517;
     let p0 = Tensor::randn([n], 0.0, 1.0).to_vec::<f32>();
@@ -373,7 +373,7 @@ fn check_optimizers<R: Runtime>(client: &ComputeClient<R>) {
     assert_close(&download(client, dp), &want, EXACT_ISH, "sgd");
 }
 
-fn check_index<R: Runtime>(client: &ComputeClient<R>) {
+fn index<R: Runtime>(client: &ComputeClient<R>) {
     // x [outer 2, r 7, inner 3]; indices repeat and skip rows.
     let x = Tensor::randn([2, 7, 3], 0.0, 1.0).with_grad();
     let idx = [4usize, 0, 4, 6, 1];
@@ -392,7 +392,7 @@ fn check_index<R: Runtime>(client: &ComputeClient<R>) {
     assert_close(&download(client, h), &gx, EXACT_ISH, "index_add");
 }
 
-fn check_cross_entropy<R: Runtime>(client: &ComputeClient<R>) {
+fn cross_entropy<R: Runtime>(client: &ComputeClient<R>) {
     let (rows, classes) = (9, 301);
     let x = Tensor::randn([rows, classes], 0.0, 2.0).with_grad();
     let targets: Vec<i64> = (0..rows as i64)
@@ -428,7 +428,7 @@ fn check_cross_entropy<R: Runtime>(client: &ComputeClient<R>) {
     );
 }
 
-fn check_context_pool<R: Runtime>(client: &ComputeClient<R>) {
+fn context_pool<R: Runtime>(client: &ComputeClient<R>) {
     use cubegrad::backend::cpu::context_pool as cpu;
     // d = 80 is more features than a cube has units; n = 70 is longer than a window.
     for (batch, n, d, causal, normalize, radius) in [
@@ -546,71 +546,27 @@ fn client_or_skip<R: Runtime>(name: &str, device: R::Device) -> Option<ComputeCl
 }
 
 macro_rules! parity_tests {
-    ($name:literal, $runtime:ty, $device:expr) => {
+    ($name:literal, $runtime:ty, $device:expr; $($check:ident),*) => {
         fn client() -> Option<ComputeClient<$runtime>> {
             manual_seed(7);
             super::client_or_skip::<$runtime>($name, $device)
         }
-        #[test]
-        fn binary() {
-            if let Some(c) = client() {
-                super::check_binary(&c)
+        $(
+            #[test]
+            fn $check() {
+                if let Some(c) = client() {
+                    super::$check(&c)
+                }
             }
-        }
-        #[test]
-        fn unary() {
-            if let Some(c) = client() {
-                super::check_unary(&c)
-            }
-        }
-        #[test]
-        fn layout() {
-            if let Some(c) = client() {
-                super::check_layout(&c)
-            }
-        }
-        #[test]
-        fn reduce() {
-            if let Some(c) = client() {
-                super::check_reduce(&c)
-            }
-        }
-        #[test]
-        fn softmax() {
-            if let Some(c) = client() {
-                super::check_softmax(&c)
-            }
-        }
-        #[test]
-        fn matmul() {
-            if let Some(c) = client() {
-                super::check_matmul(&c)
-            }
-        }
-        #[test]
-        fn index() {
-            if let Some(c) = client() {
-                super::check_index(&c)
-            }
-        }
-        #[test]
-        fn cross_entropy() {
-            if let Some(c) = client() {
-                super::check_cross_entropy(&c)
-            }
-        }
-        #[test]
-        fn context_pool() {
-            if let Some(c) = client() {
-                super::check_context_pool(&c)
-            }
-        }
-        #[test]
-        fn optimizers() {
-            if let Some(c) = client() {
-                super::check_optimizers(&c)
-            }
-        }
+        )*
+    };
+}
+
+/// Instantiates every check for one runtime.
+macro_rules! all_parity_tests {
+    ($name:literal, $runtime:ty, $device:expr) => {
+        parity_tests!($name, $runtime, $device; binary, unary, layout, reduce, softmax, matmul,
+            index, cross_entropy, context_pool, optimizers);
     };
 }
 
@@ -618,12 +574,12 @@ macro_rules! parity_tests {
 mod wgpu {
     use super::*;
     use cubegrad_ops::cubecl::wgpu::{WgpuDevice, WgpuRuntime};
-    parity_tests!("wgpu", WgpuRuntime, WgpuDevice::DefaultDevice);
+    all_parity_tests!("wgpu", WgpuRuntime, WgpuDevice::DefaultDevice);
 }
 
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::*;
     use cubegrad_ops::cubecl::cuda::{CudaDevice, CudaRuntime};
-    parity_tests!("cuda", CudaRuntime, CudaDevice::new(0));
+    all_parity_tests!("cuda", CudaRuntime, CudaDevice::new(0));
 }
