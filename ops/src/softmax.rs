@@ -142,14 +142,10 @@ pub fn softmax_rows<R: Runtime, F: Float + CubeElement>(
 ) -> Handle {
     let n = rows * cols;
     let y = client.empty(n.max(1) * std::mem::size_of::<F>());
-    let dummy;
-    let mask_h = match mask {
-        Some(m) => m.clone(),
-        None => {
-            dummy = client.create_from_slice(u32::as_bytes(&[1u32]));
-            dummy.clone()
-        }
-    };
+    // Unmasked kernels never read it, but every argument needs a buffer.
+    let mask_h = mask
+        .cloned()
+        .unwrap_or_else(|| client.create_from_slice(u32::as_bytes(&[1u32])));
     // SAFETY: x, y (and the mask, when given) hold rows·cols elements; the kernel guards.
     unsafe {
         softmax_kernel::launch::<F, R>(

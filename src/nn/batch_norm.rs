@@ -15,13 +15,14 @@ fn fslice<T: Float>(t: &Tensor) -> Result<std::borrow::Cow<'_, [T]>> {
     t.float_slice::<T>("batch_norm")
 }
 
-/// Inputs: `x` `[N, C, L]`, then `γ` and `β` when `affine`. `mean` and `rstd` are `[C]`:
-/// the batch's (computed in forward) or the running ones (given).
+/// Inputs: `x` `[N, C, L]`, then `γ` and `β` when `affine`. `stats` are the per-channel mean
+/// and variance used: the batch's (training; the layer computes them once, for this op and
+/// for its running estimates) or the running ones (evaluation).
 struct BatchNormOp {
     affine: bool,
-    /// Batch statistics (training) rather than fixed ones.
+    /// The statistics are the batch's, so they depend on `x` (the backward differs).
     batch_stats: bool,
-    fixed: Option<(Tensor, Tensor)>,
+    stats: (Tensor, Tensor),
     eps: f64,
 }
 
@@ -32,27 +33,14 @@ impl Op for BatchNormOp {
     /// Saves `x`, `γ`, and the per-channel mean and rstd used.
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
         let x = inputs[0].try_contiguous()?;
-        let (n, c, l) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+        let (c, l) = (x.dims()[1], x.dims()[2]);
         let (y, mean, rstd) = with_float!("batch_norm", x.dtype(), |T| {
             let xs = fslice::<T>(&x)?;
-            let (mean, rstd): (Vec<T>, Vec<T>) = match &self.fixed {
-                Some((m, v)) => (
-                    fslice::<T>(m)?.into_owned(),
-                    fslice::<T>(v)?
-                        .iter()
-                        .map(|&v| (v + T::from_f64(self.eps)).sqrt().recip())
-                        .collect(),
-                ),
-                None => {
-                    let (m, v) = kernel::channel_stats(&xs, n, c, l);
-                    (
-                        m,
-                        v.into_iter()
-                            .map(|v| (v + T::from_f64(self.eps)).sqrt().recip())
-                            .collect(),
-                    )
-                }
-            };
+            let mean = fslice::<T>(&self.stats.0)?.into_owned();
+            let rstd: Vec<T> = fslice::<T>(&self.stats.1)?
+                .iter()
+                .map(|&v| (v + T::from_f64(self.eps)).sqrt().recip())
+                .collect();
             let (g, b) = if self.affine {
                 (Some(fslice::<T>(inputs[1])?), Some(fslice::<T>(inputs[2])?))
             } else {
@@ -96,6 +84,15 @@ impl Op for BatchNormOp {
             Ok(out)
         })
     }
+}
+
+/// Per-channel mean and biased variance (`[C]` each) of a contiguous `[N, C, L]` tensor.
+fn batch_stats(flat: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (n, c, l) = (flat.dims()[0], flat.dims()[1], flat.dims()[2]);
+    with_float!("batch_norm", flat.dtype(), |T| {
+        let (m, v) = kernel::channel_stats(&fslice::<T>(flat)?, n, c, l);
+        Ok((from_float(m, [c].into()), from_float(v, [c].into())))
+    })
 }
 
 pub struct BatchNorm2d {
@@ -148,12 +145,19 @@ impl BatchNorm2d {
                 "training needs more than one value per channel",
             ));
         }
-        let flat = x.try_reshape(&[n, c, h * w])?;
+        let flat = x.try_reshape(&[n, c, h * w])?.try_contiguous()?;
         let affine = self.weight.is_some() && self.bias.is_some();
+        let stats = if self.training {
+            let (mean, var) = batch_stats(&flat)?;
+            self.update_running(&mean, &var, n * h * w)?;
+            (mean, var)
+        } else {
+            (self.running_mean.clone(), self.running_var.clone())
+        };
         let op = BatchNormOp {
             affine,
             batch_stats: self.training,
-            fixed: (!self.training).then(|| (self.running_mean.clone(), self.running_var.clone())),
+            stats,
             eps: self.eps,
         };
         let mut inputs = vec![&flat];
@@ -161,11 +165,7 @@ impl BatchNorm2d {
             inputs.extend(self.weight.as_ref());
             inputs.extend(self.bias.as_ref());
         }
-        let y = apply(op, &inputs)?;
-        if self.training {
-            self.update_running(&flat)?;
-        }
-        y.try_reshape(x.dims())
+        apply(op, &inputs)?.try_reshape(x.dims())
     }
     #[track_caller]
     pub fn forward(&mut self, x: &Tensor) -> Tensor {
@@ -174,26 +174,24 @@ impl BatchNorm2d {
 
     /// `running = (1 − momentum) · running + momentum · batch`, with the unbiased batch
     /// variance (as PyTorch).
-    fn update_running(&mut self, flat: &Tensor) -> Result<()> {
-        let (n, c, l) = (flat.dims()[0], flat.dims()[1], flat.dims()[2]);
-        let x = flat.detach().try_contiguous()?.to_vec::<f64>();
-        let (mean, var) = kernel::channel_stats(&x, n, c, l);
-        let m = (n * l) as f64;
+    fn update_running(&mut self, mean: &Tensor, var: &Tensor, count: usize) -> Result<()> {
+        let m = count as f64;
         let mom = self.momentum;
         let rm: Vec<f64> = self
             .running_mean
             .to_vec::<f64>()
             .iter()
-            .zip(&mean)
+            .zip(mean.to_vec::<f64>())
             .map(|(r, b)| (1.0 - mom) * r + mom * b)
             .collect();
         let rv: Vec<f64> = self
             .running_var
             .to_vec::<f64>()
             .iter()
-            .zip(&var)
+            .zip(var.to_vec::<f64>())
             .map(|(r, v)| (1.0 - mom) * r + mom * v * m / (m - 1.0))
             .collect();
+        let c = rm.len();
         let dtype = self.running_mean.dtype();
         self.running_mean = Tensor::from_vec(rm, [c]).to_dtype(dtype);
         self.running_var = Tensor::from_vec(rv, [c]).to_dtype(dtype);

@@ -232,6 +232,16 @@ fn run(
     apply(op, &[x, a, a0, b, b0])
 }
 
+/// The window layout of a sequence `[B, n, d]` (a wrong rank is caught by `run`).
+fn seq_geometry(x: &Tensor, opts: &ContextPoolOptions) -> Geometry {
+    Geometry::Seq {
+        n: if x.rank() == 3 { x.dims()[1] } else { 0 },
+        stride: 1,
+        radius: opts.radius(),
+        causal: opts.causal,
+    }
+}
+
 /// ContextPool over a sequence, as a function: `x` `[B, n, d]`, predictor weights `a`, `b`
 /// (`d` elements each, e.g. `[1, d]`) and biases `a0`, `b0` (one element each).
 pub fn try_context_pool_1d(
@@ -242,14 +252,7 @@ pub fn try_context_pool_1d(
     b0: &Tensor,
     opts: &ContextPoolOptions,
 ) -> Result<Tensor> {
-    let n = if x.rank() == 3 { x.dims()[1] } else { 0 };
-    let geo = Geometry::Seq {
-        n,
-        stride: 1,
-        radius: opts.radius(),
-        causal: opts.causal,
-    };
-    run(x, [a, a0, b, b0], geo, opts, None)
+    run(x, [a, a0, b, b0], seq_geometry(x, opts), opts, None)
 }
 
 /// ContextPool over an `h × w` grid of tokens, `x` `[B, h·w, d]` in row-major order, pooled
@@ -366,17 +369,10 @@ impl ContextPool {
 
     /// Pools a sequence `[B, n, d]` → `[B, n, d]`.
     pub fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
-        let n = if x.rank() == 3 { x.dims()[1] } else { 0 };
-        let geo = Geometry::Seq {
-            n,
-            stride: 1,
-            radius: self.options.radius(),
-            causal: self.options.causal,
-        };
         run(
             x,
             self.predictors(),
-            geo,
+            seq_geometry(x, &self.options),
             &self.options,
             Some(self.last.clone()),
         )

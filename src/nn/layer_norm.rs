@@ -7,10 +7,12 @@ use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::layer_norm as kernel;
 use crate::error::{Error, OrPanic, Result};
 use crate::ops::{from_float, same_kind, with_float};
-use crate::tensor::{Shape, Tensor};
+use crate::tensor::{Float, Shape, Tensor};
 
 /// Inputs: `x`, then `weight` if `has_weight`, then `bias` if `has_bias`.
 struct LayerNormOp {
+    /// The normalised trailing dims (γ's and β's shape); `row` is their product.
+    shape: Shape,
     row: usize,
     eps: f64,
     has_weight: bool,
@@ -54,29 +56,31 @@ impl Op for LayerNormOp {
         let gamma = saved.get(3);
         let g = g.try_contiguous()?;
         let (dx, dgamma, dbeta) = with_float!("layer_norm", x.dtype(), |T| {
-            let f = |t: &Tensor| t.float_slice::<T>("layer_norm").map(|c| c.into_owned());
-            let gs = gamma.map(f).transpose()?;
+            // Read in place: the backward allocates only its outputs.
+            fn f<T: Float>(t: &Tensor) -> Result<std::borrow::Cow<'_, [T]>> {
+                t.float_slice::<T>("layer_norm")
+            }
+            let gs = gamma.map(f::<T>).transpose()?;
             let (dx, dg, db) = kernel::backward(
-                &f(x)?,
-                &f(&g)?,
+                &f::<T>(x)?,
+                &f::<T>(&g)?,
                 self.row,
                 gs.as_deref(),
-                &f(mean)?,
-                &f(rstd)?,
+                &f::<T>(mean)?,
+                &f::<T>(rstd)?,
             );
             Ok((
                 from_float(dx, x.shape().clone()),
-                from_float(dg, [self.row].into()),
-                from_float(db, [self.row].into()),
+                from_float(dg, self.shape.clone()),
+                from_float(db, self.shape.clone()),
             ))
         })?;
         let mut out = vec![Some(dx)];
-        if let Some(gm) = gamma {
-            out.push(Some(dgamma.try_reshape(gm.dims())?));
+        if self.has_weight {
+            out.push(Some(dgamma));
         }
         if self.has_bias {
-            let shape = gamma.map_or_else(|| Shape::new(&[self.row]), |t| t.shape().clone());
-            out.push(Some(dbeta.try_reshape(shape.dims())?));
+            out.push(Some(dbeta));
         }
         Ok(out)
     }
@@ -112,6 +116,7 @@ pub fn try_layer_norm(
         }
     }
     let op = LayerNormOp {
+        shape: Shape::new(normalized_shape),
         row: normalized_shape.iter().product(),
         eps,
         has_weight: weight.is_some(),

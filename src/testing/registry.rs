@@ -714,6 +714,15 @@ pub fn registry() -> Vec<OpCase> {
             |a| naive::layer_norm(a, 12, 1e-5),
         ),
         case(
+            "layer_norm_bias_only_two_dims",
+            vec![f(&[2, 3, 4]), f(&[3, 4])],
+            |x| try_layer_norm(&x[0], &[3, 4], None, Some(&x[1]), 1e-5),
+            |a| {
+                let ones = Array::new(&[3, 4], vec![1.0; 12]);
+                naive::layer_norm(&[a[0].clone(), ones, a[1].clone()], 12, 1e-5)
+            },
+        ),
+        case(
             "layer_norm_no_affine",
             vec![f(&[4, 7])],
             |x| try_layer_norm(&x[0], &[7], None, None, 1e-5),
