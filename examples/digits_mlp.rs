@@ -63,10 +63,13 @@ impl Module for Mlp {
     }
 }
 
-/// Fraction of `data` the model classifies correctly.
+/// Fraction of `data` the model classifies correctly; the images go to the model's device,
+/// and only the predicted classes come back.
 pub fn accuracy(model: &Mlp, data: &Dataset) -> f64 {
+    let device = model.fc1.weight.device();
     no_grad(|| {
-        let pred = model.forward(&data.x).argmax(-1, false).to_vec::<i64>();
+        let x = data.x.to_device(device);
+        let pred = model.forward(&x).argmax(-1, false).to_vec::<i64>();
         let truth = data.y.to_vec::<i64>();
         pred.iter().zip(&truth).filter(|(p, t)| p == t).count() as f64 / truth.len() as f64
     })
@@ -86,6 +89,7 @@ pub fn train(cfg: &Config) -> cubegrad::Result<Report> {
     let parts = all.split(&[0.7, 0.15, 0.15], cfg.seed);
     let (train, valid, test) = (&parts[0], &parts[1], &parts[2]);
     let mut model = Mlp::new(cfg.hidden);
+    model.try_to_device(cfg.device)?;
     let mut opt: Adam = AdamConfig::adam().lr(cfg.lr).init();
     let mut losses = Vec::new();
     for epoch in 0..cfg.epochs {

@@ -50,6 +50,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// The op has no kernel on this device yet. Nothing is copied behind the user's back:
+    /// move the tensors to another device explicitly.
+    #[error("{op}: not implemented on {device} yet; move its inputs with to_device(Device::Cpu)")]
+    Unsupported { op: &'static str, device: Device },
+
     #[error("{op}: index {index} is out of range for a dimension of size {size}")]
     IndexOutOfRange {
         op: &'static str,

@@ -7,6 +7,7 @@
 //!     cargo test --features wgpu --test cube_parity        # lavapipe works as the device
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
+use cubegrad::ops::CrossEntropyOptions;
 use cubegrad::testing::{assert_close, Tolerance};
 use cubegrad::{manual_seed, Tensor};
 use cubegrad_ops::cubecl::prelude::*;
@@ -32,6 +33,12 @@ const REDUCTION: Tolerance = Tolerance {
 };
 /// ContextPool: window sums of exps in another order, and gradients summed over windows.
 const POOL: Tolerance = Tolerance {
+    rel: 1e-4,
+    abs: 1e-5,
+};
+/// Derivative kernels: they chain several approximations (the CPU's tanh is a fast
+/// polynomial, good to about 1e-6 absolute), so they agree to a few parts in 10⁵.
+const GRADIENT: Tolerance = Tolerance {
     rel: 1e-4,
     abs: 1e-5,
 };
@@ -88,17 +95,20 @@ fn binary<R: Runtime>(client: &ComputeClient<R>) {
             (elementwise::BinaryOp::Mul, a.mul(&b)),
             (elementwise::BinaryOp::Div, a.div(&b)),
         ] {
-            let h = elementwise::binary::<R, f32>(
-                client,
-                op,
-                &ha,
-                a.numel(),
-                &broadcast_strides(sa, out),
-                &hb,
-                b.numel(),
-                &broadcast_strides(sb, out),
-                out,
-            );
+            let (stra, strb) = (broadcast_strides(sa, out), broadcast_strides(sb, out));
+            let va = layout::View {
+                handle: &ha,
+                len: a.numel(),
+                strides: &stra,
+                offset: 0,
+            };
+            let vb = layout::View {
+                handle: &hb,
+                len: b.numel(),
+                strides: &strb,
+                offset: 0,
+            };
+            let h = elementwise::binary::<R, f32>(client, op, &va, &vb, out);
             assert_close(
                 &download(client, h),
                 &want.to_vec::<f64>(),
@@ -113,22 +123,55 @@ fn unary<R: Runtime>(client: &ComputeClient<R>) {
     use elementwise::UnaryOp as U;
     let x = Tensor::randn([3, 347], 0.0, 1.5);
     let pos = Tensor::rand_uniform([3, 347], 0.1, 4.0);
-    let cases = [
-        (U::Neg, &x, x.neg(), EXACT_ISH),
-        (U::Exp, &x, x.exp(), TRANSCENDENTAL),
-        (U::Log, &pos, pos.log(), TRANSCENDENTAL),
-        (U::Sqrt, &pos, pos.sqrt(), TRANSCENDENTAL),
-        (U::Tanh, &x, x.tanh(), TRANSCENDENTAL),
-        (U::Sigmoid, &x, x.sigmoid(), TRANSCENDENTAL),
-        (U::Relu, &x, x.relu(), EXACT_ISH),
+    let g = Tensor::randn([3, 347], 0.0, 1.0);
+    type Case<'a> = (U, &'a Tensor, fn(&Tensor) -> Tensor, Tolerance);
+    let cases: [Case; 12] = [
+        (U::Neg, &x, |t| t.neg(), EXACT_ISH),
+        (U::Exp, &x, |t| t.exp(), TRANSCENDENTAL),
+        (U::Log, &pos, |t| t.log(), TRANSCENDENTAL),
+        (U::Sqrt, &pos, |t| t.sqrt(), TRANSCENDENTAL),
+        (U::Tanh, &x, |t| t.tanh(), TRANSCENDENTAL),
+        (U::Sigmoid, &x, |t| t.sigmoid(), TRANSCENDENTAL),
+        (U::Relu, &x, |t| t.relu(), EXACT_ISH),
+        (U::Abs, &x, |t| t.abs(), EXACT_ISH),
+        (U::GeluTanh, &x, |t| t.gelu_tanh(), TRANSCENDENTAL),
+        (U::GeluErf, &x, |t| t.gelu(), TRANSCENDENTAL),
+        (U::Powf(1.7), &pos, |t| t.powf(1.7), TRANSCENDENTAL),
+        (
+            U::Affine {
+                scale: -0.3,
+                shift: 2.0,
+            },
+            &x,
+            |t| t.affine(-0.3, 2.0),
+            EXACT_ISH,
+        ),
     ];
-    for (op, input, want, tol) in cases {
+    for (op, input, f, tol) in cases {
+        let xin = input.detach().with_grad();
+        let want = f(&xin);
         let h = elementwise::unary::<R, f32>(client, op, &upload(client, input), input.numel());
+        let y = download(client, h);
+        assert_close(&y, &want.to_vec::<f64>(), tol, &format!("{op:?}"));
+        // The backward kernel reads the output or the input, as the CPU op saves.
+        let grad = want.backward_with(&g).get(&xin).unwrap().to_vec::<f64>();
+        let saved = if op.backward_uses_output() {
+            want.detach()
+        } else {
+            input.clone()
+        };
+        let h = elementwise::unary_backward::<R, f32>(
+            client,
+            op,
+            &upload(client, &g),
+            &upload(client, &saved),
+            input.numel(),
+        );
         assert_close(
             &download(client, h),
-            &want.to_vec::<f64>(),
-            tol,
-            &format!("{op:?}"),
+            &grad,
+            GRADIENT,
+            &format!("{op:?} backward"),
         );
     }
 }
@@ -399,33 +442,53 @@ fn cross_entropy<R: Runtime>(client: &ComputeClient<R>) {
         .map(|r| if r == 4 { -100 } else { r * 31 % 301 })
         .collect();
     let t = Tensor::from_vec(targets.clone(), [rows]);
-    let loss_cpu = x.cross_entropy(&t);
-    let gx = loss_cpu.backward().get(&x).unwrap().to_vec::<f64>();
-    let dev_targets: Vec<u32> = targets
+    // i64 targets as the device stores them: two little-endian u32 words each.
+    let words: Vec<u32> = targets
         .iter()
-        .map(|&t| if t < 0 { loss::IGNORE } else { t as u32 })
+        .flat_map(|&v| [v as u64 as u32, ((v as u64) >> 32) as u32])
         .collect();
-    let counted = dev_targets.iter().filter(|&&t| t != loss::IGNORE).count();
-    let (l, dx) = loss::cross_entropy::<R, f32>(
+    let ht = client.create_from_slice(u32::as_bytes(&words));
+    for smoothing in [0.0, 0.1] {
+        let opts = CrossEntropyOptions {
+            ignore_index: Some(-100),
+            label_smoothing: smoothing,
+        };
+        let loss_cpu = x.cross_entropy_with(&t, opts);
+        let gx = loss_cpu.backward().get(&x).unwrap().to_vec::<f64>();
+        let o = loss::cross_entropy::<R, f32>(
+            client,
+            &upload(client, &x),
+            &ht,
+            rows,
+            classes,
+            Some(-100),
+            smoothing,
+        );
+        let counted = download(client, o.counted);
+        assert_eq!(
+            counted.iter().sum::<f64>(),
+            (rows - 1) as f64,
+            "counted rows"
+        );
+        let n = (rows - 1) as f64;
+        let mean = download(client, o.loss).iter().sum::<f64>() / n;
+        let what = format!("cross-entropy, label smoothing {smoothing}");
+        assert_close(&[mean], &[loss_cpu.item()], TRANSCENDENTAL, &what);
+        let dx: Vec<f64> = download(client, o.dx).iter().map(|v| v / n).collect();
+        assert_close(&dx, &gx, TRANSCENDENTAL, &what);
+    }
+    // A target out of range gives a NaN loss (the kernel cannot raise an error).
+    let bad: Vec<u32> = vec![classes as u32, 0];
+    let o = loss::cross_entropy::<R, f32>(
         client,
-        &upload(client, &x),
-        &dev_targets,
+        &upload(client, &x.detach().narrow(0, 0, 1)),
+        &client.create_from_slice(u32::as_bytes(&bad)),
+        1,
         classes,
-        1.0 / counted as f32,
+        None,
+        0.0,
     );
-    let mean = download(client, l).iter().sum::<f64>() / counted as f64;
-    assert_close(
-        &[mean],
-        &[loss_cpu.item()],
-        TRANSCENDENTAL,
-        "cross-entropy loss",
-    );
-    assert_close(
-        &download(client, dx),
-        &gx,
-        TRANSCENDENTAL,
-        "cross-entropy gradient",
-    );
+    assert!(download(client, o.loss)[0].is_nan(), "out-of-range target");
 }
 
 fn context_pool<R: Runtime>(client: &ComputeClient<R>) {

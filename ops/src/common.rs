@@ -23,3 +23,9 @@ pub fn u32s<R: Runtime>(client: &ComputeClient<R>, v: &[usize]) -> Handle {
     let v: Vec<u32> = v.iter().map(|&x| x as u32).collect();
     client.create_from_slice(u32::as_bytes(&v))
 }
+
+/// A host scalar as the kernel's float type, exactly for f64 kernels (`F::new` goes through
+/// f32).
+pub fn scalar<F: Float>(x: f64) -> F {
+    <F as num_traits::NumCast>::from(x).expect("a float converts to any float type")
+}

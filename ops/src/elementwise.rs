@@ -2,7 +2,8 @@
 //! element. Shapes and strides arrive as runtime arrays, so each kernel compiles once per
 //! operation and float type, whatever the shapes.
 
-use crate::common::{grid, u32s};
+use crate::common::{grid, scalar, u32s};
+use crate::layout::View;
 use cubecl::prelude::*;
 
 /// The binary operations, picked at compile time (one kernel each).
@@ -20,8 +21,9 @@ impl BinaryOp {
     }
 }
 
-/// The unary operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The unary operations. Their scalar parameters (`Powf`'s exponent, `Affine`'s scale and
+/// shift) are runtime arguments, so one compiled kernel serves every value.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
     Neg,
     Exp,
@@ -30,13 +32,57 @@ pub enum UnaryOp {
     Tanh,
     Sigmoid,
     Relu,
+    Abs,
+    /// GELU with the tanh approximation.
+    GeluTanh,
+    /// Exact GELU, `x·Φ(x)`.
+    GeluErf,
+    Powf(f64),
+    Affine {
+        scale: f64,
+        shift: f64,
+    },
 }
 
 impl UnaryOp {
     fn code(self) -> u32 {
-        self as u32
+        match self {
+            UnaryOp::Neg => 0,
+            UnaryOp::Exp => 1,
+            UnaryOp::Log => 2,
+            UnaryOp::Sqrt => 3,
+            UnaryOp::Tanh => 4,
+            UnaryOp::Sigmoid => 5,
+            UnaryOp::Relu => 6,
+            UnaryOp::Abs => 7,
+            UnaryOp::GeluTanh => 8,
+            UnaryOp::GeluErf => 9,
+            UnaryOp::Powf(_) => 10,
+            UnaryOp::Affine { .. } => 11,
+        }
+    }
+    /// The runtime scalars `(p, q)` the kernels read.
+    fn params(self) -> (f64, f64) {
+        match self {
+            UnaryOp::Powf(p) => (p, 0.0),
+            UnaryOp::Affine { scale, shift } => (scale, shift),
+            _ => (0.0, 0.0),
+        }
+    }
+    /// Whether the backward reads the forward's output (`true`) or its input; the same
+    /// choice as the CPU backend: exp, sqrt, tanh and sigmoid write the derivative from `y`.
+    pub fn backward_uses_output(self) -> bool {
+        matches!(
+            self,
+            UnaryOp::Exp | UnaryOp::Sqrt | UnaryOp::Tanh | UnaryOp::Sigmoid
+        )
     }
 }
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_C: f32 = 0.044_715;
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
 /// `out[i] = a[ia] ∘ b[ib]`, where `ia`, `ib` are output index `i` unravelled over `shape`
 /// and dotted with each input's strides (0 along broadcast dims).
@@ -48,14 +94,16 @@ fn binary_kernel<F: Float>(
     shape: &Array<u32>,
     a_strides: &Array<u32>,
     b_strides: &Array<u32>,
+    a_offset: u32,
+    b_offset: u32,
     rank: u32,
     #[comptime] op: u32,
 ) {
     let i = ABSOLUTE_POS;
     if i < out.len() {
         let mut rem = i as u32;
-        let mut ia = 0u32;
-        let mut ib = 0u32;
+        let mut ia = a_offset;
+        let mut ib = b_offset;
         let mut d = rank;
         while d > 0 {
             d -= 1;
@@ -80,10 +128,18 @@ fn binary_kernel<F: Float>(
 }
 
 #[cube(launch)]
-fn unary_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, #[comptime] op: u32) {
+fn unary_kernel<F: Float + CubeElement>(
+    x: &Array<F>,
+    out: &mut Array<F>,
+    p: F,
+    q: F,
+    #[comptime] op: u32,
+) {
     let i = ABSOLUTE_POS;
     if i < out.len() {
         let v = x[i];
+        let one = F::new(1.0);
+        let half = F::new(0.5);
         if comptime![op == 0] {
             out[i] = -v;
         } else if comptime![op == 1] {
@@ -95,25 +151,99 @@ fn unary_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, #[comptime] op: u32)
         } else if comptime![op == 4] {
             out[i] = F::tanh(v);
         } else if comptime![op == 5] {
-            out[i] = F::new(1.0) / (F::new(1.0) + F::exp(-v));
+            out[i] = one / (one + F::exp(-v));
+        } else if comptime![op == 6] {
+            // `v < 0 ? 0 : v` lets NaN through, as PyTorch and the CPU backend do.
+            let mut r = v;
+            if v < F::new(0.0) {
+                r = F::new(0.0);
+            }
+            out[i] = r;
+        } else if comptime![op == 7] {
+            out[i] = F::abs(v);
+        } else if comptime![op == 8] {
+            let inner = F::new(SQRT_2_OVER_PI) * (v + F::new(GELU_C) * v * v * v);
+            out[i] = half * v * (one + F::tanh(inner));
+        } else if comptime![op == 9] {
+            out[i] = half * v * (one + F::erf(v * F::new(FRAC_1_SQRT_2)));
+        } else if comptime![op == 10] {
+            out[i] = F::powf(v, p);
         } else {
-            out[i] = F::max(v, F::new(0.0));
+            out[i] = v * p + q;
         }
     }
 }
 
-/// `a ∘ b` broadcast to `shape`: `a_strides`/`b_strides` give each input's element strides
-/// for every output dim (0 where broadcast). Returns a new contiguous buffer.
-#[allow(clippy::too_many_arguments)]
+/// `g · f'(s)`, where `s` is the forward's output for exp, sqrt, tanh and sigmoid and its
+/// input for the rest (see [`UnaryOp::backward_uses_output`]).
+#[cube(launch)]
+fn unary_backward_kernel<F: Float + CubeElement>(
+    g: &Array<F>,
+    s: &Array<F>,
+    out: &mut Array<F>,
+    p: F,
+    #[comptime] op: u32,
+) {
+    let i = ABSOLUTE_POS;
+    if i < out.len() {
+        let gi = g[i];
+        let v = s[i];
+        let one = F::new(1.0);
+        let half = F::new(0.5);
+        let zero = F::new(0.0);
+        if comptime![op == 0] {
+            out[i] = -gi;
+        } else if comptime![op == 1] {
+            out[i] = gi * v;
+        } else if comptime![op == 2] {
+            out[i] = gi / v;
+        } else if comptime![op == 3] {
+            out[i] = gi * half / v;
+        } else if comptime![op == 4] {
+            out[i] = gi * (one - v * v);
+        } else if comptime![op == 5] {
+            out[i] = gi * v * (one - v);
+        } else if comptime![op == 6] {
+            let mut r = zero;
+            if v > zero {
+                r = gi;
+            }
+            out[i] = r;
+        } else if comptime![op == 7] {
+            // The subgradient at 0 is 0, as in PyTorch.
+            let mut r = zero;
+            if v > zero {
+                r = gi;
+            }
+            if v < zero {
+                r = -gi;
+            }
+            out[i] = r;
+        } else if comptime![op == 8] {
+            let k = F::new(SQRT_2_OVER_PI);
+            let a = F::new(GELU_C);
+            let t = F::tanh(k * (v + a * v * v * v));
+            let dinner = k * (one + F::new(3.0) * a * v * v);
+            out[i] = gi * (half * (one + t) + half * v * (one - t * t) * dinner);
+        } else if comptime![op == 9] {
+            let cdf = half * (one + F::erf(v * F::new(FRAC_1_SQRT_2)));
+            let pdf = F::new(FRAC_1_SQRT_2PI) * F::exp(-half * v * v);
+            out[i] = gi * (cdf + v * pdf);
+        } else if comptime![op == 10] {
+            out[i] = gi * p * F::powf(v, p - one);
+        } else {
+            out[i] = gi * p;
+        }
+    }
+}
+
+/// `a ∘ b` broadcast to `shape`: each operand is a [`View`] whose strides give its element
+/// stride for every output dim (0 where broadcast). Returns a new contiguous buffer.
 pub fn binary<R: Runtime, F: Float + CubeElement>(
     client: &ComputeClient<R>,
     op: BinaryOp,
-    a: &cubecl::server::Handle,
-    a_len: usize,
-    a_strides: &[usize],
-    b: &cubecl::server::Handle,
-    b_len: usize,
-    b_strides: &[usize],
+    a: &View<'_>,
+    b: &View<'_>,
     shape: &[usize],
 ) -> cubecl::server::Handle {
     let n: usize = shape.iter().product();
@@ -121,8 +251,8 @@ pub fn binary<R: Runtime, F: Float + CubeElement>(
     let (count, dim) = grid(n);
     let (sh, sa, sb) = (
         u32s(client, shape),
-        u32s(client, a_strides),
-        u32s(client, b_strides),
+        u32s(client, a.strides),
+        u32s(client, b.strides),
     );
     let rank = shape.len();
     // SAFETY: every handle is sized exactly for the length passed with it.
@@ -131,12 +261,14 @@ pub fn binary<R: Runtime, F: Float + CubeElement>(
             client,
             count,
             dim,
-            ArrayArg::from_raw_parts(a.clone(), a_len),
-            ArrayArg::from_raw_parts(b.clone(), b_len),
+            ArrayArg::from_raw_parts(a.handle.clone(), a.len),
+            ArrayArg::from_raw_parts(b.handle.clone(), b.len),
             ArrayArg::from_raw_parts(out.clone(), n),
             ArrayArg::from_raw_parts(sh, rank.max(1)),
             ArrayArg::from_raw_parts(sa, rank.max(1)),
             ArrayArg::from_raw_parts(sb, rank.max(1)),
+            a.offset as u32,
+            b.offset as u32,
             rank as u32,
             op.code(),
         );
@@ -161,6 +293,35 @@ pub fn unary<R: Runtime, F: Float + CubeElement>(
             dim,
             ArrayArg::from_raw_parts(x.clone(), n),
             ArrayArg::from_raw_parts(out.clone(), n),
+            scalar::<F>(op.params().0),
+            scalar::<F>(op.params().1),
+            op.code(),
+        );
+    }
+    out
+}
+
+/// The gradient of `op` for `n` contiguous elements: `g · f'(s)`, `s` as
+/// [`UnaryOp::backward_uses_output`] says.
+pub fn unary_backward<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    op: UnaryOp,
+    g: &cubecl::server::Handle,
+    s: &cubecl::server::Handle,
+    n: usize,
+) -> cubecl::server::Handle {
+    let out = client.empty(n * std::mem::size_of::<F>());
+    let (count, dim) = grid(n);
+    // SAFETY: the three handles hold n elements of F.
+    unsafe {
+        unary_backward_kernel::launch::<F, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(g.clone(), n),
+            ArrayArg::from_raw_parts(s.clone(), n),
+            ArrayArg::from_raw_parts(out.clone(), n),
+            scalar::<F>(op.params().0),
             op.code(),
         );
     }

@@ -1,25 +1,30 @@
 //! Cross-entropy over class scores `[rows, classes]` with integer targets, one cube per row:
 //! the row's log-sum-exp by two tree reductions, then `loss = lse − x[target]` and
-//! `dx = (softmax(x) − onehot(target)) · scale`. A target of `IGNORE` contributes nothing.
-//! Reducing the per-row losses to their mean is a row reduction (`reduce`).
+//! `dx = softmax(x) − q`, `q` the (smoothed) one-hot target. A row whose target is the ignore
+//! index contributes nothing. Reducing the per-row losses to their mean is a row reduction.
 
+use crate::common::scalar;
 use crate::reduce::{cube_reduce, row_grid, ROW_BLOCK};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-/// The target value that marks a row to skip (PyTorch's `ignore_index`).
-pub const IGNORE: u32 = u32::MAX;
-
+/// Where the targets' i64 words hold something other than a class in range or the ignore
+/// index, the row's loss is NaN (a device cannot raise an error mid-kernel; PyTorch's CUDA
+/// kernels assert instead).
 #[cube(launch)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::eq_op)]
 fn cross_entropy_kernel<F: Float + CubeElement>(
     x: &Array<F>,
     target: &Array<u32>,
     loss: &mut Array<F>,
+    counted: &mut Array<F>,
     dx: &mut Array<F>,
     rows: u32,
     classes: u32,
-    scale: F,
+    ignore_lo: u32,
+    ignore_hi: u32,
+    has_ignore: u32,
+    smoothing: F,
     #[comptime] block: usize,
 ) {
     let row = CUBE_POS as u32;
@@ -37,76 +42,113 @@ fn cross_entropy_kernel<F: Float + CubeElement>(
     let m = smem[0];
     sync_cube();
     let mut s = F::new(0.0);
+    let mut xs = F::new(0.0);
     if row < rows {
         let mut j = UNIT_POS;
         while j < classes {
-            s += F::exp(x[(base + j) as usize] - m);
+            let v = x[(base + j) as usize];
+            s += F::exp(v - m);
+            xs += v;
             j += CUBE_DIM;
         }
     }
     cube_reduce::<F>(&mut smem, s, 0u32);
     let s = smem[0];
+    sync_cube();
+    // Σ x_j, for the uniform part of a smoothed target.
+    cube_reduce::<F>(&mut smem, xs, 0u32);
+    let xs = smem[0];
     if row < rows {
-        let t = target[row as usize];
-        let skip = t == IGNORE;
+        let lo = target[(2 * row) as usize];
+        let hi = target[(2 * row + 1) as usize];
+        let skip = has_ignore == 1 && lo == ignore_lo && hi == ignore_hi;
+        let valid = hi == 0 && lo < classes;
+        let c = F::cast_from(classes);
+        let uniform = smoothing / c;
+        let lse = m + F::ln(s);
         if UNIT_POS == 0 {
-            if skip {
-                loss[row as usize] = F::new(0.0);
-            } else {
-                loss[row as usize] = m + F::ln(s) - x[(base + t) as usize];
+            let mut l = F::new(0.0);
+            let mut k = F::new(0.0);
+            if !skip {
+                k = F::new(1.0);
+                if valid {
+                    let xt = x[(base + lo) as usize];
+                    l = lse - (F::new(1.0) - smoothing) * xt - uniform * xs;
+                } else {
+                    // 0/0 at run time: a NaN constant (`F::NAN`) makes the wgpu kernel
+                    // fail to build, and a kernel that fails to build writes nothing.
+                    let zero = s - s;
+                    l = zero / zero;
+                }
             }
+            loss[row as usize] = l;
+            counted[row as usize] = k;
         }
         let mut j = UNIT_POS;
         while j < classes {
             let i = (base + j) as usize;
-            let mut grad = F::exp(x[i] - m) / s;
-            if j == t {
-                grad -= F::new(1.0);
+            let mut grad = F::exp(x[i] - m) / s - uniform;
+            if j == lo {
+                grad -= F::new(1.0) - smoothing;
             }
             if skip {
                 grad = F::new(0.0);
             }
-            dx[i] = grad * scale;
+            dx[i] = grad;
             j += CUBE_DIM;
         }
     }
 }
 
-/// Per-row losses `[rows]` and the gradient of `scale · Σ losses` with respect to `x`
-/// (`scale = 1 / counted rows` gives the mean's gradient). `targets` are class indices or
-/// [`IGNORE`].
+/// What [`cross_entropy`] returns, each a device buffer of the logits' float type.
+pub struct CrossEntropyOutputs {
+    /// `[rows]`: each row's loss, 0 where ignored, NaN where the target is out of range.
+    pub loss: Handle,
+    /// `[rows]`: 1 where the row counts towards the mean, 0 where ignored.
+    pub counted: Handle,
+    /// `[rows, classes]`: `softmax(x) − q`, the gradient of each row's loss (0 where ignored).
+    pub dx: Handle,
+}
+
+/// Cross-entropy of the contiguous logits `[rows, classes]` against i64 targets (a device
+/// buffer of `rows` i64, read as pairs of u32 words). `ignore` is the ignore index;
+/// `smoothing` mixes the one-hot target with the uniform distribution, as PyTorch's
+/// `label_smoothing`. The mean and its gradient's scale stay on the device: they are
+/// `Σ loss / Σ counted`, two row reductions.
 pub fn cross_entropy<R: Runtime, F: Float + CubeElement>(
     client: &ComputeClient<R>,
     x: &Handle,
-    targets: &[u32],
+    targets: &Handle,
+    rows: usize,
     classes: usize,
-    scale: f32,
-) -> (Handle, Handle) {
-    let rows = targets.len();
-    assert!(
-        targets
-            .iter()
-            .all(|&t| t == IGNORE || (t as usize) < classes),
-        "cross_entropy: target out of range"
-    );
-    let loss = client.empty(rows.max(1) * std::mem::size_of::<F>());
-    let dx = client.empty((rows * classes).max(1) * std::mem::size_of::<F>());
-    let t = client.create_from_slice(u32::as_bytes(targets));
-    // SAFETY: x and dx hold rows·classes elements, loss and targets rows; targets are checked.
+    ignore: Option<i64>,
+    smoothing: f64,
+) -> CrossEntropyOutputs {
+    let size = std::mem::size_of::<F>();
+    let loss = client.empty(rows.max(1) * size);
+    let counted = client.empty(rows.max(1) * size);
+    let dx = client.empty((rows * classes).max(1) * size);
+    let ig = ignore.unwrap_or(0) as u64;
+    // SAFETY: x and dx hold rows·classes elements, loss and counted rows, targets 2·rows
+    // words; the kernel guards the row and reads classes only in range.
     unsafe {
         cross_entropy_kernel::launch::<F, R>(
             client,
             row_grid(rows),
             CubeDim::new_1d(ROW_BLOCK),
             ArrayArg::from_raw_parts(x.clone(), (rows * classes).max(1)),
-            ArrayArg::from_raw_parts(t, rows.max(1)),
+            ArrayArg::from_raw_parts(targets.clone(), 2 * rows.max(1)),
             ArrayArg::from_raw_parts(loss.clone(), rows.max(1)),
+            ArrayArg::from_raw_parts(counted.clone(), rows.max(1)),
             ArrayArg::from_raw_parts(dx.clone(), (rows * classes).max(1)),
             rows as u32,
             classes as u32,
-            F::new(scale),
+            ig as u32,
+            (ig >> 32) as u32,
+            ignore.is_some() as u32,
+            scalar::<F>(smoothing),
             ROW_BLOCK as usize,
         );
     }
-    (loss, dx)
+    CrossEntropyOutputs { loss, counted, dx }
 }

@@ -1,7 +1,7 @@
 //! Fused optimizer updates, one kernel per parameter tensor, in place: the same formulas as
 //! the CPU's `backend::cpu::optim` (PyTorch's SGD and Adam/AdamW).
 
-use crate::common::grid;
+use crate::common::{grid, scalar};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
@@ -92,7 +92,7 @@ pub fn adam_step<R: Runtime, F: Float + CubeElement>(
     t: u64,
     h: AdamHyper,
 ) {
-    let c = |x: f64| F::new(x as f32);
+    let c = scalar::<F>;
     let step_size = h.lr / (1.0 - h.beta1.powi(t as i32));
     let bc2 = (1.0 - h.beta2.powi(t as i32)).sqrt();
     let (wd, decay) = if h.decoupled {
@@ -142,7 +142,7 @@ pub fn sgd_step<R: Runtime, F: Float + CubeElement>(
     first: bool,
     h: SgdHyper,
 ) {
-    let c = |x: f64| F::new(x as f32);
+    let c = scalar::<F>;
     let (count, dim) = grid(n);
     let momentum = h.momentum != 0.0;
     // SAFETY: p and g hold n elements, and buf too when momentum is on (else it is unread).

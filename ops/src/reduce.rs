@@ -115,3 +115,64 @@ pub fn reduce_rows<R: Runtime, F: Float + CubeElement>(
     }
     out
 }
+
+/// The index of each row's largest (or smallest) element, the first one on ties, written as
+/// i64 (two little-endian u32 words per row) so that the result is an ordinary i64 tensor.
+#[cube(launch)]
+fn arg_rows_kernel<F: Float>(
+    x: &Array<F>,
+    out: &mut Array<u32>,
+    rows: u32,
+    cols: u32,
+    #[comptime] largest: bool,
+) {
+    let row = ABSOLUTE_POS as u32;
+    if row < rows {
+        let base = row * cols;
+        let mut best = x[base as usize];
+        let mut at = 0u32;
+        let mut j = 1u32;
+        while j < cols {
+            let v = x[(base + j) as usize];
+            let mut better = v < best;
+            if comptime![largest] {
+                better = v > best;
+            }
+            if better {
+                best = v;
+                at = j;
+            }
+            j += 1;
+        }
+        out[(2 * row) as usize] = at;
+        out[(2 * row + 1) as usize] = 0u32;
+    }
+}
+
+/// Arg-max (`largest`) or arg-min of each row of the contiguous `[rows, cols]` buffer `x`,
+/// as an i64 buffer of `rows` elements.
+pub fn arg_rows<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    x: &Handle,
+    rows: usize,
+    cols: usize,
+    largest: bool,
+) -> Handle {
+    assert!(cols > 0, "arg_rows: empty rows");
+    let out = client.empty(rows.max(1) * 8);
+    let (count, dim) = crate::common::grid(rows);
+    // SAFETY: x holds rows·cols elements and out 2·rows words; the kernel guards the row.
+    unsafe {
+        arg_rows_kernel::launch::<F, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(x.clone(), rows * cols),
+            ArrayArg::from_raw_parts(out.clone(), 2 * rows.max(1)),
+            rows as u32,
+            cols as u32,
+            largest,
+        );
+    }
+    out
+}

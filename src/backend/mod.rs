@@ -2,3 +2,4 @@
 //! (crate `cubegrad-ops`) join through `Device::Wgpu` and `Device::Cuda`.
 
 pub mod cpu;
+pub mod cube;

@@ -114,7 +114,7 @@ impl Op for Sdpa {
             let (qs, ks, vs) = (f(q)?, f(k)?, f(v)?);
             let ds = drop.as_ref().map(f).transpose()?;
             let keep_data = match &self.keep {
-                Some(m) => match m.raw_data() {
+                Some(m) => match m.raw_data("scaled_dot_product_attention")? {
                     CpuData::Bool(b) => Some(b.as_slice()),
                     _ => unreachable!("keep masks are bool"),
                 },

@@ -5,7 +5,7 @@
 //! its children with `child_name(prefix, "fc1")`; there is no derive macro to learn.
 
 use crate::error::Result;
-use crate::tensor::Tensor;
+use crate::tensor::{Device, Tensor};
 use std::path::Path;
 
 /// `prefix.name`, or just `name` at the top.
@@ -70,6 +70,30 @@ pub trait Module {
     fn visit_state_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
         self.visit_params_mut(prefix, f);
         self.visit_buffers_mut(prefix, f);
+    }
+    /// Moves every parameter and buffer to `device` (PyTorch's `module.to(device)`);
+    /// parameters stay leaves that require grad. Move the model before creating its
+    /// optimizer's state, or let the optimizer move that state on its next step.
+    fn try_to_device(&mut self, device: Device) -> Result<()> {
+        let mut result = Ok(());
+        self.visit_state_mut("", &mut |_, t| {
+            if result.is_ok() {
+                match t.try_to_device(device) {
+                    Ok(moved) => *t = moved.set_requires_grad(t.requires_grad()),
+                    Err(e) => result = Err(e),
+                }
+            }
+        });
+        result
+    }
+    /// `try_to_device`, panicking at the caller with the reason.
+    #[track_caller]
+    fn to_device(&mut self, device: Device)
+    where
+        Self: Sized,
+    {
+        use crate::error::OrPanic;
+        self.try_to_device(device).or_panic()
     }
     /// Number of trainable scalars.
     fn num_params(&self) -> usize {

@@ -8,6 +8,7 @@ use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::elementwise::zip_broadcast;
 use crate::error::{Error, Result};
 use crate::tensor::{CpuData, Shape, Tensor};
+use cubegrad_ops::elementwise::BinaryOp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryKind {
@@ -48,6 +49,15 @@ impl BinaryKind {
 fn binary_forward(op: &'static str, kind: BinaryKind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_kind(op, a, b)?;
     let shape = Shape::broadcast(op, a.shape(), b.shape())?;
+    if a.cube().is_some() {
+        let k = match kind {
+            BinaryKind::Add => BinaryOp::Add,
+            BinaryKind::Sub => BinaryOp::Sub,
+            BinaryKind::Mul => BinaryOp::Mul,
+            BinaryKind::Div => BinaryOp::Div,
+        };
+        return crate::backend::cube::ops::binary(k, a, b, &shape);
+    }
     with_float!(op, a.dtype(), |T| {
         let (x, y) = (a.raw::<T>(op)?, b.raw::<T>(op)?);
         let (la, lb) = (a.layout(), b.layout());
@@ -148,7 +158,7 @@ fn compare(op: &'static str, c: Compare, a: &Tensor, b: &Tensor) -> Result<Tenso
             Compare::Ge => zip_broadcast(x, la, y, lb, s, |p, q| p >= q),
         }
     }
-    let v = match (a.raw_data(), b.raw_data()) {
+    let v = match (a.raw_data(op)?, b.raw_data(op)?) {
         (CpuData::F32(x), CpuData::F32(y)) => run(x, y, a, b, &shape, c),
         (CpuData::F64(x), CpuData::F64(y)) => run(x, y, a, b, &shape, c),
         (CpuData::I64(x), CpuData::I64(y)) => run(x, y, a, b, &shape, c),

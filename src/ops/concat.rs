@@ -16,6 +16,9 @@ struct Concat {
 
 /// Concatenates tensors of any one dtype along `axis` (their other dims already checked).
 fn concat_data(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
+    if parts[0].cube().is_some() {
+        return crate::backend::cube::ops::concat(parts, axis);
+    }
     let d = parts[0].dims();
     let (outer, inner): (usize, usize) =
         (d[..axis].iter().product(), d[axis + 1..].iter().product());
@@ -25,7 +28,7 @@ fn concat_data(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
         ($variant:ident) => {{
             let cows: Vec<_> = parts
                 .iter()
-                .map(|p| match p.raw_data() {
+                .map(|p| match p.raw_data("concat")? {
                     CpuData::$variant(v) => Ok(contiguous_cow(v, p.layout())),
                     other => Err(Error::invalid(
                         "concat",
@@ -41,7 +44,7 @@ fn concat_data(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
             CpuData::$variant(layout::concat(&refs, outer, inner))
         }};
     }
-    let data = match parts[0].raw_data() {
+    let data = match parts[0].raw_data("concat")? {
         CpuData::F32(_) => cat!(F32),
         CpuData::F64(_) => cat!(F64),
         CpuData::I64(_) => cat!(I64),

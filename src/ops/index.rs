@@ -9,7 +9,7 @@ use super::{from_float, panicking, same_kind, sum_to_shape, with_float};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::{elementwise::select, layout};
 use crate::error::{Error, OrPanic, Result};
-use crate::tensor::{contiguous_cow, CpuData, Shape, Tensor};
+use crate::tensor::{contiguous_cow, CpuData, DType, Shape, Tensor};
 
 fn split(dims: &[usize], axis: usize) -> (usize, usize, usize) {
     (
@@ -52,7 +52,7 @@ impl Op for IndexSelect {
         let mut shape = x.shape().clone();
         shape.0[self.axis] = self.idx.len();
         let l = x.layout();
-        let data = match x.raw_data() {
+        let data = match x.raw_data("index_select")? {
             CpuData::F32(v) => CpuData::F32(layout::index_select(
                 &contiguous_cow(v, l),
                 outer,
@@ -239,7 +239,7 @@ impl Tensor {
     /// `cond ? a : b` element-wise, all three broadcast together (`torch.where`).
     pub fn try_where(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         same_kind("where", a, b)?;
-        if !matches!(cond.raw_data(), CpuData::Bool(_)) {
+        if cond.dtype() != DType::Bool {
             return Err(Error::DType {
                 op: "where",
                 got: cond.dtype(),

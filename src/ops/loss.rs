@@ -10,7 +10,7 @@ use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::pool;
 use crate::backend::cpu::softmax::softmax_rows;
 use crate::error::{Error, OrPanic, Result};
-use crate::tensor::{Float, Shape, Tensor};
+use crate::tensor::{DType, Float, Shape, Tensor};
 use num_traits::Zero as _;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -104,6 +104,38 @@ impl Op for CrossEntropy {
     }
 }
 
+/// Cross-entropy on a CubeCL device. The targets stay on the device, so the number of
+/// counted rows is a device scalar too: the loss is `Σ loss_row / Σ counted_row`, and no
+/// value crosses to the host. Out-of-range targets give a NaN loss instead of an error (the
+/// kernel cannot raise one; PyTorch's CUDA kernel asserts). Saves the per-row gradient
+/// `softmax(x) − q` and the count.
+struct CrossEntropyOnDevice {
+    opts: CrossEntropyOptions,
+}
+
+impl Op for CrossEntropyOnDevice {
+    fn name(&self) -> &'static str {
+        "cross_entropy"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        let (x, t) = (inputs[0], inputs[1]);
+        let o = crate::backend::cube::ops::cross_entropy(
+            x,
+            t,
+            self.opts.ignore_index,
+            self.opts.label_smoothing,
+        )?;
+        let count = o.counted.try_sum_axes(&[0], false)?;
+        let loss = o.loss.try_sum_axes(&[0], false)?.try_div(&count)?;
+        let dx = o.dx.try_reshape(x.dims())?;
+        Ok(Forward::new(loss, vec![dx, count]))
+    }
+    fn backward(&self, saved: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let (dx, count) = (&saved[0], &saved[1]);
+        Ok(vec![Some(dx.try_mul(&g.try_div(count)?)?), None])
+    }
+}
+
 struct Nll {
     targets: Vec<i64>,
     ignore_index: Option<i64>,
@@ -148,13 +180,8 @@ impl Op for Nll {
     }
 }
 
-/// Checks `[..., C]` scores against `[...]` i64 targets; returns (targets, classes, count).
-fn class_targets(
-    op: &'static str,
-    x: &Tensor,
-    target: &Tensor,
-    ignore: Option<i64>,
-) -> Result<(Vec<i64>, usize, usize)> {
+/// Checks that scores `[..., C]` and targets `[...]` agree; returns C.
+fn class_count(op: &'static str, x: &Tensor, target: &Tensor) -> Result<usize> {
     if x.rank() == 0 || target.rank() + 1 != x.rank() || target.dims() != &x.dims()[..x.rank() - 1]
     {
         return Err(Error::mismatch(
@@ -164,7 +191,17 @@ fn class_targets(
             "expected scores [..., C] and i64 targets [...]",
         ));
     }
-    let classes = x.dims()[x.rank() - 1];
+    Ok(x.dims()[x.rank() - 1])
+}
+
+/// Checks `[..., C]` scores against `[...]` i64 targets; returns (targets, classes, count).
+fn class_targets(
+    op: &'static str,
+    x: &Tensor,
+    target: &Tensor,
+    ignore: Option<i64>,
+) -> Result<(Vec<i64>, usize, usize)> {
+    let classes = class_count(op, x, target)?;
     let targets = target.i64_slice(op)?.into_owned();
     for &t in &targets {
         if ignore != Some(t) && (t < 0 || t as usize >= classes) {
@@ -183,14 +220,32 @@ impl Tensor {
     /// Mean cross-entropy of logits `[..., C]` (the class axis last) against i64 class targets
     /// `[...]`. Rows whose target is the ignore index count neither in the sum nor the mean.
     pub fn try_cross_entropy(&self, target: &Tensor, opts: CrossEntropyOptions) -> Result<Tensor> {
-        let (targets, classes, count) =
-            class_targets("cross_entropy", self, target, opts.ignore_index)?;
         if !(0.0..=1.0).contains(&opts.label_smoothing) {
             return Err(Error::invalid(
                 "cross_entropy",
                 format!("label_smoothing {} is outside [0, 1]", opts.label_smoothing),
             ));
         }
+        if self.cube().is_some() {
+            class_count("cross_entropy", self, target)?;
+            if target.device() != self.device() {
+                return Err(Error::DeviceMismatch {
+                    op: "cross_entropy",
+                    lhs: self.device(),
+                    rhs: target.device(),
+                });
+            }
+            if target.dtype() != DType::I64 {
+                return Err(Error::DType {
+                    op: "cross_entropy",
+                    got: target.dtype(),
+                    expected: "i64",
+                });
+            }
+            return apply(CrossEntropyOnDevice { opts }, &[self, target]);
+        }
+        let (targets, classes, count) =
+            class_targets("cross_entropy", self, target, opts.ignore_index)?;
         let x = self.try_contiguous()?;
         apply(
             CrossEntropy {

@@ -85,6 +85,9 @@ fn matmul_forward(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let flat = a.try_reshape(&[a.numel() / k, k])?;
         return matmul_forward(&flat, b)?.try_reshape(out_shape.dims());
     }
+    if a.cube().is_some() {
+        return crate::backend::cube::ops::matmul(a, b, &batch, &out_shape);
+    }
     let (la, lb) = (a.layout(), b.layout());
     with_float!("matmul", a.dtype(), |T| {
         let (xa, xb) = (a.raw::<T>("matmul")?, b.raw::<T>("matmul")?);

@@ -20,7 +20,7 @@ pub use loss::CrossEntropyOptions;
 pub use unary::UnaryKind;
 
 use crate::error::{Error, Result};
-use crate::tensor::{CpuData, DType, Float, Shape, Storage, Tensor};
+use crate::tensor::{CpuData, DType, Float, Shape, Tensor};
 
 /// Runs `$body` with the type alias `$T` bound to the float type of `$dtype` (f32 or f64).
 macro_rules! with_float {
@@ -54,16 +54,14 @@ pub(crate) fn from_float<T: Float>(v: Vec<T>, shape: Shape) -> Tensor {
 impl Tensor {
     /// The whole storage as a float slice (views index into it through their layout).
     pub(crate) fn raw<T: Float>(&self, op: &'static str) -> Result<&[T]> {
-        let Storage::Cpu(s) = self.storage();
-        T::slice_of(s.data()).ok_or(Error::DType {
+        T::slice_of(self.cpu_data(op)?).ok_or(Error::DType {
             op,
             got: self.dtype(),
             expected: if T::DTYPE == DType::F32 { "f32" } else { "f64" },
         })
     }
-    pub(crate) fn raw_data(&self) -> &CpuData {
-        let Storage::Cpu(s) = self.storage();
-        s.data()
+    pub(crate) fn raw_data(&self, op: &'static str) -> Result<&CpuData> {
+        self.cpu_data(op)
     }
 }
 

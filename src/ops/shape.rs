@@ -27,7 +27,7 @@ impl Op for Reshape {
         let x = if x.is_contiguous() {
             x.clone()
         } else {
-            x.contiguous_copy()
+            x.try_contiguous_copy()?
         };
         let layout = Layout {
             strides: self.to.contiguous_strides(),
@@ -101,6 +101,10 @@ impl Op for Narrow {
             d[self.axis],
             d[self.axis + 1..].iter().product(),
         );
+        if g.cube().is_some() {
+            let gx = crate::backend::cube::ops::pad_axis(g, &self.from, self.axis, self.start)?;
+            return Ok(vec![Some(gx)]);
+        }
         let gx = with_float!("narrow", g.dtype(), |T| {
             let gs = g.float_slice::<T>("narrow")?;
             Ok(from_float(
@@ -140,7 +144,7 @@ impl Op for Contiguous {
         "contiguous"
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
-        Ok(Forward::new(inputs[0].contiguous_copy(), vec![]))
+        Ok(Forward::new(inputs[0].try_contiguous_copy()?, vec![]))
     }
     fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.clone())])

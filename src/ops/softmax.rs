@@ -11,7 +11,7 @@ use crate::backend::cpu::softmax::{
     log_softmax_backward_rows, softmax_backward_rows, softmax_rows,
 };
 use crate::error::{Error, OrPanic, Result};
-use crate::tensor::{CpuData, Shape, Tensor};
+use crate::tensor::{CpuData, DType, Shape, Tensor};
 
 struct Softmax {
     axis: usize,
@@ -66,17 +66,21 @@ impl Op for Softmax {
             .transpose()?
             .map(|m| m.0);
         let r = x.dims().last().copied().unwrap_or(1);
-        let y = with_float!(self.name(), x.dtype(), |T| {
-            let xs = x.float_slice::<T>(self.name())?;
-            let ms = mask
-                .as_ref()
-                .map(|m| m.bool_slice(self.name()))
-                .transpose()?;
-            Ok(from_float(
-                softmax_rows(&xs, r, ms.as_deref(), self.log),
-                x.shape().clone(),
-            ))
-        })?;
+        let y = if x.cube().is_some() {
+            crate::backend::cube::ops::softmax_rows(&x, mask.as_ref(), self.log)?
+        } else {
+            with_float!(self.name(), x.dtype(), |T| {
+                let xs = x.float_slice::<T>(self.name())?;
+                let ms = mask
+                    .as_ref()
+                    .map(|m| m.bool_slice(self.name()))
+                    .transpose()?;
+                Ok(from_float(
+                    softmax_rows(&xs, r, ms.as_deref(), self.log),
+                    x.shape().clone(),
+                ))
+            })?
+        };
         let y = from_last(y, &back)?;
         Ok(Forward::new(y.clone(), vec![y]))
     }
@@ -84,6 +88,10 @@ impl Op for Softmax {
         let (y, back) = to_last(&saved[0], self.axis)?;
         let (g, _) = to_last(g, self.axis)?;
         let r = y.dims().last().copied().unwrap_or(1);
+        if y.cube().is_some() {
+            let gx = crate::backend::cube::ops::softmax_rows_backward(&y, &g, self.log)?;
+            return Ok(vec![Some(from_last(gx, &back)?)]);
+        }
         let gx = with_float!(self.name(), y.dtype(), |T| {
             let (ys, gs) = (
                 y.float_slice::<T>(self.name())?,
@@ -106,7 +114,7 @@ fn softmax(x: &Tensor, axis: isize, log: bool, mask: Option<&Tensor>) -> Result<
     let mask = match mask {
         None => None,
         Some(m) => {
-            if !matches!(m.raw_data(), CpuData::Bool(_)) {
+            if m.dtype() != DType::Bool {
                 return Err(Error::DType {
                     op: "masked_softmax",
                     got: m.dtype(),
@@ -122,7 +130,14 @@ fn softmax(x: &Tensor, axis: isize, log: bool, mask: Option<&Tensor>) -> Result<
                     "the mask must broadcast to the scores' shape",
                 ));
             }
-            Some(m.broadcast_view(x.shape()).contiguous_copy())
+            if m.device() != x.device() {
+                return Err(Error::DeviceMismatch {
+                    op: "masked_softmax",
+                    lhs: x.device(),
+                    rhs: m.device(),
+                });
+            }
+            Some(m.broadcast_view(x.shape()).try_contiguous_copy()?)
         }
     };
     apply(Softmax { axis: a, log, mask }, &[x])
@@ -177,7 +192,10 @@ impl Tensor {
             };
             mask.extend((0..k).map(|j| (j as i64) < len));
         }
-        let mask = Tensor::from_cpu(CpuData::Bool(mask), self.shape().clone());
+        // On a device the lengths were read back and the mask goes up again: small, but a
+        // synchronisation (there is no kernel that builds the mask from lengths yet).
+        let mask = Tensor::from_cpu(CpuData::Bool(mask), self.shape().clone())
+            .try_to_device(self.device())?;
         softmax(self, -1, false, Some(&mask))
     }
 

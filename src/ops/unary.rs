@@ -5,8 +5,10 @@
 use super::{from_float, with_float};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::elementwise::{map, zip_same};
+use crate::backend::cube::ops as cube;
 use crate::error::{OrPanic, Result};
 use crate::tensor::{Float, Tensor};
+use cubegrad_ops::elementwise::UnaryOp;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryKind {
@@ -53,6 +55,23 @@ impl UnaryKind {
             self,
             UnaryKind::Exp | UnaryKind::Sqrt | UnaryKind::Tanh | UnaryKind::Sigmoid
         )
+    }
+    /// The same operation as a CubeCL kernel.
+    fn kernel(self) -> UnaryOp {
+        match self {
+            UnaryKind::Neg => UnaryOp::Neg,
+            UnaryKind::Exp => UnaryOp::Exp,
+            UnaryKind::Log => UnaryOp::Log,
+            UnaryKind::Sqrt => UnaryOp::Sqrt,
+            UnaryKind::Abs => UnaryOp::Abs,
+            UnaryKind::Tanh => UnaryOp::Tanh,
+            UnaryKind::Sigmoid => UnaryOp::Sigmoid,
+            UnaryKind::Relu => UnaryOp::Relu,
+            UnaryKind::GeluTanh => UnaryOp::GeluTanh,
+            UnaryKind::GeluErf => UnaryOp::GeluErf,
+            UnaryKind::Powf(p) => UnaryOp::Powf(p),
+            UnaryKind::Affine { scale, shift } => UnaryOp::Affine { scale, shift },
+        }
     }
     fn saves_nothing(self) -> bool {
         matches!(self, UnaryKind::Neg | UnaryKind::Affine { .. })
@@ -152,12 +171,16 @@ impl Op for Unary {
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
         let x = inputs[0];
-        let out = with_float!(self.name(), x.dtype(), |T| {
-            Ok(from_float(
-                forward_slice(self.0, &x.float_slice::<T>(self.name())?),
-                x.shape().clone(),
-            ))
-        })?;
+        let out = if x.cube().is_some() {
+            cube::unary(self.0.kernel(), x)?
+        } else {
+            with_float!(self.name(), x.dtype(), |T| {
+                Ok(from_float(
+                    forward_slice(self.0, &x.float_slice::<T>(self.name())?),
+                    x.shape().clone(),
+                ))
+            })?
+        };
         let saved = if self.0.saves_nothing() {
             vec![]
         } else if self.0.saves_output() {
@@ -174,6 +197,11 @@ impl Op for Unary {
         _needs: &[bool],
     ) -> Result<Vec<Option<Tensor>>> {
         let name = self.name();
+        if g.cube().is_some() {
+            // Neg and affine saved nothing; their kernels never read `s`.
+            let s = saved.first().unwrap_or(g);
+            return Ok(vec![Some(cube::unary_backward(self.0.kernel(), g, s)?)]);
+        }
         let gx = with_float!(name, g.dtype(), |T| {
             let gs = g.float_slice::<T>(name)?;
             let v = match saved.first() {

@@ -104,6 +104,27 @@ impl Optimizer for Adam {
                 step: 0,
             });
             s.step += 1;
+            if p.cube().is_some() {
+                // State loaded from a checkpoint arrives on the CPU; it follows the parameter.
+                s.exp_avg = s.exp_avg.try_to_device(p.device())?;
+                s.exp_avg_sq = s.exp_avg_sq.try_to_device(p.device())?;
+                let hk = cubegrad_ops::optim::AdamHyper {
+                    lr: h.lr,
+                    beta1: h.beta1,
+                    beta2: h.beta2,
+                    eps: h.eps,
+                    weight_decay: h.weight_decay,
+                    decoupled: h.decoupled,
+                };
+                return crate::backend::cube::ops::adam_step(
+                    p,
+                    g,
+                    &mut s.exp_avg,
+                    &mut s.exp_avg_sq,
+                    s.step,
+                    hk,
+                );
+            }
             with_float!("Adam", p.dtype(), |T| {
                 let gs = g.float_slice::<T>("Adam")?;
                 let ps = T::slice_of_mut(p.cpu_data_mut()).expect("dtype checked");

@@ -73,6 +73,14 @@ pub(crate) fn for_each_param_with_grad(
             ));
             return;
         }
+        if g.device() != p.device() {
+            result = Err(Error::DeviceMismatch {
+                op,
+                lhs: p.device(),
+                rhs: g.device(),
+            });
+            return;
+        }
         result = f(name, p, g);
     });
     result

@@ -63,6 +63,28 @@ impl Optimizer for Sgd {
         };
         let bufs = &mut self.momentum;
         for_each_param_with_grad("Sgd", model, grads, |name, p, g| {
+            if p.cube().is_some() {
+                let first = c.momentum != 0.0 && !bufs.contains_key(name);
+                let buf = match c.momentum != 0.0 {
+                    true => {
+                        let b = bufs
+                            .entry(name.to_string())
+                            .or_insert_with(|| Tensor::zeros_like(p));
+                        // A buffer loaded from a checkpoint arrives on the CPU.
+                        *b = b.try_to_device(p.device())?;
+                        Some(b)
+                    }
+                    false => None,
+                };
+                let hk = cubegrad_ops::optim::SgdHyper {
+                    lr: h.lr,
+                    momentum: h.momentum,
+                    dampening: h.dampening,
+                    weight_decay: h.weight_decay,
+                    nesterov: h.nesterov,
+                };
+                return crate::backend::cube::ops::sgd_step(p, g, buf, first, hk);
+            }
             with_float!("Sgd", p.dtype(), |T| {
                 let gs = g.float_slice::<T>("Sgd")?;
                 let first = c.momentum != 0.0 && !bufs.contains_key(name);

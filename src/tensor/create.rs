@@ -3,7 +3,10 @@
 //! Random numbers come from one ChaCha8 generator per thread, seeded with [`manual_seed`] (like
 //! `torch.manual_seed`). Its state can be read and restored, so checkpoints resume exactly.
 
-use super::{CpuData, DType, Device, HostElem, Shape, Tensor};
+use super::{
+    CpuData, CpuStorage, DType, Device, GradMeta, HostElem, Layout, Shape, Storage, Tensor,
+};
+use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::pool;
 use crate::error::{Error, OrPanic, Result};
 use rand::{Rng, SeedableRng};
@@ -189,7 +192,8 @@ impl Tensor {
             DType::I64 => CpuData::I64(self.to_vec()),
             DType::Bool => CpuData::Bool(self.to_vec()),
         };
-        Tensor::from_cpu(data, self.shape().clone())
+        // On a device the conversion goes through the host (there is no cast kernel yet).
+        Tensor::from_cpu(data, self.shape().clone()).to_device(self.device())
     }
 
     /// Moves the tensor to `device`; panics with the reason if that device is unavailable.
@@ -197,15 +201,80 @@ impl Tensor {
     pub fn to_device(&self, device: Device) -> Tensor {
         self.try_to_device(device).or_panic()
     }
+    /// The same values on `device`. Differentiable, like PyTorch's `.to(device)`: the
+    /// gradient goes back to the source device. A leaf that requires grad stays a leaf on
+    /// the new device (a new parameter), which is what moving a model wants.
     pub fn try_to_device(&self, device: Device) -> Result<Tensor> {
-        match device {
-            Device::Cpu => Ok(self.clone()),
-            other => Err(Error::DeviceUnavailable {
-                op: "to_device",
-                device: other,
-                reason: "this build has only the CPU backend; the CubeCL backend is not built yet"
-                    .into(),
-            }),
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        if matches!(self.grad_meta(), GradMeta::Leaf) {
+            return Ok(transfer(self, device)?.set_requires_grad(true));
+        }
+        apply(
+            ToDevice {
+                from: self.device(),
+                to: device,
+            },
+            &[self],
+        )
+    }
+}
+
+/// Copies `t` to `device` without history. Only the viewed elements travel.
+fn transfer(t: &Tensor, device: Device) -> Result<Tensor> {
+    match (t.storage(), device) {
+        (Storage::Cube(c), Device::Cpu) => {
+            let data = crate::backend::cube::download(c)?;
+            Ok(Tensor::from_storage(
+                Storage::Cpu(CpuStorage::new(data)),
+                t.layout().clone(),
+            ))
+        }
+        (Storage::Cpu(_), _) => {
+            let dense = t.try_contiguous_copy_if_view()?;
+            let data = dense.cpu_data("to_device")?;
+            let s = crate::backend::cube::upload(data, device)?;
+            Ok(Tensor::from_storage(
+                Storage::Cube(s),
+                Layout::contiguous(t.shape().clone()),
+            ))
+        }
+        // Between two devices: through the host.
+        (Storage::Cube(_), _) => transfer(&transfer(t, Device::Cpu)?, device),
+    }
+}
+
+/// `to_device` as an op: its backward moves the gradient back.
+struct ToDevice {
+    from: Device,
+    to: Device,
+}
+
+impl Op for ToDevice {
+    fn name(&self) -> &'static str {
+        "to_device"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        Ok(Forward::new(transfer(inputs[0], self.to)?, vec![]))
+    }
+    fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        debug_assert_eq!(g.device(), self.to);
+        Ok(vec![Some(transfer(g, self.from)?)])
+    }
+}
+
+impl Tensor {
+    /// This tensor when it is dense (contiguous, no offset, the whole buffer), else a copy.
+    fn try_contiguous_copy_if_view(&self) -> Result<Tensor> {
+        let whole = match self.storage() {
+            Storage::Cpu(s) => s.data().len() == self.numel(),
+            Storage::Cube(c) => c.len == self.numel(),
+        };
+        if self.is_contiguous() && self.layout().offset == 0 && whole {
+            Ok(self.clone())
+        } else {
+            self.try_contiguous_copy()
         }
     }
 }

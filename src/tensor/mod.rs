@@ -114,11 +114,23 @@ impl Tensor {
     pub fn dtype(&self) -> DType {
         match &*self.0.storage {
             Storage::Cpu(s) => s.data().dtype(),
+            Storage::Cube(c) => c.dtype,
         }
     }
     pub fn device(&self) -> Device {
         match &*self.0.storage {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Cube(c) => c.device,
+        }
+    }
+    /// The host data, or the error an op without a kernel for this tensor's device reports.
+    pub(crate) fn cpu_data(&self, op: &'static str) -> Result<&CpuData> {
+        match self.storage() {
+            Storage::Cpu(s) => Ok(s.data()),
+            Storage::Cube(c) => Err(Error::Unsupported {
+                op,
+                device: c.device,
+            }),
         }
     }
     pub(crate) fn storage(&self) -> &Storage {
@@ -168,10 +180,22 @@ impl Tensor {
 
     // ----- reading data back ----------------------------------------------------------------
 
-    /// The elements in row-major order, converted to `T`.
+    /// The elements in row-major order, converted to `T`. For a tensor on a device this
+    /// reads the data back (it waits for the device).
+    #[track_caller]
     pub fn to_vec<T: HostElem>(&self) -> Vec<T> {
-        let Storage::Cpu(s) = self.storage();
-        T::collect(s.data(), self.layout())
+        use crate::error::OrPanic;
+        self.try_to_vec().or_panic()
+    }
+    /// `to_vec`, with a device read failure as an error.
+    pub fn try_to_vec<T: HostElem>(&self) -> Result<Vec<T>> {
+        match self.storage() {
+            Storage::Cpu(s) => Ok(T::collect(s.data(), self.layout())),
+            Storage::Cube(c) => {
+                let data = crate::backend::cube::download(c)?;
+                Ok(T::collect(&data, self.layout()))
+            }
+        }
     }
     /// The single element of a one-element tensor, as f64.
     #[track_caller]
@@ -187,8 +211,7 @@ impl Tensor {
 
     /// A contiguous slice of the float data, copying only when the layout is strided.
     pub(crate) fn float_slice<T: Float>(&self, op: &'static str) -> Result<Cow<'_, [T]>> {
-        let Storage::Cpu(s) = self.storage();
-        let data: &[T] = T::slice_of(s.data()).ok_or(Error::DType {
+        let data: &[T] = T::slice_of(self.cpu_data(op)?).ok_or(Error::DType {
             op,
             got: self.dtype(),
             expected: if T::DTYPE == DType::F32 { "f32" } else { "f64" },
@@ -196,62 +219,78 @@ impl Tensor {
         Ok(contiguous_cow(data, self.layout()))
     }
     pub(crate) fn i64_slice(&self, op: &'static str) -> Result<Cow<'_, [i64]>> {
-        match self.storage() {
-            Storage::Cpu(s) => match s.data() {
-                CpuData::I64(v) => Ok(contiguous_cow(v, self.layout())),
-                d => Err(Error::DType {
-                    op,
-                    got: d.dtype(),
-                    expected: "i64",
-                }),
-            },
+        match self.cpu_data(op)? {
+            CpuData::I64(v) => Ok(contiguous_cow(v, self.layout())),
+            d => Err(Error::DType {
+                op,
+                got: d.dtype(),
+                expected: "i64",
+            }),
         }
     }
     pub(crate) fn bool_slice(&self, op: &'static str) -> Result<Cow<'_, [bool]>> {
-        match self.storage() {
-            Storage::Cpu(s) => match s.data() {
-                CpuData::Bool(v) => Ok(contiguous_cow(v, self.layout())),
-                d => Err(Error::DType {
-                    op,
-                    got: d.dtype(),
-                    expected: "bool",
-                }),
-            },
+        match self.cpu_data(op)? {
+            CpuData::Bool(v) => Ok(contiguous_cow(v, self.layout())),
+            d => Err(Error::DType {
+                op,
+                got: d.dtype(),
+                expected: "bool",
+            }),
         }
     }
 
-    /// Mutable access to the data of a contiguous tensor, for in-place optimizer updates.
-    /// Keeps the tensor's identity (so its gradients still match it); copies the storage only
-    /// if another tensor still shares it (copy on write).
-    pub(crate) fn cpu_data_mut(&mut self) -> &mut CpuData {
+    /// Makes this tensor the only owner of a contiguous, offset-free buffer, for in-place
+    /// optimizer updates. Keeps the tensor's identity (so its gradients still match it);
+    /// copies the storage only if it is a view or another tensor still shares it (copy on
+    /// write).
+    pub(crate) fn make_exclusive(&mut self) -> Result<()> {
         if !(self.is_contiguous()
             && self.0.layout.offset == 0
             && self.storage_len() == self.numel())
         {
-            let copy = self.contiguous_copy();
+            let copy = self.try_contiguous_copy()?;
             let inner = Arc::make_mut(&mut self.0);
             inner.storage = copy.0.storage.clone();
             inner.layout = copy.0.layout.clone();
         }
         let inner = Arc::make_mut(&mut self.0);
-        let Storage::Cpu(s) = Arc::make_mut(&mut inner.storage);
-        s.data_mut()
+        Arc::make_mut(&mut inner.storage);
+        Ok(())
+    }
+    /// Mutable access to the host data of a tensor made exclusive (see `make_exclusive`).
+    pub(crate) fn cpu_data_mut(&mut self) -> &mut CpuData {
+        self.make_exclusive()
+            .expect("a CPU tensor can always be copied");
+        let inner = Arc::make_mut(&mut self.0);
+        match Arc::make_mut(&mut inner.storage) {
+            Storage::Cpu(s) => s.data_mut(),
+            Storage::Cube(c) => panic!("cpu_data_mut: the tensor is on {}", c.device),
+        }
     }
     fn storage_len(&self) -> usize {
-        let Storage::Cpu(s) = self.storage();
-        s.data().len()
+        match self.storage() {
+            Storage::Cpu(s) => s.data().len(),
+            Storage::Cube(c) => c.len,
+        }
     }
     /// A contiguous copy with fresh storage and no history.
     pub(crate) fn contiguous_copy(&self) -> Tensor {
-        let Storage::Cpu(s) = self.storage();
+        use crate::error::OrPanic;
+        self.try_contiguous_copy().or_panic()
+    }
+    pub(crate) fn try_contiguous_copy(&self) -> Result<Tensor> {
         let l = self.layout();
+        let s = match self.storage() {
+            Storage::Cube(_) => return crate::backend::cube::ops::contiguous(self),
+            Storage::Cpu(s) => s,
+        };
         let data = match s.data() {
             CpuData::F32(v) => CpuData::F32(contiguous_cow(v, l).into_owned()),
             CpuData::F64(v) => CpuData::F64(contiguous_cow(v, l).into_owned()),
             CpuData::I64(v) => CpuData::I64(contiguous_cow(v, l).into_owned()),
             CpuData::Bool(v) => CpuData::Bool(contiguous_cow(v, l).into_owned()),
         };
-        Tensor::from_cpu(data, self.shape().clone())
+        Ok(Tensor::from_cpu(data, self.shape().clone()))
     }
 }
 

@@ -83,8 +83,9 @@ impl Drop for CpuStorage {
     }
 }
 
-/// Device storage. The CubeCL backend adds a variant holding a device buffer handle.
+/// Where a tensor's elements are: host memory, or a buffer on a CubeCL device.
 #[derive(Debug, Clone)]
 pub enum Storage {
     Cpu(CpuStorage),
+    Cube(crate::backend::cube::CubeStorage),
 }

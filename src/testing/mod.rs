@@ -8,3 +8,49 @@ mod tolerance;
 
 pub use registry::{registry, Domain, InputSpec, OpCase};
 pub use tolerance::{assert_close, Tolerance};
+
+use crate::tensor::Device;
+
+/// The CubeCL devices this build can run tests on, in order: `wgpu:0` (feature `wgpu`),
+/// `cuda:0` (feature `cuda`).
+pub fn built_devices() -> Vec<Device> {
+    let mut v = Vec::new();
+    if cfg!(feature = "wgpu") {
+        v.push(Device::Wgpu(0));
+    }
+    if cfg!(feature = "cuda") {
+        v.push(Device::Cuda(0));
+    }
+    v
+}
+
+/// `device` when it can be opened. Otherwise panics if `CUBEGRAD_REQUIRE_DEVICE` names its
+/// kind (`wgpu`, `cuda`; comma-separated), so CI cannot skip silently, and returns `None`
+/// after printing why. Tests also get CubeCL's bounds checks (`check_mode = validate`), so
+/// an out-of-bounds access is reported instead of read as zero.
+pub fn device_or_skip(test: &'static str, device: Device) -> Option<Device> {
+    use cubegrad_ops::cubecl::config::{
+        compilation::BoundsCheckMode, CubeClRuntimeConfig, RuntimeConfig,
+    };
+    static CONFIG: std::sync::Once = std::sync::Once::new();
+    CONFIG.call_once(|| {
+        let mut c = CubeClRuntimeConfig::default();
+        c.compilation.check_mode = BoundsCheckMode::Validate;
+        CubeClRuntimeConfig::set(c);
+    });
+    let kind = match device {
+        Device::Wgpu(_) => "wgpu",
+        Device::Cuda(_) => "cuda",
+        Device::Cpu => return Some(device),
+    };
+    let required =
+        std::env::var("CUBEGRAD_REQUIRE_DEVICE").is_ok_and(|v| v.split(',').any(|d| d == kind));
+    match crate::backend::cube::open(test, device) {
+        Ok(()) => Some(device),
+        Err(e) if required => panic!("CUBEGRAD_REQUIRE_DEVICE={kind}, but {e}"),
+        Err(e) => {
+            eprintln!("{test}: skipped: {e} (set CUBEGRAD_REQUIRE_DEVICE={kind} to fail instead)");
+            None
+        }
+    }
+}

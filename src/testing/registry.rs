@@ -823,8 +823,13 @@ fn batch_norm_with(x: &[Tensor], training: bool) -> Result<Tensor> {
     let mut bn = BatchNorm2d::new(c);
     bn.weight = Some(x[1].clone());
     bn.bias = Some(x[2].clone());
-    bn.running_mean = Tensor::from_vec(vec![0.3f64; c], [c]).to_dtype(x[0].dtype());
-    bn.running_var = Tensor::from_vec(vec![1.7f64; c], [c]).to_dtype(x[0].dtype());
+    let dev = x[0].device();
+    bn.running_mean = Tensor::from_vec(vec![0.3f64; c], [c])
+        .to_dtype(x[0].dtype())
+        .try_to_device(dev)?;
+    bn.running_var = Tensor::from_vec(vec![1.7f64; c], [c])
+        .to_dtype(x[0].dtype())
+        .try_to_device(dev)?;
     bn.set_training(training);
     bn.try_forward(&x[0])
 }

@@ -1,0 +1,360 @@
+//! Tensor-level entry points to the CubeCL kernels: each takes tensors on a CubeCL device,
+//! launches one kernel of `cubegrad-ops` and wraps its output buffer. `crate::ops` calls them
+//! where a tensor is on a device, next to the CPU loops, so that an op's two paths sit in
+//! one place.
+
+use super::{copy_words, from_handle, with_cube_float, with_runtime, CubeStorage};
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Shape, Storage, Tensor};
+use cubegrad_ops::cubecl::prelude::*;
+use cubegrad_ops::cubecl::server::Handle;
+use cubegrad_ops::elementwise::{BinaryOp, UnaryOp};
+use cubegrad_ops::layout::View;
+use cubegrad_ops::reduce::ReduceOp;
+use cubegrad_ops::{elementwise, layout, loss, matmul as mm, optim, reduce, softmax};
+
+fn storage<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a CubeStorage> {
+    t.cube().ok_or(Error::DeviceMismatch {
+        op,
+        lhs: t.device(),
+        rhs: t.device(),
+    })
+}
+
+/// The buffer of a contiguous, offset-free tensor, copying only when it is a strided view.
+pub(crate) fn dense(t: &Tensor) -> Result<Tensor> {
+    let s = storage("contiguous", t)?;
+    if t.is_contiguous() && t.layout().offset == 0 && s.len == t.numel() {
+        Ok(t.clone())
+    } else {
+        contiguous(t)
+    }
+}
+
+fn handle(t: &Tensor) -> &Handle {
+    &t.cube().expect("a device tensor").handle
+}
+
+/// A contiguous copy of any tensor on a device, whatever its dtype.
+pub(crate) fn contiguous(t: &Tensor) -> Result<Tensor> {
+    let s = storage("contiguous", t)?;
+    let c = copy_words(s, t.layout())?;
+    Ok(Tensor::from_storage(
+        Storage::Cube(c),
+        crate::tensor::Layout::contiguous(t.shape().clone()),
+    ))
+}
+
+/// `t`'s strides for each dim of `out` (right-aligned), 0 where it is broadcast.
+fn broadcast_strides(t: &Tensor, out: &Shape) -> Vec<usize> {
+    let (r, dims, strides) = (t.rank(), t.dims(), &t.layout().strides);
+    let off = out.rank() - r;
+    (0..out.rank())
+        .map(|d| {
+            if d < off || dims[d - off] == 1 {
+                0
+            } else {
+                strides[d - off]
+            }
+        })
+        .collect()
+}
+
+/// `a ∘ b` with broadcasting; strided views are read in place.
+pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Shape) -> Result<Tensor> {
+    let (sa, sb) = (broadcast_strides(a, out), broadcast_strides(b, out));
+    let (va, vb) = (
+        a.cube_view().expect("device"),
+        b.cube_view().expect("device"),
+    );
+    let va = View { strides: &sa, ..va };
+    let vb = View { strides: &sb, ..vb };
+    with_runtime!("binary", a.device(), |R, client| {
+        with_cube_float!("binary", a.dtype(), |F| {
+            let h = elementwise::binary::<R, F>(&client, op, &va, &vb, out.dims());
+            Ok(from_handle(h, out.clone(), a.dtype(), a.device()))
+        })
+    })
+}
+
+pub(crate) fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    let x = dense(x)?;
+    with_runtime!("unary", x.device(), |R, client| {
+        with_cube_float!("unary", x.dtype(), |F| {
+            let h = elementwise::unary::<R, F>(&client, op, handle(&x), x.numel());
+            Ok(from_handle(h, x.shape().clone(), x.dtype(), x.device()))
+        })
+    })
+}
+
+/// `g · f'(s)`; `s` is what the forward saved (see `UnaryOp::backward_uses_output`).
+pub(crate) fn unary_backward(op: UnaryOp, g: &Tensor, s: &Tensor) -> Result<Tensor> {
+    let (g, s) = (dense(g)?, dense(s)?);
+    with_runtime!("unary backward", g.device(), |R, client| {
+        with_cube_float!("unary backward", g.dtype(), |F| {
+            let h =
+                elementwise::unary_backward::<R, F>(&client, op, handle(&g), handle(&s), g.numel());
+            Ok(from_handle(h, g.shape().clone(), g.dtype(), g.device()))
+        })
+    })
+}
+
+/// Reduces each row of `x` viewed as `[rows, cols]` (made contiguous first); the result has
+/// `out` as its shape (rows elements).
+pub(crate) fn reduce_rows(op: ReduceOp, x: &Tensor, cols: usize, out: Shape) -> Result<Tensor> {
+    let x = dense(x)?;
+    let rows = x.numel() / cols.max(1);
+    with_runtime!("reduce", x.device(), |R, client| {
+        with_cube_float!("reduce", x.dtype(), |F| {
+            let h = reduce::reduce_rows::<R, F>(&client, op, handle(&x), rows, cols);
+            Ok(from_handle(h, out.clone(), x.dtype(), x.device()))
+        })
+    })
+}
+
+/// Arg-max or arg-min over the last axis of `x` (made contiguous first), as i64.
+pub(crate) fn arg_rows(x: &Tensor, largest: bool, out: Shape) -> Result<Tensor> {
+    let x = dense(x)?;
+    let cols = x.dims().last().copied().unwrap_or(1);
+    let rows = x.numel() / cols.max(1);
+    with_runtime!("argmax", x.device(), |R, client| {
+        with_cube_float!("argmax", x.dtype(), |F| {
+            let h = reduce::arg_rows::<R, F>(&client, handle(&x), rows, cols, largest);
+            Ok(from_handle(h, out.clone(), DType::I64, x.device()))
+        })
+    })
+}
+
+/// Softmax (or log-softmax) of each row of the contiguous `x` (last axis), with an optional
+/// bool mask of the same shape.
+pub(crate) fn softmax_rows(x: &Tensor, mask: Option<&Tensor>, log: bool) -> Result<Tensor> {
+    let x = dense(x)?;
+    let mask = mask.map(dense).transpose()?;
+    let cols = x.dims().last().copied().unwrap_or(1);
+    let rows = x.numel() / cols.max(1);
+    with_runtime!("softmax", x.device(), |R, client| {
+        with_cube_float!("softmax", x.dtype(), |F| {
+            let h = softmax::softmax_rows::<R, F>(
+                &client,
+                handle(&x),
+                mask.as_ref().map(handle),
+                rows,
+                cols,
+                log,
+            );
+            Ok(from_handle(h, x.shape().clone(), x.dtype(), x.device()))
+        })
+    })
+}
+
+pub(crate) fn softmax_rows_backward(y: &Tensor, g: &Tensor, log: bool) -> Result<Tensor> {
+    let (y, g) = (dense(y)?, dense(g)?);
+    let cols = y.dims().last().copied().unwrap_or(1);
+    let rows = y.numel() / cols.max(1);
+    with_runtime!("softmax backward", y.device(), |R, client| {
+        with_cube_float!("softmax backward", y.dtype(), |F| {
+            let h = softmax::softmax_rows_backward::<R, F>(
+                &client,
+                handle(&y),
+                handle(&g),
+                rows,
+                cols,
+                log,
+            );
+            Ok(from_handle(h, y.shape().clone(), y.dtype(), y.device()))
+        })
+    })
+}
+
+/// How the matmul kernel walks one operand: its matrix strides, and one stride between
+/// batches. An operand whose batch dims do not collapse into one stride is first copied
+/// into `[batch, rows, cols]`.
+fn operand(t: &Tensor, batch: &Shape) -> Result<(Tensor, mm::Strides)> {
+    let r = t.rank();
+    let own_batch = &t.dims()[..r - 2];
+    let st = &t.layout().strides;
+    let matrix = |t: &Tensor, batch_stride: usize| {
+        let st = &t.layout().strides;
+        let r = t.rank();
+        mm::Strides {
+            row: st[r - 2],
+            col: st[r - 1],
+            batch: batch_stride,
+            offset: t.layout().offset,
+        }
+    };
+    if own_batch.iter().product::<usize>() == 1 {
+        return Ok((t.clone(), matrix(t, 0)));
+    }
+    let collapses =
+        own_batch == batch.dims() && (0..r - 3).all(|d| st[d] == st[d + 1] * own_batch[d + 1]);
+    if collapses {
+        return Ok((t.clone(), matrix(t, st[r - 3])));
+    }
+    let mut full = batch.dims().to_vec();
+    full.extend_from_slice(&t.dims()[r - 2..]);
+    let c = contiguous(&t.broadcast_view(&Shape::new(&full)))?;
+    let (m, k) = (t.dims()[r - 2], t.dims()[r - 1]);
+    Ok((c.clone(), matrix(&c, m * k)))
+}
+
+/// `a @ b` over the broadcast `batch`, into a new `out`-shaped tensor.
+pub(crate) fn matmul(a: &Tensor, b: &Tensor, batch: &Shape, out: &Shape) -> Result<Tensor> {
+    let (ra, rb) = (a.rank(), b.rank());
+    let (m, k, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 1]);
+    let (a, sa) = operand(a, batch)?;
+    let (b, sb) = operand(b, batch)?;
+    let (ca, cb) = (a.cube().expect("device"), b.cube().expect("device"));
+    with_runtime!("matmul", a.device(), |R, client| {
+        with_cube_float!("matmul", a.dtype(), |F| {
+            let h = mm::matmul::<R, F>(
+                &client,
+                &ca.handle,
+                ca.len.max(1),
+                sa,
+                &cb.handle,
+                cb.len.max(1),
+                sb,
+                batch.numel(),
+                m,
+                k,
+                n,
+            );
+            Ok(from_handle(h, out.clone(), a.dtype(), a.device()))
+        })
+    })
+}
+
+/// Concatenates `parts` (made contiguous) along `axis`.
+pub(crate) fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
+    let dense: Vec<Tensor> = parts.iter().map(|p| dense(p)).collect::<Result<_>>()?;
+    let first = &dense[0];
+    let (dtype, device) = (first.dtype(), first.device());
+    with_runtime!("concat", device, |R, client| {
+        with_cube_float!("concat", dtype, |F| {
+            let views: Vec<(&Handle, &[usize])> =
+                dense.iter().map(|t| (handle(t), t.dims())).collect();
+            let (h, shape) = layout::concat::<R, F>(&client, &views, axis);
+            Ok(from_handle(h, Shape::new(&shape), dtype, device))
+        })
+    })
+}
+
+/// The backward of `narrow`: `g` written into zeros of shape `from` at `start` along `axis`.
+pub(crate) fn pad_axis(g: &Tensor, from: &Shape, axis: usize, start: usize) -> Result<Tensor> {
+    let g = dense(g)?;
+    let (dtype, device) = (g.dtype(), g.device());
+    let strides = from.contiguous_strides();
+    let n = from.numel();
+    with_runtime!("narrow backward", device, |R, client| {
+        with_cube_float!("narrow backward", dtype, |F| {
+            let zeros = vec![F::default(); n.max(1)];
+            let out = client.create_from_slice(F::as_bytes(&zeros));
+            let src = View {
+                handle: handle(&g),
+                len: g.numel().max(1),
+                strides: &g.layout().strides,
+                offset: 0,
+            };
+            layout::copy_into::<R, F>(
+                &client,
+                g.dims(),
+                &src,
+                &out,
+                n.max(1),
+                &strides,
+                start * strides[axis],
+            );
+            Ok(from_handle(out, from.clone(), dtype, device))
+        })
+    })
+}
+
+/// What the cross-entropy kernel returns (see `cubegrad_ops::loss`), as tensors.
+pub(crate) struct CrossEntropy {
+    pub loss: Tensor,
+    pub counted: Tensor,
+    pub dx: Tensor,
+}
+
+/// Per-row cross-entropy of `x` `[rows, classes]` against i64 `targets` `[rows]`.
+pub(crate) fn cross_entropy(
+    x: &Tensor,
+    targets: &Tensor,
+    ignore: Option<i64>,
+    smoothing: f64,
+) -> Result<CrossEntropy> {
+    let (x, t) = (dense(x)?, dense(targets)?);
+    let classes = x.dims().last().copied().unwrap_or(1);
+    let rows = x.numel() / classes.max(1);
+    let (dtype, device) = (x.dtype(), x.device());
+    with_runtime!("cross_entropy", device, |R, client| {
+        with_cube_float!("cross_entropy", dtype, |F| {
+            let o = loss::cross_entropy::<R, F>(
+                &client,
+                handle(&x),
+                handle(&t),
+                rows,
+                classes,
+                ignore,
+                smoothing,
+            );
+            let rows_shape = Shape::new(&[rows]);
+            Ok(CrossEntropy {
+                loss: from_handle(o.loss, rows_shape.clone(), dtype, device),
+                counted: from_handle(o.counted, rows_shape, dtype, device),
+                dx: from_handle(o.dx, x.shape().clone(), dtype, device),
+            })
+        })
+    })
+}
+
+/// The parameter's own buffer, for an in-place update: a contiguous tensor whose storage no
+/// other tensor shares (copied first otherwise, as on the CPU).
+fn exclusive(t: &mut Tensor) -> Result<Handle> {
+    t.make_exclusive()?;
+    Ok(handle(t).clone())
+}
+
+/// One fused Adam/AdamW update of `p`, `m`, `v` in place on the device.
+pub(crate) fn adam_step(
+    p: &mut Tensor,
+    g: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    t: u64,
+    h: optim::AdamHyper,
+) -> Result<()> {
+    let g = dense(g)?;
+    let (hp, hm, hv) = (exclusive(p)?, exclusive(m)?, exclusive(v)?);
+    let n = p.numel();
+    with_runtime!("adam", p.device(), |R, client| {
+        with_cube_float!("adam", p.dtype(), |F| {
+            optim::adam_step::<R, F>(&client, &hp, handle(&g), &hm, &hv, n, t, h);
+            Ok(())
+        })
+    })
+}
+
+/// One SGD update of `p` (and its momentum buffer) in place on the device.
+pub(crate) fn sgd_step(
+    p: &mut Tensor,
+    g: &Tensor,
+    buf: Option<&mut Tensor>,
+    first: bool,
+    h: optim::SgdHyper,
+) -> Result<()> {
+    let g = dense(g)?;
+    let hp = exclusive(p)?;
+    let hb = buf.map(exclusive).transpose()?;
+    let n = p.numel();
+    with_runtime!("sgd", p.device(), |R, client| {
+        with_cube_float!("sgd", p.dtype(), |F| {
+            // Without momentum the kernel never touches the buffer; a placeholder of one
+            // element stands in (binding the gradient twice would alias a writable binding).
+            let hb = hb.unwrap_or_else(|| client.empty(std::mem::size_of::<F>()));
+            optim::sgd_step::<R, F>(&client, &hp, handle(&g), &hb, n, first, h);
+            Ok(())
+        })
+    })
+}
