@@ -1,0 +1,92 @@
+//! Training on a CubeCL device end to end: the digits MLP reaches the CPU's accuracy, and a
+//! training loop's device memory reaches a steady state (buffers are reused, nothing leaks).
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
+
+#[path = "../examples/digits_mlp.rs"]
+mod digits_mlp;
+
+use cubegrad::backend::cube::device_memory;
+use cubegrad::nn::Module;
+use cubegrad::optim::{Adam, AdamConfig, Optimizer};
+use cubegrad::testing::{built_devices, device_or_skip};
+use cubegrad::{manual_seed, Device, Tensor};
+use digits_mlp::{train, Config, Mlp};
+
+fn config(device: Device) -> Config {
+    Config {
+        data: concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz").into(),
+        epochs: 30,
+        hidden: 64,
+        batch_size: 32,
+        lr: 3e-3,
+        seed: 0,
+        device,
+        quiet: true,
+    }
+}
+
+#[test]
+fn digits_mlp_trains_on_the_device_to_the_cpu_accuracy() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("digits_mlp on a device", device) else {
+            continue;
+        };
+        let cpu = train(&config(Device::Cpu)).unwrap();
+        let dev = train(&config(device)).unwrap();
+        // The same seed draws the same initial weights and batches; f32 sums in another
+        // order make the runs drift apart slowly, so the accuracies agree closely but not
+        // to the last image.
+        assert!(
+            dev.last_epoch_loss < dev.first_epoch_loss / 5.0,
+            "{device}: loss {} -> {}",
+            dev.first_epoch_loss,
+            dev.last_epoch_loss
+        );
+        assert!(
+            (dev.test_accuracy - cpu.test_accuracy).abs() <= 0.015,
+            "{device}: test accuracy {:.4}, on the CPU {:.4}",
+            dev.test_accuracy,
+            cpu.test_accuracy
+        );
+        assert!(
+            (dev.first_epoch_loss - cpu.first_epoch_loss).abs() < 1e-3,
+            "{device}: first epoch loss {} vs {} on the CPU",
+            dev.first_epoch_loss,
+            cpu.first_epoch_loss
+        );
+    }
+}
+
+#[test]
+fn device_memory_in_use_is_the_same_after_step_2_and_step_100() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("device memory steady state", device) else {
+            continue;
+        };
+        manual_seed(3);
+        let mut model = Mlp::new(32);
+        model.to_device(device);
+        let mut opt: Adam = AdamConfig::adam().lr(1e-3).init();
+        let x = Tensor::randn([16, 64], 0.0, 1.0).to_device(device);
+        let y = Tensor::from_vec((0..16).map(|i| i % 10).collect::<Vec<i64>>(), [16])
+            .to_device(device);
+        let mut in_use = Vec::new();
+        for step in 1..=100 {
+            let loss = model.forward(&x).cross_entropy(&y);
+            let grads = loss.backward();
+            opt.step(&mut model, &grads).unwrap();
+            // Reading the loss waits for the device, so every launch so far has finished.
+            let value = loss.item();
+            assert!(value.is_finite(), "step {step}: loss {value}");
+            drop((loss, grads));
+            if step == 2 || step == 100 {
+                in_use.push(device_memory(device).unwrap().0);
+            }
+        }
+        assert!(in_use[0] > 0, "{device}: no device memory in use at step 2");
+        assert_eq!(
+            in_use[0], in_use[1],
+            "{device}: bytes in use after step 2 and after step 100"
+        );
+    }
+}
