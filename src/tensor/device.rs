@@ -1,5 +1,5 @@
 //! Where a tensor lives. Chosen at run time and stored inside the tensor, so user code is
-//! the same on every device; only the CPU is implemented until the CubeCL backend lands.
+//! the same on every device (`backend::cube` holds the data of the GPU devices).
 
 use std::fmt;
 
