@@ -10,12 +10,8 @@ use cubegrad::{DType, Device, Error, Tensor};
 
 /// Registry entries that have no device kernel yet (forward or backward), in registry order.
 const NOT_ON_DEVICE: &[&str] = &[
-    "max_axis",
-    "min_axes_keepdim",
     "index_select",
     "gather",
-    "where",
-    "masked_fill",
     "nll_loss",
     "conv2d",
     "conv2d_stride_padding_dilation",
@@ -126,5 +122,58 @@ fn registry_on_every_built_device_matches_the_cpu() {
         if let Some(d) = device_or_skip("registry_on_device", device) {
             check(d);
         }
+    }
+}
+
+/// Comparisons (each kind, with broadcasting) and dtype conversions on the device against
+/// the CPU: bool results and casts must agree exactly.
+#[test]
+fn comparisons_and_casts_on_every_built_device_match_the_cpu() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("comparisons on device", device) else {
+            continue;
+        };
+        // Rounded to tenths so that ties (equal elements) occur.
+        let a = (Tensor::randn([3, 1, 7], 0.0, 1.0).mul_scalar(3.0)).to_vec::<f64>();
+        let b = (Tensor::randn([4, 7], 0.0, 1.0).mul_scalar(3.0)).to_vec::<f64>();
+        let round = |v: Vec<f64>| v.iter().map(|x| x.round() / 10.0).collect::<Vec<f64>>();
+        let a = Tensor::from_vec(round(a), [3, 1, 7]).to_dtype(DType::F32);
+        let b = Tensor::from_vec(round(b), [4, 7]).to_dtype(DType::F32);
+        let (da, db) = (a.to_device(device), b.to_device(device));
+        let cases: [(&str, fn(&Tensor, &Tensor) -> Tensor); 6] = [
+            ("eq", |x, y| x.eq(y)),
+            ("ne", |x, y| x.ne(y)),
+            ("lt", |x, y| x.lt(y)),
+            ("le", |x, y| x.le(y)),
+            ("gt", |x, y| x.gt(y)),
+            ("ge", |x, y| x.ge(y)),
+        ];
+        for (name, f) in cases {
+            let (want, got) = (f(&a, &b), f(&da, &db));
+            assert_eq!(got.dtype(), DType::Bool, "{name}");
+            assert_eq!(
+                got.to_vec::<bool>(),
+                want.to_vec::<bool>(),
+                "{name} on {device}"
+            );
+            let as_f64 = got.to_dtype(DType::F64);
+            assert_eq!(as_f64.device(), device, "{name}: cast stays on the device");
+            assert_eq!(
+                as_f64.to_vec::<f64>(),
+                want.to_vec::<f64>(),
+                "{name} as f64"
+            );
+        }
+        let x = Tensor::randn([5, 3], 0.0, 1.0).to_dtype(DType::F64);
+        let back = x
+            .to_device(device)
+            .to_dtype(DType::F32)
+            .to_dtype(DType::F64);
+        assert_eq!(back.device(), device);
+        assert_eq!(
+            back.to_vec::<f64>(),
+            x.to_dtype(DType::F32).to_vec::<f64>(),
+            "f64 -> f32 -> f64 on {device}"
+        );
     }
 }

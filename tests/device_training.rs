@@ -68,8 +68,8 @@ fn device_memory_in_use_is_the_same_after_step_2_and_step_100() {
         model.to_device(device);
         let mut opt: Adam = AdamConfig::adam().lr(1e-3).init();
         let x = Tensor::randn([16, 64], 0.0, 1.0).to_device(device);
-        let y = Tensor::from_vec((0..16).map(|i| i % 10).collect::<Vec<i64>>(), [16])
-            .to_device(device);
+        let y =
+            Tensor::from_vec((0..16).map(|i| i % 10).collect::<Vec<i64>>(), [16]).to_device(device);
         let mut in_use = Vec::new();
         for step in 1..=100 {
             let loss = model.forward(&x).cross_entropy(&y);

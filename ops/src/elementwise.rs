@@ -327,3 +327,257 @@ pub fn unary_backward<R: Runtime, F: Float + CubeElement>(
     }
     out
 }
+
+/// Comparisons, picked at compile time; they write bool as u32 (0 or 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// `out[i] = a[ia] ⋈ b[ib]` under broadcasting, as in [`binary_kernel`].
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn compare_kernel<F: Float>(
+    a: &Array<F>,
+    b: &Array<F>,
+    out: &mut Array<u32>,
+    shape: &Array<u32>,
+    a_strides: &Array<u32>,
+    b_strides: &Array<u32>,
+    a_offset: u32,
+    b_offset: u32,
+    rank: u32,
+    #[comptime] op: u32,
+) {
+    let i = ABSOLUTE_POS;
+    if i < out.len() {
+        let mut rem = i as u32;
+        let mut ia = a_offset;
+        let mut ib = b_offset;
+        let mut d = rank;
+        while d > 0 {
+            d -= 1;
+            let n = shape[d as usize];
+            let idx = rem % n;
+            rem /= n;
+            ia += idx * a_strides[d as usize];
+            ib += idx * b_strides[d as usize];
+        }
+        let x = a[ia as usize];
+        let y = b[ib as usize];
+        // Ge unless the op says otherwise (each test is resolved at compile time).
+        let mut r = x >= y;
+        if comptime![op == 0] {
+            r = x == y;
+        }
+        if comptime![op == 1] {
+            r = x != y;
+        }
+        if comptime![op == 2] {
+            r = x < y;
+        }
+        if comptime![op == 3] {
+            r = x <= y;
+        }
+        if comptime![op == 4] {
+            r = x > y;
+        }
+        let mut v = 0u32;
+        if r {
+            v = 1u32;
+        }
+        out[i] = v;
+    }
+}
+
+/// `out[i] = cond[ic] ? a[ia] : b[ib]` under broadcasting (`torch.where`).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn select_kernel<F: Float>(
+    cond: &Array<u32>,
+    a: &Array<F>,
+    b: &Array<F>,
+    out: &mut Array<F>,
+    shape: &Array<u32>,
+    c_strides: &Array<u32>,
+    a_strides: &Array<u32>,
+    b_strides: &Array<u32>,
+    offsets: &Array<u32>,
+    rank: u32,
+) {
+    let i = ABSOLUTE_POS;
+    if i < out.len() {
+        let mut rem = i as u32;
+        let mut ic = offsets[0];
+        let mut ia = offsets[1];
+        let mut ib = offsets[2];
+        let mut d = rank;
+        while d > 0 {
+            d -= 1;
+            let n = shape[d as usize];
+            let idx = rem % n;
+            rem /= n;
+            ic += idx * c_strides[d as usize];
+            ia += idx * a_strides[d as usize];
+            ib += idx * b_strides[d as usize];
+        }
+        let mut v = b[ib as usize];
+        if cond[ic as usize] != 0 {
+            v = a[ia as usize];
+        }
+        out[i] = v;
+    }
+}
+
+#[cube(launch)]
+fn bool_to_float_kernel<F: Float>(x: &Array<u32>, out: &mut Array<F>) {
+    let i = ABSOLUTE_POS;
+    if i < out.len() {
+        let mut v = F::new(0.0);
+        if x[i] != 0 {
+            v = F::new(1.0);
+        }
+        out[i] = v;
+    }
+}
+
+#[cube(launch)]
+fn float_cast_kernel<F: Float, G: Float>(x: &Array<F>, out: &mut Array<G>) {
+    let i = ABSOLUTE_POS;
+    if i < out.len() {
+        out[i] = G::cast_from(x[i]);
+    }
+}
+
+fn pad1(v: &[usize]) -> Vec<usize> {
+    if v.is_empty() {
+        vec![1]
+    } else {
+        v.to_vec()
+    }
+}
+
+/// `a ⋈ b` broadcast to `shape`, as a bool buffer (u32 per element).
+pub fn compare<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    op: CompareOp,
+    a: &View<'_>,
+    b: &View<'_>,
+    shape: &[usize],
+) -> cubecl::server::Handle {
+    let n: usize = shape.iter().product();
+    let out = client.empty(n.max(1) * 4);
+    let (count, dim) = grid(n);
+    let rank = shape.len();
+    let (sh, sa, sb) = (
+        u32s(client, &pad1(shape)),
+        u32s(client, &pad1(a.strides)),
+        u32s(client, &pad1(b.strides)),
+    );
+    // SAFETY: every handle is sized exactly for the length passed with it.
+    unsafe {
+        compare_kernel::launch::<F, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(a.handle.clone(), a.len),
+            ArrayArg::from_raw_parts(b.handle.clone(), b.len),
+            ArrayArg::from_raw_parts(out.clone(), n.max(1)),
+            ArrayArg::from_raw_parts(sh, rank.max(1)),
+            ArrayArg::from_raw_parts(sa, rank.max(1)),
+            ArrayArg::from_raw_parts(sb, rank.max(1)),
+            a.offset as u32,
+            b.offset as u32,
+            rank as u32,
+            op as u32,
+        );
+    }
+    out
+}
+
+/// `cond ? a : b` broadcast to `shape`; `cond` is a bool buffer (u32 per element).
+pub fn select<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    cond: &View<'_>,
+    a: &View<'_>,
+    b: &View<'_>,
+    shape: &[usize],
+) -> cubecl::server::Handle {
+    let n: usize = shape.iter().product();
+    let out = client.empty(n.max(1) * std::mem::size_of::<F>());
+    let (count, dim) = grid(n);
+    let rank = shape.len();
+    let (sh, sc, sa, sb) = (
+        u32s(client, &pad1(shape)),
+        u32s(client, &pad1(cond.strides)),
+        u32s(client, &pad1(a.strides)),
+        u32s(client, &pad1(b.strides)),
+    );
+    let offsets = u32s(client, &[cond.offset, a.offset, b.offset]);
+    // SAFETY: every handle is sized exactly for the length passed with it.
+    unsafe {
+        select_kernel::launch::<F, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(cond.handle.clone(), cond.len),
+            ArrayArg::from_raw_parts(a.handle.clone(), a.len),
+            ArrayArg::from_raw_parts(b.handle.clone(), b.len),
+            ArrayArg::from_raw_parts(out.clone(), n.max(1)),
+            ArrayArg::from_raw_parts(sh, rank.max(1)),
+            ArrayArg::from_raw_parts(sc, rank.max(1)),
+            ArrayArg::from_raw_parts(sa, rank.max(1)),
+            ArrayArg::from_raw_parts(sb, rank.max(1)),
+            ArrayArg::from_raw_parts(offsets, 3),
+            rank as u32,
+        );
+    }
+    out
+}
+
+/// A bool buffer (u32 per element) as 0.0 / 1.0.
+pub fn bool_to_float<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    x: &cubecl::server::Handle,
+    n: usize,
+) -> cubecl::server::Handle {
+    let out = client.empty(n.max(1) * std::mem::size_of::<F>());
+    let (count, dim) = grid(n);
+    // SAFETY: x holds n u32 words and out n elements of F.
+    unsafe {
+        bool_to_float_kernel::launch::<F, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(x.clone(), n.max(1)),
+            ArrayArg::from_raw_parts(out.clone(), n.max(1)),
+        );
+    }
+    out
+}
+
+/// `n` elements of float type `F` converted to `G`.
+pub fn float_cast<R: Runtime, F: Float + CubeElement, G: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    x: &cubecl::server::Handle,
+    n: usize,
+) -> cubecl::server::Handle {
+    let out = client.empty(n.max(1) * std::mem::size_of::<G>());
+    let (count, dim) = grid(n);
+    // SAFETY: x holds n elements of F and out n of G.
+    unsafe {
+        float_cast_kernel::launch::<F, G, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(x.clone(), n.max(1)),
+            ArrayArg::from_raw_parts(out.clone(), n.max(1)),
+        );
+    }
+    out
+}

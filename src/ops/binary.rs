@@ -8,7 +8,7 @@ use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::elementwise::zip_broadcast;
 use crate::error::{Error, Result};
 use crate::tensor::{CpuData, Shape, Tensor};
-use cubegrad_ops::elementwise::BinaryOp;
+use cubegrad_ops::elementwise::{BinaryOp, CompareOp};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryKind {
@@ -140,6 +140,17 @@ pub enum Compare {
 fn compare(op: &'static str, c: Compare, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_kind(op, a, b)?;
     let shape = Shape::broadcast(op, a.shape(), b.shape())?;
+    if a.cube().is_some() && a.dtype().is_float() {
+        let k = match c {
+            Compare::Eq => CompareOp::Eq,
+            Compare::Ne => CompareOp::Ne,
+            Compare::Lt => CompareOp::Lt,
+            Compare::Le => CompareOp::Le,
+            Compare::Gt => CompareOp::Gt,
+            Compare::Ge => CompareOp::Ge,
+        };
+        return crate::backend::cube::ops::compare(k, a, b, &shape);
+    }
     fn run<T: Copy + PartialOrd + Send + Sync>(
         x: &[T],
         y: &[T],

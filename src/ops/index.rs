@@ -152,6 +152,10 @@ impl Op for Where {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
         let (a, b) = (inputs[0], inputs[1]);
         let shape = self.cond.shape().clone();
+        if a.cube().is_some() {
+            let out = crate::backend::cube::ops::select(&self.cond, a, b, &shape)?;
+            return Ok(Forward::new(out, vec![]));
+        }
         let c = self.cond.bool_slice("where")?;
         let out = with_float!("where", a.dtype(), |T| {
             // Inputs already of the output's shape are read in place; broadcast ones are gathered.
@@ -246,12 +250,19 @@ impl Tensor {
                 expected: "bool",
             });
         }
+        if cond.device() != a.device() {
+            return Err(Error::DeviceMismatch {
+                op: "where",
+                lhs: a.device(),
+                rhs: cond.device(),
+            });
+        }
         let shape = Shape::broadcast(
             "where",
             &Shape::broadcast("where", a.shape(), b.shape())?,
             cond.shape(),
         )?;
-        let cond = cond.broadcast_view(&shape).contiguous_copy();
+        let cond = cond.broadcast_view(&shape).try_contiguous_copy()?;
         apply(
             Where {
                 cond,

@@ -186,13 +186,18 @@ impl Tensor {
         if dtype == self.dtype() {
             return self.clone();
         }
+        if self.cube().is_some() {
+            if let Some(t) = crate::backend::cube::ops::cast(self, dtype).or_panic() {
+                return t;
+            }
+        }
         let data = match dtype {
             DType::F32 => CpuData::F32(self.to_vec()),
             DType::F64 => CpuData::F64(self.to_vec()),
             DType::I64 => CpuData::I64(self.to_vec()),
             DType::Bool => CpuData::Bool(self.to_vec()),
         };
-        // On a device the conversion goes through the host (there is no cast kernel yet).
+        // Other conversions on a device go through the host (no kernel for them yet).
         Tensor::from_cpu(data, self.shape().clone()).to_device(self.device())
     }
 

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::tensor::{DType, Shape, Storage, Tensor};
 use cubegrad_ops::cubecl::prelude::*;
 use cubegrad_ops::cubecl::server::Handle;
-use cubegrad_ops::elementwise::{BinaryOp, UnaryOp};
+use cubegrad_ops::elementwise::{BinaryOp, CompareOp, UnaryOp};
 use cubegrad_ops::layout::View;
 use cubegrad_ops::reduce::ReduceOp;
 use cubegrad_ops::{elementwise, layout, loss, matmul as mm, optim, reduce, softmax};
@@ -74,6 +74,69 @@ pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Shape) -> Resul
             let h = elementwise::binary::<R, F>(&client, op, &va, &vb, out.dims());
             Ok(from_handle(h, out.clone(), a.dtype(), a.device()))
         })
+    })
+}
+
+/// `a ⋈ b` with broadcasting, as a bool tensor.
+pub(crate) fn compare(op: CompareOp, a: &Tensor, b: &Tensor, out: &Shape) -> Result<Tensor> {
+    let (sa, sb) = (broadcast_strides(a, out), broadcast_strides(b, out));
+    let (va, vb) = (
+        a.cube_view().expect("device"),
+        b.cube_view().expect("device"),
+    );
+    let va = View { strides: &sa, ..va };
+    let vb = View { strides: &sb, ..vb };
+    with_runtime!("compare", a.device(), |R, client| {
+        with_cube_float!("compare", a.dtype(), |F| {
+            let h = elementwise::compare::<R, F>(&client, op, &va, &vb, out.dims());
+            Ok(from_handle(h, out.clone(), DType::Bool, a.device()))
+        })
+    })
+}
+
+/// `cond ? a : b` with broadcasting (`cond` bool).
+pub(crate) fn select(cond: &Tensor, a: &Tensor, b: &Tensor, out: &Shape) -> Result<Tensor> {
+    let (sc, sa, sb) = (
+        broadcast_strides(cond, out),
+        broadcast_strides(a, out),
+        broadcast_strides(b, out),
+    );
+    let vc = cond.cube_view().expect("device");
+    let (va, vb) = (
+        a.cube_view().expect("device"),
+        b.cube_view().expect("device"),
+    );
+    let vc = View { strides: &sc, ..vc };
+    let va = View { strides: &sa, ..va };
+    let vb = View { strides: &sb, ..vb };
+    with_runtime!("where", a.device(), |R, client| {
+        with_cube_float!("where", a.dtype(), |F| {
+            let h = elementwise::select::<R, F>(&client, &vc, &va, &vb, out.dims());
+            Ok(from_handle(h, out.clone(), a.dtype(), a.device()))
+        })
+    })
+}
+
+/// Converts bool → float and f32 ↔ f64 on the device; `None` for the other pairs.
+pub(crate) fn cast(x: &Tensor, to: DType) -> Result<Option<Tensor>> {
+    let x = dense(x)?;
+    let n = x.numel();
+    let (from, device) = (x.dtype(), x.device());
+    if !matches!(to, DType::F32 | DType::F64)
+        || !matches!(from, DType::Bool | DType::F32 | DType::F64)
+    {
+        return Ok(None);
+    }
+    with_runtime!("to_dtype", device, |R, client| {
+        let h = match (from, to) {
+            (DType::Bool, DType::F32) => {
+                elementwise::bool_to_float::<R, f32>(&client, handle(&x), n)
+            }
+            (DType::Bool, _) => elementwise::bool_to_float::<R, f64>(&client, handle(&x), n),
+            (DType::F32, _) => elementwise::float_cast::<R, f32, f64>(&client, handle(&x), n),
+            _ => elementwise::float_cast::<R, f64, f32>(&client, handle(&x), n),
+        };
+        Ok(Some(from_handle(h, x.shape().clone(), to, device)))
     })
 }
 
