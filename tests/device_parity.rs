@@ -140,7 +140,8 @@ fn comparisons_and_casts_on_every_built_device_match_the_cpu() {
         let a = Tensor::from_vec(round(a), [3, 1, 7]).to_dtype(DType::F32);
         let b = Tensor::from_vec(round(b), [4, 7]).to_dtype(DType::F32);
         let (da, db) = (a.to_device(device), b.to_device(device));
-        let cases: [(&str, fn(&Tensor, &Tensor) -> Tensor); 6] = [
+        type Case = (&'static str, fn(&Tensor, &Tensor) -> Tensor);
+        let cases: [Case; 6] = [
             ("eq", |x, y| x.eq(y)),
             ("ne", |x, y| x.ne(y)),
             ("lt", |x, y| x.lt(y)),
