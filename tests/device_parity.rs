@@ -125,10 +125,10 @@ fn registry_on_every_built_device_matches_the_cpu() {
     }
 }
 
-/// Comparisons (each kind, with broadcasting) and dtype conversions on the device against
-/// the CPU: bool results and casts must agree exactly.
+/// Comparisons (each kind, with broadcasting), arg-max/min (the first on ties) and dtype
+/// conversions on the device against the CPU: they must agree exactly.
 #[test]
-fn comparisons_and_casts_on_every_built_device_match_the_cpu() {
+fn comparisons_argmax_and_casts_on_every_built_device_match_the_cpu() {
     for device in built_devices() {
         let Some(device) = device_or_skip("comparisons on device", device) else {
             continue;
@@ -163,6 +163,20 @@ fn comparisons_and_casts_on_every_built_device_match_the_cpu() {
                 as_f64.to_vec::<f64>(),
                 want.to_vec::<f64>(),
                 "{name} as f64"
+            );
+        }
+        // Arg-max/min along a middle axis (moved last on the device), ties included.
+        for (axis, keep) in [(1isize, false), (2, true), (0, false)] {
+            let (w, dw) = (a.add(&b), da.add(&db));
+            assert_eq!(
+                dw.argmax(axis, keep).to_vec::<i64>(),
+                w.argmax(axis, keep).to_vec::<i64>(),
+                "argmax over {axis} on {device}"
+            );
+            assert_eq!(
+                dw.argmin(axis, keep).to_vec::<i64>(),
+                w.argmin(axis, keep).to_vec::<i64>(),
+                "argmin over {axis} on {device}"
             );
         }
         let x = Tensor::randn([5, 3], 0.0, 1.0).to_dtype(DType::F64);
