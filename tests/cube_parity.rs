@@ -537,7 +537,8 @@ fn context_pool<R: Runtime>(client: &ComputeClient<R>) {
         let dims = context_pool::PoolDims { batch, n, d };
         let up = |v: &[f32]| client.create_from_slice(f32::as_bytes(v));
         let (hx, ha, hb) = (up(&x), up(&a), up(&b));
-        let out = context_pool::forward::<R, f32>(client, &hx, &ha, a0, &hb, b0, dims, p);
+        let (ha0, hb0) = (up(&[a0]), up(&[b0]));
+        let out = context_pool::forward::<R, f32>(client, &hx, &ha, &ha0, &hb, &hb0, dims, p);
         let (dx, da, db) =
             context_pool::backward::<R, f32>(client, &hx, &ha, &hb, &out, &up(&g), dims, p);
         let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();

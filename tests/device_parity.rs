@@ -31,9 +31,6 @@ const NOT_ON_DEVICE: &[&str] = &[
     "layer_norm_two_dims",
     "layer_norm_bias_only_two_dims",
     "layer_norm_no_affine",
-    "context_pool_1d",
-    "context_pool_1d_causal_window",
-    "context_pool_1d_unnormalized",
     "context_pool_2d",
     "context_pool_2d_stride2",
 ];

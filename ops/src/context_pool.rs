@@ -65,17 +65,17 @@ fn predict_kernel<F: Float + CubeElement>(
     b: &Array<F>,
     w: &mut Array<F>,
     s: &mut Array<F>,
+    a0: &Array<F>,
+    b0: &Array<F>,
     tokens: u32,
     d: u32,
-    a0: F,
-    b0: F,
     s_min: F,
     span: F,
 ) {
     let t = ABSOLUTE_POS as u32;
     if t < tokens {
-        let mut za = a0;
-        let mut zb = b0;
+        let mut za = a0[0];
+        let mut zb = b0[0];
         for c in 0..d {
             let v = x[(t * d + c) as usize];
             za += a[c as usize] * v;
@@ -327,9 +327,9 @@ pub fn forward<R: Runtime, F: Float + CubeElement>(
     client: &ComputeClient<R>,
     x: &Handle,
     a: &Handle,
-    a0: f32,
+    a0: &Handle,
     b: &Handle,
-    b0: f32,
+    b0: &Handle,
     dims: PoolDims,
     p: PoolParams,
 ) -> PoolOutputs {
@@ -354,10 +354,10 @@ pub fn forward<R: Runtime, F: Float + CubeElement>(
             ArrayArg::from_raw_parts(b.clone(), d),
             ArrayArg::from_raw_parts(w.clone(), tokens.max(1)),
             ArrayArg::from_raw_parts(s.clone(), tokens.max(1)),
+            ArrayArg::from_raw_parts(a0.clone(), 1),
+            ArrayArg::from_raw_parts(b0.clone(), 1),
             tokens as u32,
             d as u32,
-            F::new(a0),
-            F::new(b0),
             F::new(p.s_min),
             F::new(p.s_max - p.s_min),
         );

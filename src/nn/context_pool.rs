@@ -22,6 +22,7 @@
 use super::{child_name, Linear, Module};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::context_pool::{self as kernel, Geometry, Params, Saved};
+use crate::backend::cube::ops as cube;
 use crate::error::{Error, OrPanic, Result};
 use crate::ops::{from_float, same_kind, with_float};
 use crate::tensor::{Float, Tensor};
@@ -121,22 +122,28 @@ impl Op for ContextPoolOp {
         let (x, a, a0, b, b0) = (inputs[0], inputs[1], inputs[2], inputs[3], inputs[4]);
         let (batch, d) = (x.dims()[0], x.dims()[2]);
         let n_out = self.geo.n_out();
-        let out = with_float!("context_pool", x.dtype(), |T| {
-            let xs = x.float_slice::<T>("context_pool")?;
-            let (av, bv) = (
-                a.float_slice::<T>("context_pool")?,
-                b.float_slice::<T>("context_pool")?,
-            );
-            let a0 = a0.float_slice::<T>("context_pool")?[0];
-            let b0 = b0.float_slice::<T>("context_pool")?[0];
-            let f = kernel::forward(&xs, batch, d, self.geo, self.params, &av, a0, &bv, b0);
-            Ok((
-                from_float(f.y, [batch, n_out, d].into()),
-                from_float(f.w, [batch, self.geo.n_in()].into()),
-                from_float(f.s, [batch, n_out].into()),
-                from_float(f.denom, [batch, n_out].into()),
-            ))
-        })?;
+        let out = if x.cube().is_some() {
+            let (radius, causal) = self.device_geometry(x)?;
+            let f = cube::context_pool_forward(x, [a, a0, b, b0], radius, causal, &self.params)?;
+            (f.y, f.w, f.s, f.denom)
+        } else {
+            with_float!("context_pool", x.dtype(), |T| {
+                let xs = x.float_slice::<T>("context_pool")?;
+                let (av, bv) = (
+                    a.float_slice::<T>("context_pool")?,
+                    b.float_slice::<T>("context_pool")?,
+                );
+                let a0 = a0.float_slice::<T>("context_pool")?[0];
+                let b0 = b0.float_slice::<T>("context_pool")?[0];
+                let f = kernel::forward(&xs, batch, d, self.geo, self.params, &av, a0, &bv, b0);
+                Ok((
+                    from_float(f.y, [batch, n_out, d].into()),
+                    from_float(f.w, [batch, self.geo.n_in()].into()),
+                    from_float(f.s, [batch, n_out].into()),
+                    from_float(f.denom, [batch, n_out].into()),
+                ))
+            })?
+        };
         let (y, w, s, denom) = out;
         if let Some(stash) = &self.stash {
             *stash.borrow_mut() = Some(PoolStats {
@@ -162,6 +169,26 @@ impl Op for ContextPoolOp {
         };
         let g = g.try_contiguous()?;
         let (batch, d) = (x.dims()[0], x.dims()[2]);
+        if x.cube().is_some() {
+            let (radius, causal) = self.device_geometry(x)?;
+            let fwd = cube::PoolForward {
+                y: y.clone(),
+                w: w.clone(),
+                s: s.clone(),
+                denom: denom.clone(),
+            };
+            let (dx, da, db) =
+                cube::context_pool_backward(x, a, b, &fwd, &g, radius, causal, &self.params)?;
+            // The kernels return each predictor's weight gradient with its bias's last.
+            let split = |full: &Tensor, w: &Tensor| -> Result<(Tensor, Tensor)> {
+                Ok((
+                    full.try_narrow(0, 0, d)?.try_reshape(w.dims())?,
+                    full.try_narrow(0, d, 1)?,
+                ))
+            };
+            let ((da, da0), (db, db0)) = (split(&da, a)?, split(&db, b)?);
+            return Ok(vec![Some(dx), Some(da), Some(da0), Some(db), Some(db0)]);
+        }
         with_float!("context_pool", x.dtype(), |T| {
             fn sl<T: Float>(t: &Tensor) -> Result<std::borrow::Cow<'_, [T]>> {
                 t.float_slice::<T>("context_pool")
@@ -184,6 +211,25 @@ impl Op for ContextPoolOp {
                 Some(from_float::<T>(vec![gr.db0], [1].into())),
             ])
         })
+    }
+}
+
+impl ContextPoolOp {
+    /// The device kernels cover sequences with stride 1 (the attention layer's case); a grid
+    /// or a stride is not on the device yet.
+    fn device_geometry(&self, x: &Tensor) -> Result<(usize, bool)> {
+        match self.geo {
+            Geometry::Seq {
+                stride: 1,
+                radius,
+                causal,
+                ..
+            } => Ok((radius, causal)),
+            _ => Err(Error::Unsupported {
+                op: "context_pool (grid or stride)",
+                device: x.device(),
+            }),
+        }
     }
 }
 

@@ -421,3 +421,116 @@ pub(crate) fn sgd_step(
         })
     })
 }
+
+/// ContextPool over sequences (`x` `[B, n, d]`, stride 1): the outputs `y`, `w`, `s` and the
+/// denominators, as the CPU op returns them.
+pub(crate) struct PoolForward {
+    pub y: Tensor,
+    pub w: Tensor,
+    pub s: Tensor,
+    pub denom: Tensor,
+}
+
+fn pool_params(
+    radius: usize,
+    causal: bool,
+    p: &crate::backend::cpu::context_pool::Params,
+) -> cubegrad_ops::context_pool::PoolParams {
+    cubegrad_ops::context_pool::PoolParams {
+        s_min: p.s_min as f32,
+        s_max: p.s_max as f32,
+        radius: radius as u32,
+        causal,
+        normalize: p.normalize,
+        eps: p.eps as f32,
+    }
+}
+
+/// The predictors `[a, a0, b, b0]` and `x`, each made dense.
+pub(crate) fn context_pool_forward(
+    x: &Tensor,
+    predictors: [&Tensor; 4],
+    radius: usize,
+    causal: bool,
+    params: &crate::backend::cpu::context_pool::Params,
+) -> Result<PoolForward> {
+    let x = dense(x)?;
+    let [a, a0, b, b0] = predictors.map(dense);
+    let (a, a0, b, b0) = (a?, a0?, b?, b0?);
+    let (batch, n, d) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+    let dims = cubegrad_ops::context_pool::PoolDims { batch, n, d };
+    let p = pool_params(radius, causal, params);
+    let (dtype, device) = (x.dtype(), x.device());
+    with_runtime!("context_pool", device, |R, client| {
+        with_cube_float!("context_pool", dtype, |F| {
+            let o = cubegrad_ops::context_pool::forward::<R, F>(
+                &client,
+                handle(&x),
+                handle(&a),
+                handle(&a0),
+                handle(&b),
+                handle(&b0),
+                dims,
+                p,
+            );
+            let tokens = Shape::new(&[batch, n]);
+            Ok(PoolForward {
+                y: from_handle(o.y, x.shape().clone(), dtype, device),
+                w: from_handle(o.w, tokens.clone(), dtype, device),
+                s: from_handle(o.s, tokens.clone(), dtype, device),
+                denom: from_handle(o.denom, tokens, dtype, device),
+            })
+        })
+    })
+}
+
+/// The gradients `(dx, [da; da0], [db; db0])` (the bias gradient last, `d + 1` elements).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn context_pool_backward(
+    x: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    fwd: &PoolForward,
+    g: &Tensor,
+    radius: usize,
+    causal: bool,
+    params: &crate::backend::cpu::context_pool::Params,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (x, a, b, g) = (dense(x)?, dense(a)?, dense(b)?, dense(g)?);
+    let (y, w, s, denom) = (
+        dense(&fwd.y)?,
+        dense(&fwd.w)?,
+        dense(&fwd.s)?,
+        dense(&fwd.denom)?,
+    );
+    let (batch, n, d) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+    let dims = cubegrad_ops::context_pool::PoolDims { batch, n, d };
+    let p = pool_params(radius, causal, params);
+    let (dtype, device) = (x.dtype(), x.device());
+    with_runtime!("context_pool backward", device, |R, client| {
+        with_cube_float!("context_pool backward", dtype, |F| {
+            let outs = cubegrad_ops::context_pool::PoolOutputs {
+                y: handle(&y).clone(),
+                w: handle(&w).clone(),
+                s: handle(&s).clone(),
+                denom: handle(&denom).clone(),
+            };
+            let (dx, da, db) = cubegrad_ops::context_pool::backward::<R, F>(
+                &client,
+                handle(&x),
+                handle(&a),
+                handle(&b),
+                &outs,
+                handle(&g),
+                dims,
+                p,
+            );
+            let bias_too = Shape::new(&[d + 1]);
+            Ok((
+                from_handle(dx, x.shape().clone(), dtype, device),
+                from_handle(da, bias_too.clone(), dtype, device),
+                from_handle(db, bias_too, dtype, device),
+            ))
+        })
+    })
+}
