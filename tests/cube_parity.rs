@@ -583,16 +583,7 @@ fn context_pool<R: Runtime>(client: &ComputeClient<R>) {
 /// The client for this runtime's device, or `None` (with the reason printed) when there is
 /// none and `CUBEGRAD_REQUIRE_DEVICE` does not ask for it.
 fn client_or_skip<R: Runtime>(name: &str, device: R::Device) -> Option<ComputeClient<R>> {
-    use cubegrad_ops::cubecl::config::{
-        compilation::BoundsCheckMode, CubeClRuntimeConfig, RuntimeConfig,
-    };
-    static CONFIG: std::sync::Once = std::sync::Once::new();
-    CONFIG.call_once(|| {
-        // Report out-of-bounds accesses instead of reading them as zero.
-        let mut c = CubeClRuntimeConfig::default();
-        c.compilation.check_mode = BoundsCheckMode::Validate;
-        CubeClRuntimeConfig::set(c);
-    });
+    cubegrad::testing::validate_kernel_bounds();
     let required =
         std::env::var("CUBEGRAD_REQUIRE_DEVICE").is_ok_and(|v| v.split(',').any(|d| d == name));
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| R::client(&device))) {

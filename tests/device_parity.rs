@@ -189,3 +189,46 @@ fn comparisons_argmax_and_casts_on_every_built_device_match_the_cpu() {
         );
     }
 }
+
+/// `to_device` is an op like any other: a CPU leaf used on the device gets its gradient
+/// back on the CPU, `g · exp(x)` here.
+#[test]
+fn gradients_flow_back_through_to_device() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("to_device backward", device) else {
+            continue;
+        };
+        let x = Tensor::randn([3, 5], 0.0, 1.0).with_grad();
+        let g = Tensor::randn([3, 5], 0.0, 1.0);
+        let y = x.to_device(device).exp().to_device(Device::Cpu);
+        assert_eq!(y.device(), Device::Cpu);
+        let grads = y.backward_with(&g);
+        let gx = grads.get(&x).expect("a gradient for the CPU leaf");
+        assert_eq!(gx.device(), Device::Cpu);
+        assert_close(
+            &gx.to_vec::<f64>(),
+            &g.mul(&x.exp()).to_vec::<f64>(),
+            Tolerance::F32,
+            &format!("gradient through {device}"),
+        );
+    }
+}
+
+/// Filled tensors are written on the device (the fill kernel), in every float dtype.
+#[test]
+fn full_on_every_built_device_is_filled_there() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("full on device", device) else {
+            continue;
+        };
+        for (value, dtype) in [(2.5, DType::F32), (-1.0, DType::F32), (0.0, DType::F64)] {
+            let t = Tensor::full_on([4, 3, 37], value, dtype, device);
+            assert_eq!((t.device(), t.dtype()), (device, dtype));
+            assert_eq!(
+                t.to_vec::<f64>(),
+                vec![value; 4 * 3 * 37],
+                "{value} {dtype}"
+            );
+        }
+    }
+}

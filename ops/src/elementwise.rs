@@ -84,8 +84,34 @@ const GELU_C: f32 = 0.044_715;
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
-/// `out[i] = a[ia] ∘ b[ib]`, where `ia`, `ib` are output index `i` unravelled over `shape`
-/// and dotted with each input's strides (0 along broadcast dims).
+/// Where output element `i` reads its two operands: `i` unravelled over `shape` and dotted
+/// with each operand's strides (0 along broadcast dims), plus its offset.
+#[cube]
+fn pair_offsets(
+    i: u32,
+    shape: &Array<u32>,
+    a_strides: &Array<u32>,
+    b_strides: &Array<u32>,
+    a_offset: u32,
+    b_offset: u32,
+    rank: u32,
+) -> (u32, u32) {
+    let mut rem = i;
+    let mut ia = a_offset;
+    let mut ib = b_offset;
+    let mut d = rank;
+    while d > 0 {
+        d -= 1;
+        let n = shape[d as usize];
+        let idx = rem % n;
+        rem /= n;
+        ia += idx * a_strides[d as usize];
+        ib += idx * b_strides[d as usize];
+    }
+    (ia, ib)
+}
+
+/// `out[i] = a[ia] ∘ b[ib]` at the offsets of [`pair_offsets`].
 #[cube(launch)]
 fn binary_kernel<F: Float>(
     a: &Array<F>,
@@ -101,18 +127,9 @@ fn binary_kernel<F: Float>(
 ) {
     let i = ABSOLUTE_POS;
     if i < out.len() {
-        let mut rem = i as u32;
-        let mut ia = a_offset;
-        let mut ib = b_offset;
-        let mut d = rank;
-        while d > 0 {
-            d -= 1;
-            let n = shape[d as usize];
-            let idx = rem % n;
-            rem /= n;
-            ia += idx * a_strides[d as usize];
-            ib += idx * b_strides[d as usize];
-        }
+        let (ia, ib) = pair_offsets(
+            i as u32, shape, a_strides, b_strides, a_offset, b_offset, rank,
+        );
         let x = a[ia as usize];
         let y = b[ib as usize];
         if comptime![op == 0] {
@@ -339,7 +356,7 @@ pub enum CompareOp {
     Ge,
 }
 
-/// `out[i] = a[ia] ⋈ b[ib]` under broadcasting, as in [`binary_kernel`].
+/// `out[i] = a[ia] ⋈ b[ib]` at the offsets of [`pair_offsets`].
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn compare_kernel<F: Float>(
@@ -356,18 +373,9 @@ fn compare_kernel<F: Float>(
 ) {
     let i = ABSOLUTE_POS;
     if i < out.len() {
-        let mut rem = i as u32;
-        let mut ia = a_offset;
-        let mut ib = b_offset;
-        let mut d = rank;
-        while d > 0 {
-            d -= 1;
-            let n = shape[d as usize];
-            let idx = rem % n;
-            rem /= n;
-            ia += idx * a_strides[d as usize];
-            ib += idx * b_strides[d as usize];
-        }
+        let (ia, ib) = pair_offsets(
+            i as u32, shape, a_strides, b_strides, a_offset, b_offset, rank,
+        );
         let x = a[ia as usize];
         let y = b[ib as usize];
         // Ge unless the op says otherwise (each test is resolved at compile time).

@@ -144,3 +144,33 @@ pub fn concat<R: Runtime, F: Float + CubeElement>(
     }
     (out, shape)
 }
+
+#[cube(launch)]
+fn fill_kernel<F: Float + CubeElement>(out: &mut Array<F>, value: F) {
+    let i = ABSOLUTE_POS;
+    if i < out.len() {
+        out[i] = value;
+    }
+}
+
+/// A new buffer of `n` elements, all `value` (zeros for a gradient, ones for a seed),
+/// written on the device rather than uploaded.
+pub fn fill<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    n: usize,
+    value: f64,
+) -> Handle {
+    let out = client.empty(n.max(1) * std::mem::size_of::<F>());
+    let (count, dim) = grid(n.max(1));
+    // SAFETY: out holds n.max(1) elements; the kernel guards the length.
+    unsafe {
+        fill_kernel::launch::<F, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(out.clone(), n.max(1)),
+            crate::common::scalar::<F>(value),
+        );
+    }
+    out
+}

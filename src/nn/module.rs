@@ -78,7 +78,8 @@ pub trait Module {
         let mut result = Ok(());
         self.visit_state_mut("", &mut |_, t| {
             if result.is_ok() {
-                match t.try_to_device(device) {
+                // Detached: a moved parameter is a new leaf, not a node of the old one.
+                match t.detach().try_to_device(device) {
                     Ok(moved) => *t = moved.set_requires_grad(t.requires_grad()),
                     Err(e) => result = Err(e),
                 }

@@ -3,9 +3,7 @@
 //! Random numbers come from one ChaCha8 generator per thread, seeded with [`manual_seed`] (like
 //! `torch.manual_seed`). Its state can be read and restored, so checkpoints resume exactly.
 
-use super::{
-    CpuData, CpuStorage, DType, Device, GradMeta, HostElem, Layout, Shape, Storage, Tensor,
-};
+use super::{CpuData, CpuStorage, DType, Device, HostElem, Layout, Shape, Storage, Tensor};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::pool;
 use crate::error::{Error, OrPanic, Result};
@@ -113,7 +111,17 @@ impl Tensor {
     /// Like `full`, with an explicit dtype and device.
     #[track_caller]
     pub fn full_on(shape: impl Into<Shape>, value: f64, dtype: DType, device: Device) -> Tensor {
-        filled(shape.into(), dtype, value).to_device(device)
+        let shape = shape.into();
+        if device != Device::Cpu {
+            // Written on the device: zeros and ones are made there every step (gradient
+            // seeds, padding), and an upload would cross the bus each time.
+            if let Some(t) =
+                crate::backend::cube::ops::full(&shape, value, dtype, device).or_panic()
+            {
+                return t;
+            }
+        }
+        filled(shape, dtype, value).to_device(device)
     }
     pub fn zeros_like(t: &Tensor) -> Tensor {
         Tensor::full_on(t.shape().clone(), 0.0, t.dtype(), t.device())
@@ -207,14 +215,11 @@ impl Tensor {
         self.try_to_device(device).or_panic()
     }
     /// The same values on `device`. Differentiable, like PyTorch's `.to(device)`: the
-    /// gradient goes back to the source device. A leaf that requires grad stays a leaf on
-    /// the new device (a new parameter), which is what moving a model wants.
+    /// gradient goes back to the source device. (`Module::to_device` moves parameters as
+    /// new leaves instead.)
     pub fn try_to_device(&self, device: Device) -> Result<Tensor> {
         if device == self.device() {
             return Ok(self.clone());
-        }
-        if matches!(self.grad_meta(), GradMeta::Leaf) {
-            return Ok(transfer(self, device)?.set_requires_grad(true));
         }
         apply(
             ToDevice {

@@ -24,11 +24,9 @@ pub fn built_devices() -> Vec<Device> {
     v
 }
 
-/// `device` when it can be opened. Otherwise panics if `CUBEGRAD_REQUIRE_DEVICE` names its
-/// kind (`wgpu`, `cuda`; comma-separated), so CI cannot skip silently, and returns `None`
-/// after printing why. Tests also get CubeCL's bounds checks (`check_mode = validate`), so
-/// an out-of-bounds access is reported instead of read as zero.
-pub fn device_or_skip(test: &'static str, device: Device) -> Option<Device> {
+/// Sets CubeCL's `check_mode = validate` (once, before the first device opens), so that a
+/// kernel's out-of-bounds access is reported instead of read as zero.
+pub fn validate_kernel_bounds() {
     use cubegrad_ops::cubecl::config::{
         compilation::BoundsCheckMode, CubeClRuntimeConfig, RuntimeConfig,
     };
@@ -38,6 +36,14 @@ pub fn device_or_skip(test: &'static str, device: Device) -> Option<Device> {
         c.compilation.check_mode = BoundsCheckMode::Validate;
         CubeClRuntimeConfig::set(c);
     });
+}
+
+/// `device` when it can be opened. Otherwise panics if `CUBEGRAD_REQUIRE_DEVICE` names its
+/// kind (`wgpu`, `cuda`; comma-separated), so CI cannot skip silently, and returns `None`
+/// after printing why. Tests also get CubeCL's bounds checks (`check_mode = validate`), so
+/// an out-of-bounds access is reported instead of read as zero.
+pub fn device_or_skip(test: &'static str, device: Device) -> Option<Device> {
+    validate_kernel_bounds();
     let kind = match device {
         Device::Wgpu(_) => "wgpu",
         Device::Cuda(_) => "cuda",

@@ -6,7 +6,6 @@
 use super::{copy_words, from_handle, with_cube_float, with_runtime, CubeStorage};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Shape, Storage, Tensor};
-use cubegrad_ops::cubecl::prelude::*;
 use cubegrad_ops::cubecl::server::Handle;
 use cubegrad_ops::elementwise::{BinaryOp, CompareOp, UnaryOp};
 use cubegrad_ops::layout::View;
@@ -14,10 +13,11 @@ use cubegrad_ops::reduce::ReduceOp;
 use cubegrad_ops::{elementwise, layout, loss, matmul as mm, optim, reduce, softmax};
 
 fn storage<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a CubeStorage> {
-    t.cube().ok_or(Error::DeviceMismatch {
-        op,
-        lhs: t.device(),
-        rhs: t.device(),
+    t.cube().ok_or_else(|| {
+        Error::invalid(
+            op,
+            "expected a tensor on a CubeCL device, got one on the CPU",
+        )
     })
 }
 
@@ -303,6 +303,25 @@ pub(crate) fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
     })
 }
 
+/// A float tensor of `shape` filled with `value` on the device; `None` for other dtypes.
+pub(crate) fn full(
+    shape: &Shape,
+    value: f64,
+    dtype: DType,
+    device: crate::tensor::Device,
+) -> Result<Option<Tensor>> {
+    if !dtype.is_float() {
+        return Ok(None);
+    }
+    crate::backend::cube::open("full", device)?;
+    with_runtime!("full", device, |R, client| {
+        with_cube_float!("full", dtype, |F| {
+            let h = layout::fill::<R, F>(&client, shape.numel(), value);
+            Ok(Some(from_handle(h, shape.clone(), dtype, device)))
+        })
+    })
+}
+
 /// The backward of `narrow`: `g` written into zeros of shape `from` at `start` along `axis`.
 pub(crate) fn pad_axis(g: &Tensor, from: &Shape, axis: usize, start: usize) -> Result<Tensor> {
     let g = dense(g)?;
@@ -311,8 +330,7 @@ pub(crate) fn pad_axis(g: &Tensor, from: &Shape, axis: usize, start: usize) -> R
     let n = from.numel();
     with_runtime!("narrow backward", device, |R, client| {
         with_cube_float!("narrow backward", dtype, |F| {
-            let zeros = vec![F::default(); n.max(1)];
-            let out = client.create_from_slice(F::as_bytes(&zeros));
+            let out = layout::fill::<R, F>(&client, n, 0.0);
             let src = View {
                 handle: handle(&g),
                 len: g.numel().max(1),
