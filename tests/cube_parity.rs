@@ -416,23 +416,65 @@ fn optimizers<R: Runtime>(client: &ComputeClient<R>) {
     assert_close(&download(client, dp), &want, EXACT_ISH, "sgd");
 }
 
+/// i64 indices as the device stores them: two little-endian u32 words each.
+fn i64_words<R: Runtime>(client: &ComputeClient<R>, v: &[i64]) -> Handle {
+    let words: Vec<u32> = v
+        .iter()
+        .flat_map(|&i| [i as u64 as u32, ((i as u64) >> 32) as u32])
+        .collect();
+    client.create_from_slice(u32::as_bytes(&words))
+}
+
 fn index<R: Runtime>(client: &ComputeClient<R>) {
-    // x [outer 2, r 7, inner 3]; indices repeat and skip rows.
-    let x = Tensor::randn([2, 7, 3], 0.0, 1.0).with_grad();
-    let idx = [4usize, 0, 4, 6, 1];
-    let it = Tensor::from_vec(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [5]);
+    // x [outer 2, r 37, inner 3]; 300 indices (more than one cube, not a power of two, so
+    // the sort pads) that repeat, skip rows and count from the end when negative.
+    let (r, n) = (37usize, 300usize);
+    let x = Tensor::randn([2, r, 3], 0.0, 1.0).with_grad();
+    let idx: Vec<i64> = (0..n as i64)
+        .map(|i| (i * 17 % 31) - if i % 5 == 0 { 31 } else { 0 })
+        .collect();
+    let it = Tensor::from_vec(idx.clone(), [n]);
     let y = x.index_select(1, &it);
-    let g = Tensor::randn([2, 5, 3], 0.0, 1.0);
+    let g = Tensor::randn([2, n, 3], 0.0, 1.0);
     let gx = y.backward_with(&g).get(&x).unwrap().to_vec::<f64>();
-    let h = index::index_select::<R, f32>(client, &upload(client, &x), 2, 7, 3, &idx);
+    let hi = i64_words(client, &idx);
+    let h = index::index_select::<R, f32>(client, &upload(client, &x), &hi, 2, r, 3, n);
     assert_close(
         &download(client, h),
         &y.to_vec::<f64>(),
         EXACT_ISH,
         "index_select",
     );
-    let h = index::index_add::<R, f32>(client, &upload(client, &g), 2, 7, 3, &idx);
-    assert_close(&download(client, h), &gx, EXACT_ISH, "index_add");
+    let h = index::index_add::<R, f32>(client, &upload(client, &g), &hi, 2, r, 3, n);
+    assert_close(&download(client, h), &gx, REDUCTION, "index_add");
+
+    // gather along the middle axis of [2, 5, 4] with q = 3 per column.
+    let x = Tensor::randn([2, 5, 4], 0.0, 1.0).with_grad();
+    let gi: Vec<i64> = (0..24)
+        .map(|i| (i * 7 % 5) as i64 - (i % 2) as i64 * 5)
+        .collect();
+    let git = Tensor::from_vec(gi.clone(), [2, 3, 4]);
+    let y = x.gather(1, &git);
+    let g = Tensor::randn([2, 3, 4], 0.0, 1.0);
+    let gx = y.backward_with(&g).get(&x).unwrap().to_vec::<f64>();
+    let hi = i64_words(client, &gi);
+    let h = index::gather::<R, f32>(client, &upload(client, &x), &hi, 2, 5, 4, 3);
+    assert_close(
+        &download(client, h),
+        &y.to_vec::<f64>(),
+        EXACT_ISH,
+        "gather",
+    );
+    let h = index::scatter_add::<R, f32>(client, &upload(client, &g), &hi, 2, 5, 4, 3);
+    assert_close(&download(client, h), &gx, EXACT_ISH, "scatter_add");
+
+    // one_hot, with a negative label.
+    let labels = [2i64, 0, -1, 4, 1];
+    let want = Tensor::from_vec(labels.to_vec(), [5])
+        .one_hot(5)
+        .to_vec::<f64>();
+    let h = index::one_hot::<R, f32>(client, &i64_words(client, &labels), 5, 5);
+    assert_close(&download(client, h), &want, EXACT_ISH, "one_hot");
 }
 
 fn cross_entropy<R: Runtime>(client: &ComputeClient<R>) {

@@ -5,14 +5,12 @@
 //! them is pinned below, so that it only shrinks on purpose.
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
+use cubegrad::nn::{Embedding, Module};
 use cubegrad::testing::{assert_close, built_devices, device_or_skip, registry, Tolerance};
 use cubegrad::{DType, Device, Error, Tensor};
 
 /// Registry entries that have no device kernel yet (forward or backward), in registry order.
 const NOT_ON_DEVICE: &[&str] = &[
-    "index_select",
-    "gather",
-    "nll_loss",
     "conv2d",
     "conv2d_stride_padding_dilation",
     "conv2d_groups",
@@ -162,6 +160,22 @@ fn comparisons_argmax_and_casts_on_every_built_device_match_the_cpu() {
                 "{name} as f64"
             );
         }
+        // i64 (signed, beyond 32 bits) and bool operands, broadcast.
+        let i = Tensor::from_vec(vec![-5i64, 3, 1 << 40, -(1 << 33), 0, 7], [2, 3]);
+        let j = Tensor::from_vec(vec![3i64, -(1 << 33), 0], [3]);
+        let (p, q) = (i.gt(&Tensor::scalar(0i64)), j.lt(&Tensor::scalar(1i64)));
+        for (name, f) in cases {
+            assert_eq!(
+                f(&i.to_device(device), &j.to_device(device)).to_vec::<bool>(),
+                f(&i, &j).to_vec::<bool>(),
+                "i64 {name} on {device}"
+            );
+            assert_eq!(
+                f(&p.to_device(device), &q.to_device(device)).to_vec::<bool>(),
+                f(&p, &q).to_vec::<bool>(),
+                "bool {name} on {device}"
+            );
+        }
         // Arg-max/min along a middle axis (moved last on the device), ties included.
         for (axis, keep) in [(1isize, false), (2, true), (0, false)] {
             let (w, dw) = (a.add(&b), da.add(&db));
@@ -230,5 +244,61 @@ fn full_on_every_built_device_is_filled_there() {
                 "{value} {dtype}"
             );
         }
+    }
+}
+
+/// Indices on the device: negative ones count from the end; one out of range gives NaN in
+/// the row it feeds (a kernel cannot raise an error), while host indices for a device tensor
+/// are checked first and raise the CPU's error. An embedding trains on the device with ids
+/// that live there.
+#[test]
+fn device_indices_wrap_and_poison_and_embedding_trains() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("device indices", device) else {
+            continue;
+        };
+        let w = Tensor::randn([4, 3], 0.0, 1.0);
+        let dw = w.to_device(device);
+        let ids = Tensor::from_vec(vec![-1i64, 2, 0], [3]);
+        assert_eq!(
+            dw.index_select(0, &ids.to_device(device)).to_vec::<f64>(),
+            w.index_select(0, &ids).to_vec::<f64>(),
+            "negative indices on {device}"
+        );
+        let bad = Tensor::from_vec(vec![1i64, 4], [2]);
+        let rows = dw.index_select(0, &bad.to_device(device)).to_vec::<f64>();
+        assert!(rows[..3].iter().all(|v| v.is_finite()), "{rows:?}");
+        assert!(rows[3..].iter().all(|v| v.is_nan()), "{rows:?}");
+        match dw.try_index_select(0, &bad) {
+            Err(Error::IndexOutOfRange {
+                index: 4, size: 4, ..
+            }) => {}
+            other => panic!("host indices out of range: {other:?}"),
+        }
+        let labels = Tensor::from_vec(vec![1i64, 7], [2]).to_device(device);
+        let oh = labels.one_hot(3).to_vec::<f64>();
+        assert_eq!(&oh[..3], &[0.0, 1.0, 0.0]);
+        assert!(oh[3..].iter().all(|v| v.is_nan()), "{oh:?}");
+        let t = Tensor::from_vec(vec![0i64, 9], [2]).to_device(device);
+        let scores = Tensor::randn([2, 3], 0.0, 1.0).to_device(device);
+        assert!(scores.log_softmax(-1).nll_loss(&t).item().is_nan());
+
+        // Embedding → mean → squared error, with ids on the device: its gradient rows add up
+        // where an id repeats, exactly as on the CPU.
+        let mut emb = Embedding::new(6, 5);
+        let ids = Tensor::from_vec(vec![3i64, 1, 3, 5, 3, 0, 1], [7]);
+        let loss_on = |e: &Embedding, ids: &Tensor| e.forward(ids).square().mean();
+        let g_cpu = loss_on(&emb, &ids).backward();
+        let want = g_cpu.get(&emb.weight).unwrap().to_vec::<f64>();
+        emb.to_device(device);
+        let g_dev = loss_on(&emb, &ids.to_device(device)).backward();
+        let got = g_dev.get(&emb.weight).unwrap();
+        assert_eq!(got.device(), device);
+        assert_close(
+            &got.to_vec::<f64>(),
+            &want,
+            Tolerance::F32,
+            &format!("embedding gradient on {device}"),
+        );
     }
 }

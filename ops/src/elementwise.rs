@@ -589,3 +589,104 @@ pub fn float_cast<R: Runtime, F: Float + CubeElement, G: Float + CubeElement>(
     }
     out
 }
+
+/// `out[i] = a[ia] ⋈ b[ib]` for integer elements: i64 (`wide`, two u32 words, low first) or
+/// bool (one u32 word, 0 or 1). Flipping the high word's sign bit turns the signed 64-bit order
+/// into the unsigned order of (high, low) pairs.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn compare_words_kernel(
+    a: &Array<u32>,
+    b: &Array<u32>,
+    out: &mut Array<u32>,
+    shape: &Array<u32>,
+    a_strides: &Array<u32>,
+    b_strides: &Array<u32>,
+    a_offset: u32,
+    b_offset: u32,
+    rank: u32,
+    #[comptime] op: u32,
+    #[comptime] wide: bool,
+) {
+    let i = ABSOLUTE_POS;
+    if i < out.len() {
+        let (ia, ib) = pair_offsets(
+            i as u32, shape, a_strides, b_strides, a_offset, b_offset, rank,
+        );
+        let mut xl = a[ia as usize];
+        let mut yl = b[ib as usize];
+        let mut xh = 0u32;
+        let mut yh = 0u32;
+        if comptime![wide] {
+            xl = a[(2 * ia) as usize];
+            yl = b[(2 * ib) as usize];
+            xh = a[(2 * ia + 1) as usize] ^ 2147483648u32;
+            yh = b[(2 * ib + 1) as usize] ^ 2147483648u32;
+        }
+        let eq = xh == yh && xl == yl;
+        let lt = xh < yh || (xh == yh && xl < yl);
+        // Ge unless the op says otherwise (each test is resolved at compile time).
+        let mut r = !lt;
+        if comptime![op == 0] {
+            r = eq;
+        }
+        if comptime![op == 1] {
+            r = !eq;
+        }
+        if comptime![op == 2] {
+            r = lt;
+        }
+        if comptime![op == 3] {
+            r = lt || eq;
+        }
+        if comptime![op == 4] {
+            r = !(lt || eq);
+        }
+        let mut v = 0u32;
+        if r {
+            v = 1u32;
+        }
+        out[i] = v;
+    }
+}
+
+/// [`compare`] for i64 (`wide`) or bool operands; views count elements, not words.
+pub fn compare_words<R: Runtime>(
+    client: &ComputeClient<R>,
+    op: CompareOp,
+    a: &View<'_>,
+    b: &View<'_>,
+    shape: &[usize],
+    wide: bool,
+) -> cubecl::server::Handle {
+    let n: usize = shape.iter().product();
+    let out = client.empty(n.max(1) * 4);
+    let (count, dim) = grid(n);
+    let rank = shape.len();
+    let w = if wide { 2 } else { 1 };
+    let (sh, sa, sb) = (
+        u32s(client, &pad1(shape)),
+        u32s(client, &pad1(a.strides)),
+        u32s(client, &pad1(b.strides)),
+    );
+    // SAFETY: each operand buffer holds len elements of w words; out n words.
+    unsafe {
+        compare_words_kernel::launch::<R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(a.handle.clone(), a.len * w),
+            ArrayArg::from_raw_parts(b.handle.clone(), b.len * w),
+            ArrayArg::from_raw_parts(out.clone(), n.max(1)),
+            ArrayArg::from_raw_parts(sh, rank.max(1)),
+            ArrayArg::from_raw_parts(sa, rank.max(1)),
+            ArrayArg::from_raw_parts(sb, rank.max(1)),
+            a.offset as u32,
+            b.offset as u32,
+            rank as u32,
+            op as u32,
+            wide,
+        );
+    }
+    out
+}

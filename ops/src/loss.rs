@@ -152,3 +152,91 @@ pub fn cross_entropy<R: Runtime, F: Float + CubeElement>(
     }
     CrossEntropyOutputs { loss, counted, dx }
 }
+
+/// Negative log-likelihood of log-probabilities: one unit per element of `dx`; the unit of
+/// column 0 also writes its row's loss and count.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments, clippy::eq_op)]
+fn nll_kernel<F: Float>(
+    x: &Array<F>,
+    target: &Array<u32>,
+    loss: &mut Array<F>,
+    counted: &mut Array<F>,
+    dx: &mut Array<F>,
+    classes: u32,
+    ignore_lo: u32,
+    ignore_hi: u32,
+    has_ignore: u32,
+) {
+    let e = ABSOLUTE_POS as u32;
+    if e < dx.len() as u32 {
+        let row = e / classes;
+        let j = e % classes;
+        let lo = target[(2 * row) as usize];
+        let hi = target[(2 * row + 1) as usize];
+        let skip = has_ignore == 1 && lo == ignore_lo && hi == ignore_hi;
+        let valid = hi == 0 && lo < classes;
+        let mut g = F::new(0.0);
+        if !skip && valid && j == lo {
+            g = F::new(-1.0);
+        }
+        dx[e as usize] = g;
+        if j == 0 {
+            let mut l = F::new(0.0);
+            let mut k = F::new(0.0);
+            if !skip {
+                k = F::new(1.0);
+                if valid {
+                    l = -x[(row * classes + lo) as usize];
+                } else {
+                    // NaN made at run time; see cross_entropy_kernel.
+                    let zero = k - k;
+                    l = zero / zero;
+                }
+            }
+            loss[row as usize] = l;
+            counted[row as usize] = k;
+        }
+    }
+}
+
+/// Negative log-likelihood of the contiguous log-probabilities `[rows, classes]` at i64
+/// targets, with the same outputs as [`cross_entropy`] (`dx` is −1 at each counted target).
+pub fn nll<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    x: &Handle,
+    targets: &Handle,
+    rows: usize,
+    classes: usize,
+    ignore: Option<i64>,
+) -> CrossEntropyOutputs {
+    let size = std::mem::size_of::<F>();
+    let loss = client.empty(rows.max(1) * size);
+    let counted = client.empty(rows.max(1) * size);
+    let n = rows * classes;
+    let dx = client.empty(n.max(1) * size);
+    if n == 0 {
+        return CrossEntropyOutputs { loss, counted, dx };
+    }
+    let ig = ignore.unwrap_or(0) as u64;
+    let (count, dim) = crate::common::grid(n);
+    // SAFETY: x and dx hold rows·classes elements, loss and counted rows, targets 2·rows
+    // words; x is read only at a target in range.
+    unsafe {
+        nll_kernel::launch::<F, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(x.clone(), n),
+            ArrayArg::from_raw_parts(targets.clone(), 2 * rows),
+            ArrayArg::from_raw_parts(loss.clone(), rows),
+            ArrayArg::from_raw_parts(counted.clone(), rows),
+            ArrayArg::from_raw_parts(dx.clone(), n),
+            classes as u32,
+            ig as u32,
+            (ig >> 32) as u32,
+            ignore.is_some() as u32,
+        );
+    }
+    CrossEntropyOutputs { loss, counted, dx }
+}

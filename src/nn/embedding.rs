@@ -53,7 +53,7 @@ impl Embedding {
         if let Some(p) = self.padding_idx {
             // The padding row's value passes through, its gradient does not.
             let is_pad = flat
-                .try_eq(&Tensor::scalar(p as i64))?
+                .try_eq(&Tensor::scalar(p as i64).try_to_device(flat.device())?)?
                 .try_reshape(&[flat.numel(), 1])?;
             rows = Tensor::try_where(&is_pad, &rows.detach(), &rows)?;
         }

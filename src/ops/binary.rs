@@ -140,7 +140,7 @@ pub enum Compare {
 fn compare(op: &'static str, c: Compare, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_kind(op, a, b)?;
     let shape = Shape::broadcast(op, a.shape(), b.shape())?;
-    if a.cube().is_some() && a.dtype().is_float() {
+    if a.cube().is_some() {
         let k = match c {
             Compare::Eq => CompareOp::Eq,
             Compare::Ne => CompareOp::Ne,

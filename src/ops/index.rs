@@ -8,6 +8,7 @@
 use super::{from_float, panicking, same_kind, sum_to_shape, with_float};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::{elementwise::select, layout};
+use crate::backend::cube::ops as cube;
 use crate::error::{Error, OrPanic, Result};
 use crate::tensor::{contiguous_cow, CpuData, DType, Shape, Tensor};
 
@@ -34,11 +35,52 @@ fn checked_indices(op: &'static str, idx: &Tensor, size: usize) -> Result<Vec<us
         .collect()
 }
 
+/// Where an index op's indices live. On the CPU they are checked (a typed error names the
+/// bad index) and kept as `usize`. On a device they stay an i64 tensor read by the kernels:
+/// checking them would cost a trip to the host, so an index out of range gives NaN there
+/// instead. Indices from the host are checked before they are uploaded.
+enum Indices {
+    Host(Vec<usize>),
+    Device(Tensor),
+}
+
+impl Indices {
+    fn len(&self) -> usize {
+        match self {
+            Indices::Host(v) => v.len(),
+            Indices::Device(t) => t.numel(),
+        }
+    }
+    fn new(op: &'static str, x: &Tensor, idx: &Tensor, size: usize) -> Result<Indices> {
+        if idx.dtype() != DType::I64 {
+            return Err(Error::DType {
+                op,
+                got: idx.dtype(),
+                expected: "i64",
+            });
+        }
+        let checked = || checked_indices(op, idx, size);
+        match (x.cube().is_some(), idx.cube().is_some()) {
+            (false, false) => Ok(Indices::Host(checked()?)),
+            (true, true) if idx.device() == x.device() => Ok(Indices::Device(idx.clone())),
+            (true, false) => {
+                checked()?;
+                Ok(Indices::Device(idx.try_to_device(x.device())?))
+            }
+            _ => Err(Error::DeviceMismatch {
+                op,
+                lhs: x.device(),
+                rhs: idx.device(),
+            }),
+        }
+    }
+}
+
 // ----- index_select ---------------------------------------------------------------------------
 
 struct IndexSelect {
     axis: usize,
-    idx: Vec<usize>,
+    idx: Indices,
     from: Shape,
 }
 
@@ -51,6 +93,13 @@ impl Op for IndexSelect {
         let (outer, r, inner) = split(x.dims(), self.axis);
         let mut shape = x.shape().clone();
         shape.0[self.axis] = self.idx.len();
+        let idx = match &self.idx {
+            Indices::Host(idx) => idx,
+            Indices::Device(t) => {
+                let out = cube::pick(x, t, (outer, r, inner), t.numel(), false, shape)?;
+                return Ok(Forward::new(out, vec![]));
+            }
+        };
         let l = x.layout();
         let data = match x.raw_data("index_select")? {
             CpuData::F32(v) => CpuData::F32(layout::index_select(
@@ -58,38 +107,46 @@ impl Op for IndexSelect {
                 outer,
                 r,
                 inner,
-                &self.idx,
+                idx,
             )),
             CpuData::F64(v) => CpuData::F64(layout::index_select(
                 &contiguous_cow(v, l),
                 outer,
                 r,
                 inner,
-                &self.idx,
+                idx,
             )),
             CpuData::I64(v) => CpuData::I64(layout::index_select(
                 &contiguous_cow(v, l),
                 outer,
                 r,
                 inner,
-                &self.idx,
+                idx,
             )),
             CpuData::Bool(v) => CpuData::Bool(layout::index_select(
                 &contiguous_cow(v, l),
                 outer,
                 r,
                 inner,
-                &self.idx,
+                idx,
             )),
         };
         Ok(Forward::new(Tensor::from_cpu(data, shape), vec![]))
     }
     fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let (outer, r, inner) = split(self.from.dims(), self.axis);
+        let idx = match &self.idx {
+            Indices::Host(idx) => idx,
+            Indices::Device(t) => {
+                let from = self.from.clone();
+                let gx = cube::pick_backward(g, t, (outer, r, inner), t.numel(), false, from)?;
+                return Ok(vec![Some(gx)]);
+            }
+        };
         let gx = with_float!("index_select", g.dtype(), |T| {
             let gs = g.float_slice::<T>("index_select")?;
             Ok(from_float(
-                layout::index_add(&gs, outer, r, inner, &self.idx),
+                layout::index_add(&gs, outer, r, inner, idx),
                 self.from.clone(),
             ))
         })?;
@@ -101,7 +158,7 @@ impl Op for IndexSelect {
 
 struct Gather {
     axis: usize,
-    idx: Vec<usize>,
+    idx: Indices,
     q: usize,
     from: Shape,
 }
@@ -115,10 +172,17 @@ impl Op for Gather {
         let (outer, r, inner) = split(x.dims(), self.axis);
         let mut shape = x.shape().clone();
         shape.0[self.axis] = self.q;
+        let idx = match &self.idx {
+            Indices::Host(idx) => idx,
+            Indices::Device(t) => {
+                let out = cube::pick(x, t, (outer, r, inner), self.q, true, shape)?;
+                return Ok(Forward::new(out, vec![]));
+            }
+        };
         let out = with_float!("gather", x.dtype(), |T| {
             let xs = x.float_slice::<T>("gather")?;
             Ok(from_float(
-                layout::gather(&xs, outer, r, inner, &self.idx, self.q),
+                layout::gather(&xs, outer, r, inner, idx, self.q),
                 shape,
             ))
         })?;
@@ -126,10 +190,18 @@ impl Op for Gather {
     }
     fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let (outer, r, inner) = split(self.from.dims(), self.axis);
+        let idx = match &self.idx {
+            Indices::Host(idx) => idx,
+            Indices::Device(t) => {
+                let from = self.from.clone();
+                let gx = cube::pick_backward(g, t, (outer, r, inner), self.q, true, from)?;
+                return Ok(vec![Some(gx)]);
+            }
+        };
         let gx = with_float!("gather", g.dtype(), |T| {
             let gs = g.float_slice::<T>("gather")?;
             Ok(from_float(
-                layout::scatter_add(&gs, outer, r, inner, &self.idx, self.q),
+                layout::scatter_add(&gs, outer, r, inner, idx, self.q),
                 self.from.clone(),
             ))
         })?;
@@ -153,7 +225,7 @@ impl Op for Where {
         let (a, b) = (inputs[0], inputs[1]);
         let shape = self.cond.shape().clone();
         if a.cube().is_some() {
-            let out = crate::backend::cube::ops::select(&self.cond, a, b, &shape)?;
+            let out = cube::select(&self.cond, a, b, &shape)?;
             return Ok(Forward::new(out, vec![]));
         }
         let c = self.cond.bool_slice("where")?;
@@ -200,7 +272,7 @@ impl Tensor {
                 "indices must be 1-D",
             ));
         }
-        let idx = checked_indices("index_select", indices, self.dims()[a])?;
+        let idx = Indices::new("index_select", self, indices, self.dims()[a])?;
         apply(
             IndexSelect {
                 axis: a,
@@ -229,7 +301,7 @@ impl Tensor {
                 format!("index must match the input in every dim but {a}"),
             ));
         }
-        let idx = checked_indices("gather", index, self.dims()[a])?;
+        let idx = Indices::new("gather", self, index, self.dims()[a])?;
         apply(
             Gather {
                 axis: a,
@@ -282,14 +354,25 @@ impl Tensor {
         Tensor::try_where(mask, &v, self)
     }
     /// One-hot rows for i64 labels: shape `labels.shape + [num_classes]`, f32.
+    /// On a device, a label out of range gives a NaN row instead of an error (see `Indices`).
     pub fn try_one_hot(&self, num_classes: usize) -> Result<Tensor> {
+        let mut shape = self.shape().clone();
+        shape.0.push(num_classes);
+        if self.cube().is_some() {
+            if self.dtype() != DType::I64 {
+                return Err(Error::DType {
+                    op: "one_hot",
+                    got: self.dtype(),
+                    expected: "i64",
+                });
+            }
+            return cube::one_hot(self, num_classes, shape);
+        }
         let idx = checked_indices("one_hot", self, num_classes)?;
         let mut v = vec![0f32; idx.len() * num_classes];
         for (row, &c) in idx.iter().enumerate() {
             v[row * num_classes + c] = 1.0;
         }
-        let mut shape = self.shape().clone();
-        shape.0.push(num_classes);
         Ok(Tensor::from_cpu(CpuData::F32(v), shape))
     }
 

@@ -109,8 +109,12 @@ impl Op for CrossEntropy {
 /// value crosses to the host. Out-of-range targets give a NaN loss instead of an error (the
 /// kernel cannot raise one; PyTorch's CUDA kernel asserts). Saves the per-row gradient
 /// `softmax(x) − q` and the count.
+/// Cross-entropy (`nll: false`) or the negative log-likelihood of log-probabilities
+/// (`nll: true`) on a device: the kernel writes each row's loss, whether it counts, and the
+/// row's gradient; the mean and its scale are row sums on the device, so no value is read back.
 struct CrossEntropyOnDevice {
     opts: CrossEntropyOptions,
+    nll: bool,
 }
 
 impl Op for CrossEntropyOnDevice {
@@ -123,7 +127,7 @@ impl Op for CrossEntropyOnDevice {
             x,
             t,
             self.opts.ignore_index,
-            self.opts.label_smoothing,
+            (!self.nll).then_some(self.opts.label_smoothing),
         )?;
         let count = o.counted.try_sum_axes(&[0], false)?;
         let loss = o.loss.try_sum_axes(&[0], false)?.try_div(&count)?;
@@ -216,6 +220,37 @@ fn class_targets(
     Ok((targets, classes, count))
 }
 
+/// Targets for scores on a device: on the scores' device already (a target out of range
+/// gives a NaN loss there, as a device cannot raise an error mid-kernel), or checked on the
+/// host and then uploaded.
+fn device_targets(
+    op: &'static str,
+    x: &Tensor,
+    target: &Tensor,
+    ignore: Option<i64>,
+) -> Result<Tensor> {
+    class_count(op, x, target)?;
+    if target.dtype() != DType::I64 {
+        return Err(Error::DType {
+            op,
+            got: target.dtype(),
+            expected: "i64",
+        });
+    }
+    if target.device() == x.device() {
+        return Ok(target.clone());
+    }
+    if target.cube().is_some() {
+        return Err(Error::DeviceMismatch {
+            op,
+            lhs: x.device(),
+            rhs: target.device(),
+        });
+    }
+    class_targets(op, x, target, ignore)?;
+    target.try_to_device(x.device())
+}
+
 impl Tensor {
     /// Mean cross-entropy of logits `[..., C]` (the class axis last) against i64 class targets
     /// `[...]`. Rows whose target is the ignore index count neither in the sum nor the mean.
@@ -227,22 +262,9 @@ impl Tensor {
             ));
         }
         if self.cube().is_some() {
-            class_count("cross_entropy", self, target)?;
-            if target.device() != self.device() {
-                return Err(Error::DeviceMismatch {
-                    op: "cross_entropy",
-                    lhs: self.device(),
-                    rhs: target.device(),
-                });
-            }
-            if target.dtype() != DType::I64 {
-                return Err(Error::DType {
-                    op: "cross_entropy",
-                    got: target.dtype(),
-                    expected: "i64",
-                });
-            }
-            return apply(CrossEntropyOnDevice { opts }, &[self, target]);
+            let target = device_targets("cross_entropy", self, target, opts.ignore_index)?;
+            let op = CrossEntropyOnDevice { opts, nll: false };
+            return apply(op, &[self, &target]);
         }
         let (targets, classes, count) =
             class_targets("cross_entropy", self, target, opts.ignore_index)?;
@@ -260,6 +282,14 @@ impl Tensor {
     }
     /// Mean negative log-likelihood of log-probabilities `[..., C]` at i64 targets `[...]`.
     pub fn try_nll_loss(&self, target: &Tensor, ignore_index: Option<i64>) -> Result<Tensor> {
+        if self.cube().is_some() {
+            let target = device_targets("nll_loss", self, target, ignore_index)?;
+            let opts = CrossEntropyOptions {
+                ignore_index,
+                ..CrossEntropyOptions::default()
+            };
+            return apply(CrossEntropyOnDevice { opts, nll: true }, &[self, &target]);
+        }
         let (targets, classes, count) = class_targets("nll_loss", self, target, ignore_index)?;
         apply(
             Nll {

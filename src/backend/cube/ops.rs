@@ -77,7 +77,7 @@ pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Shape) -> Resul
     })
 }
 
-/// `a ⋈ b` with broadcasting, as a bool tensor.
+/// `a ⋈ b` with broadcasting, as a bool tensor; any dtype.
 pub(crate) fn compare(op: CompareOp, a: &Tensor, b: &Tensor, out: &Shape) -> Result<Tensor> {
     let (sa, sb) = (broadcast_strides(a, out), broadcast_strides(b, out));
     let (va, vb) = (
@@ -87,6 +87,11 @@ pub(crate) fn compare(op: CompareOp, a: &Tensor, b: &Tensor, out: &Shape) -> Res
     let va = View { strides: &sa, ..va };
     let vb = View { strides: &sb, ..vb };
     with_runtime!("compare", a.device(), |R, client| {
+        if !a.dtype().is_float() {
+            let wide = a.dtype() == DType::I64;
+            let h = elementwise::compare_words::<R>(&client, op, &va, &vb, out.dims(), wide);
+            return Ok(from_handle(h, out.clone(), DType::Bool, a.device()));
+        }
         with_cube_float!("compare", a.dtype(), |F| {
             let h = elementwise::compare::<R, F>(&client, op, &va, &vb, out.dims());
             Ok(from_handle(h, out.clone(), DType::Bool, a.device()))
@@ -358,12 +363,13 @@ pub(crate) struct CrossEntropy {
     pub dx: Tensor,
 }
 
-/// Per-row cross-entropy of `x` `[rows, classes]` against i64 `targets` `[rows]`.
+/// Per-row cross-entropy of `x` `[rows, classes]` against i64 `targets` `[rows]`; with
+/// `smoothing` `None`, the negative log-likelihood of log-probabilities `x` instead.
 pub(crate) fn cross_entropy(
     x: &Tensor,
     targets: &Tensor,
     ignore: Option<i64>,
-    smoothing: f64,
+    smoothing: Option<f64>,
 ) -> Result<CrossEntropy> {
     let (x, t) = (dense(x)?, dense(targets)?);
     let classes = x.dims().last().copied().unwrap_or(1);
@@ -371,15 +377,18 @@ pub(crate) fn cross_entropy(
     let (dtype, device) = (x.dtype(), x.device());
     with_runtime!("cross_entropy", device, |R, client| {
         with_cube_float!("cross_entropy", dtype, |F| {
-            let o = loss::cross_entropy::<R, F>(
-                &client,
-                handle(&x),
-                handle(&t),
-                rows,
-                classes,
-                ignore,
-                smoothing,
-            );
+            let o = match smoothing {
+                Some(smoothing) => loss::cross_entropy::<R, F>(
+                    &client,
+                    handle(&x),
+                    handle(&t),
+                    rows,
+                    classes,
+                    ignore,
+                    smoothing,
+                ),
+                None => loss::nll::<R, F>(&client, handle(&x), handle(&t), rows, classes, ignore),
+            };
             let rows_shape = Shape::new(&[rows]);
             Ok(CrossEntropy {
                 loss: from_handle(o.loss, rows_shape.clone(), dtype, device),
@@ -387,6 +396,82 @@ pub(crate) fn cross_entropy(
                 dx: from_handle(o.dx, x.shape().clone(), dtype, device),
             })
         })
+    })
+}
+
+/// `x` seen as `[outer, r, inner]` and i64 `idx` on its device: `index_select` (`idx` 1-D,
+/// `q` its length) or `gather` (`idx` `[outer, q, inner]`); out-of-range indices give NaN.
+pub(crate) fn pick(
+    x: &Tensor,
+    idx: &Tensor,
+    split: (usize, usize, usize),
+    q: usize,
+    per_element: bool,
+    out: Shape,
+) -> Result<Tensor> {
+    let (x, idx) = (dense(x)?, dense(idx)?);
+    let (outer, r, inner) = split;
+    let (dtype, device) = (x.dtype(), x.device());
+    let op = if per_element {
+        "gather"
+    } else {
+        "index_select"
+    };
+    with_runtime!(op, device, |R, client| {
+        with_cube_float!(op, dtype, |F| {
+            let (x, i) = (handle(&x), handle(&idx));
+            let h = if per_element {
+                cubegrad_ops::index::gather::<R, F>(&client, x, i, outer, r, inner, q)
+            } else {
+                cubegrad_ops::index::index_select::<R, F>(&client, x, i, outer, r, inner, q)
+            };
+            Ok(from_handle(h, out, dtype, device))
+        })
+    })
+}
+
+/// The backward of [`pick`]: `g` added into zeros of shape `from` at the rows `idx` names.
+pub(crate) fn pick_backward(
+    g: &Tensor,
+    idx: &Tensor,
+    split: (usize, usize, usize),
+    q: usize,
+    per_element: bool,
+    from: Shape,
+) -> Result<Tensor> {
+    let (g, idx) = (dense(g)?, dense(idx)?);
+    let (outer, r, inner) = split;
+    let (dtype, device) = (g.dtype(), g.device());
+    let op = if per_element {
+        "gather"
+    } else {
+        "index_select"
+    };
+    with_runtime!(op, device, |R, client| {
+        with_cube_float!(op, dtype, |F| {
+            let (g, i) = (handle(&g), handle(&idx));
+            let h = if per_element {
+                cubegrad_ops::index::scatter_add::<R, F>(&client, g, i, outer, r, inner, q)
+            } else {
+                cubegrad_ops::index::index_add::<R, F>(&client, g, i, outer, r, inner, q)
+            };
+            Ok(from_handle(h, from, dtype, device))
+        })
+    })
+}
+
+/// f32 one-hot rows `[..., classes]` of i64 `labels` on their device.
+pub(crate) fn one_hot(labels: &Tensor, classes: usize, out: Shape) -> Result<Tensor> {
+    let labels = dense(labels)?;
+    let device = labels.device();
+    with_runtime!("one_hot", device, |R, client| {
+        let h = cubegrad_ops::index::one_hot::<R, f32>(
+            &client,
+            handle(&labels),
+            labels.numel(),
+            classes,
+        );
+        Ok(from_handle(h, out, DType::F32, device))
     })
 }
 
