@@ -13,7 +13,7 @@ use cubegrad::{manual_seed, Tensor};
 use cubegrad_ops::cubecl::prelude::*;
 use cubegrad_ops::cubecl::server::Handle;
 use cubegrad_ops::{
-    context_pool, elementwise, index, layout, loss, matmul, optim, reduce, softmax,
+    context_pool, elementwise, index, layout, loss, matmul, matmul_cubek, optim, reduce, softmax,
 };
 
 /// Per-op tolerances of f32 kernels against the CPU's f32 results.
@@ -354,6 +354,44 @@ fn matmul<R: Runtime>(client: &ComputeClient<R>) {
     );
 }
 
+/// cubek-matmul, which the backend prefers: it must take these problems (a `None` would
+/// mean every device matmul silently ran on the fallback) and match the CPU. Shapes are odd
+/// and larger than its tiles; operands are batch-broadcast or transposed through strides.
+fn matmul_cubek<R: Runtime>(client: &ComputeClient<R>) {
+    let (batch, m, k, n) = (3, 37, 129, 65);
+    let a = Tensor::randn([batch, m, k], 0.0, 1.0);
+    let b = Tensor::randn([k, n], 0.0, 1.0);
+    let bt = Tensor::randn([n, k], 0.0, 1.0);
+    let st = |row, col, batch, offset| matmul::Strides {
+        row,
+        col,
+        batch,
+        offset,
+    };
+    let sa = st(k, 1, m * k, 0);
+    let (ha, hb, hbt) = (upload(client, &a), upload(client, &b), upload(client, &bt));
+    let cases = [
+        ("batch-broadcast rhs", &hb, st(n, 1, 0, 0), a.matmul(&b)),
+        ("transposed rhs", &hbt, st(1, k, 0, 0), a.matmul(&bt.t())),
+    ];
+    for (name, h, sb, want) in cases {
+        let got = matmul_cubek::matmul::<R, f32>(client, &ha, sa, h, sb, batch, m, k, n)
+            .unwrap_or_else(|| panic!("cubek-matmul declined the {name} case"));
+        assert_close(
+            &download(client, got),
+            &want.to_vec::<f64>(),
+            MATMUL,
+            &format!("cubek-matmul, {name}"),
+        );
+    }
+    // An operand that starts inside its buffer is left to the fallback kernel.
+    let big = upload(client, &Tensor::randn([m + 4, k], 0.0, 1.0));
+    let hb2 = (&hb, st(n, 1, 0, 0));
+    let offset =
+        matmul_cubek::matmul::<R, f32>(client, &big, st(k, 1, 0, 4 * k), hb2.0, hb2.1, 1, m, k, n);
+    assert!(offset.is_none(), "an offset operand goes to the fallback");
+}
+
 fn optimizers<R: Runtime>(client: &ComputeClient<R>) {
     use cubegrad::backend::cpu::optim as cpu;
     let n = 517;
@@ -663,7 +701,7 @@ macro_rules! parity_tests {
 macro_rules! all_parity_tests {
     ($name:literal, $runtime:ty, $device:expr) => {
         parity_tests!($name, $runtime, $device; binary, unary, layout, reduce, softmax, matmul,
-            index, cross_entropy, context_pool, optimizers);
+            matmul_cubek, index, cross_entropy, context_pool, optimizers);
     };
 }
 

@@ -39,6 +39,7 @@ fn wrap_index(lo: u32, hi: u32, size: u32) -> u32 {
 
 /// NaN made at run time (a `F::NAN` constant makes the wgpu kernel fail to build silently).
 #[cube]
+#[allow(clippy::eq_op)]
 fn nan<F: Float>(any: F) -> F {
     let zero = any - any;
     zero / zero

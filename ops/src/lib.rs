@@ -10,6 +10,7 @@ pub mod index;
 pub mod layout;
 pub mod loss;
 pub mod matmul;
+pub mod matmul_cubek;
 pub mod optim;
 pub mod reduce;
 pub mod softmax;

@@ -266,7 +266,8 @@ fn operand(t: &Tensor, batch: &Shape) -> Result<(Tensor, mm::Strides)> {
     Ok((c.clone(), matrix(&c, m * k)))
 }
 
-/// `a @ b` over the broadcast `batch`, into a new `out`-shaped tensor.
+/// `a @ b` over the broadcast `batch`, into a new `out`-shaped tensor: cubek-matmul where it
+/// takes the problem, our tiled kernel otherwise.
 pub(crate) fn matmul(a: &Tensor, b: &Tensor, batch: &Shape, out: &Shape) -> Result<Tensor> {
     let (ra, rb) = (a.rank(), b.rank());
     let (m, k, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 1]);
@@ -275,19 +276,24 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, batch: &Shape, out: &Shape) -> Resu
     let (ca, cb) = (a.cube().expect("device"), b.cube().expect("device"));
     with_runtime!("matmul", a.device(), |R, client| {
         with_cube_float!("matmul", a.dtype(), |F| {
-            let h = mm::matmul::<R, F>(
-                &client,
-                &ca.handle,
-                ca.len.max(1),
-                sa,
-                &cb.handle,
-                cb.len.max(1),
-                sb,
-                batch.numel(),
-                m,
-                k,
-                n,
-            );
+            let (batch, (ha, hb)) = (batch.numel(), (&ca.handle, &cb.handle));
+            let tuned =
+                cubegrad_ops::matmul_cubek::matmul::<R, F>(&client, ha, sa, hb, sb, batch, m, k, n);
+            let h = tuned.unwrap_or_else(|| {
+                mm::matmul::<R, F>(
+                    &client,
+                    &ca.handle,
+                    ca.len.max(1),
+                    sa,
+                    &cb.handle,
+                    cb.len.max(1),
+                    sb,
+                    batch,
+                    m,
+                    k,
+                    n,
+                )
+            });
             Ok(from_handle(h, out.clone(), a.dtype(), a.device()))
         })
     })
