@@ -392,6 +392,21 @@ fn matmul_cubek<R: Runtime>(client: &ComputeClient<R>) {
     assert!(offset.is_none(), "an offset operand goes to the fallback");
 }
 
+/// The device passes the kernels' requirements, and one with fewer units per cube or less
+/// shared memory is refused with the limit named.
+fn device_limits<R: Runtime>(client: &ComputeClient<R>) {
+    let props = client.properties();
+    assert_eq!(cubegrad_ops::check_device(props), Ok(()));
+    let mut small = props.clone();
+    small.hardware.max_units_per_cube = 64;
+    let err = cubegrad_ops::check_device(&small).unwrap_err();
+    assert!(err.contains("256 units per cube"), "{err}");
+    let mut small = props.clone();
+    small.hardware.max_shared_memory_size = 1024;
+    let err = cubegrad_ops::check_device(&small).unwrap_err();
+    assert!(err.contains("shared memory"), "{err}");
+}
+
 fn optimizers<R: Runtime>(client: &ComputeClient<R>) {
     use cubegrad::backend::cpu::optim as cpu;
     let n = 517;
@@ -701,7 +716,7 @@ macro_rules! parity_tests {
 macro_rules! all_parity_tests {
     ($name:literal, $runtime:ty, $device:expr) => {
         parity_tests!($name, $runtime, $device; binary, unary, layout, reduce, softmax, matmul,
-            matmul_cubek, index, cross_entropy, context_pool, optimizers);
+            matmul_cubek, index, cross_entropy, context_pool, optimizers, device_limits);
     };
 }
 

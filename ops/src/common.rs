@@ -29,3 +29,28 @@ pub fn u32s<R: Runtime>(client: &ComputeClient<R>, v: &[usize]) -> Handle {
 pub fn scalar<F: Float>(x: f64) -> F {
     <F as num_traits::NumCast>::from(x).expect("a float converts to any float type")
 }
+
+/// Checks that a device can run every kernel here, or says which limit it misses. The kernels
+/// do not depend on the plane (warp) size: reductions are shared-memory trees synchronised
+/// over the whole cube, so lavapipe's 8-wide planes and CUDA's 32-wide ones give the same
+/// results. What they need is at most [`BLOCK`] units per cube, a 16×16 cube for the tiled
+/// matmul, and two 16×16 tiles of f64 (4 KiB) of shared memory; every Vulkan, Metal and
+/// CUDA device has at least 256 units and 16 KiB.
+pub fn check_device(props: &cubecl::ir::DeviceProperties) -> Result<(), String> {
+    let hw = &props.hardware;
+    let units = BLOCK.max(crate::reduce::ROW_BLOCK);
+    let shared = 2 * 16 * 16 * std::mem::size_of::<f64>();
+    if hw.max_units_per_cube < units || hw.max_cube_dim.0 < units {
+        return Err(format!(
+            "the kernels need {units} units per cube; the device allows {} ({} along x)",
+            hw.max_units_per_cube, hw.max_cube_dim.0
+        ));
+    }
+    if hw.max_shared_memory_size < shared {
+        return Err(format!(
+            "the kernels need {shared} bytes of shared memory per cube; the device has {}",
+            hw.max_shared_memory_size
+        ));
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@
 //! Vulkan (Mesa's lavapipe runs them on a CPU for tests).
 
 mod common;
+pub use common::check_device;
 pub mod context_pool;
 pub mod elementwise;
 pub mod index;

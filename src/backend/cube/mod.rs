@@ -158,14 +158,16 @@ pub(crate) fn open(op: &'static str, device: Device) -> Result<()> {
             if !built(device) {
                 return Err(not_built(op, device));
             }
-            let opened = std::panic::catch_unwind(|| -> Result<()> {
+            // A device too small for the kernels is refused here, by name, rather than
+            // failing inside the first launch.
+            let opened = std::panic::catch_unwind(|| {
                 with_runtime!(op, device, |R, client| {
-                    let _ = client.properties();
-                    Ok(())
+                    Ok(cubegrad_ops::check_device(client.properties()))
                 })
             });
             let r = match opened {
-                Ok(r) => r.map_err(|e| e.to_string()),
+                Ok(Ok(fits)) => fits,
+                Ok(Err(e)) => Err(e.to_string()),
                 Err(p) => Err(panic_text(p)),
             };
             known.insert(device, r.clone());
