@@ -5,7 +5,7 @@
 //! them is pinned below, so that it only shrinks on purpose.
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
-use cubegrad::nn::{Embedding, Module};
+use cubegrad::nn::{try_layer_norm, Embedding, Module};
 use cubegrad::testing::{assert_close, built_devices, device_or_skip, registry, Tolerance};
 use cubegrad::{DType, Device, Error, Tensor};
 
@@ -25,10 +25,6 @@ const NOT_ON_DEVICE: &[&str] = &[
     "sdpa_bool_mask",
     "sdpa_broadcast_heads_padding_mask",
     "sdpa_float_mask",
-    "layer_norm",
-    "layer_norm_two_dims",
-    "layer_norm_bias_only_two_dims",
-    "layer_norm_no_affine",
     "context_pool_2d",
     "context_pool_2d_stride2",
 ];
@@ -300,5 +296,53 @@ fn device_indices_wrap_and_poison_and_embedding_trains() {
             Tolerance::F32,
             &format!("embedding gradient on {device}"),
         );
+    }
+}
+
+/// Layer norm with rows wider than a cube (301 > 128 units) and a large mean (the two-pass
+/// variance must not cancel), against the f64 CPU result, forward and every gradient.
+#[test]
+fn layer_norm_with_wide_rows_matches_the_cpu() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("layer_norm on device", device) else {
+            continue;
+        };
+        // f32 values held in f64, so that both sides start from the same numbers.
+        let x = Tensor::randn([5, 301], 50.0, 3.0)
+            .to_dtype(DType::F64)
+            .with_grad();
+        let w = Tensor::randn([301], 1.0, 0.5)
+            .to_dtype(DType::F64)
+            .with_grad();
+        let b = Tensor::randn([301], 0.0, 0.5)
+            .to_dtype(DType::F64)
+            .with_grad();
+        let g = Tensor::randn([5, 301], 0.0, 1.0).to_dtype(DType::F64);
+        let y = try_layer_norm(&x, &[301], Some(&w), Some(&b), 1e-5).unwrap();
+        let grads = y.backward_with(&g);
+        let on = |t: &Tensor| {
+            t.detach()
+                .to_dtype(DType::F32)
+                .to_device(device)
+                .with_grad()
+        };
+        let (xd, wd, bd) = (on(&x), on(&w), on(&b));
+        let yd = try_layer_norm(&xd, &[301], Some(&wd), Some(&bd), 1e-5).unwrap();
+        let gd = yd.backward_with(&g.to_dtype(DType::F32).to_device(device));
+        let tol = Tolerance::F32;
+        assert_close(
+            &yd.to_vec::<f64>(),
+            &y.to_vec::<f64>(),
+            tol,
+            "layer_norm forward",
+        );
+        for (name, a, c) in [("x", &xd, &x), ("weight", &wd, &w), ("bias", &bd, &b)] {
+            assert_close(
+                &gd.get(a).unwrap().to_vec::<f64>(),
+                &grads.get(c).unwrap().to_vec::<f64>(),
+                tol,
+                &format!("layer_norm gradient of {name} on {device}"),
+            );
+        }
     }
 }

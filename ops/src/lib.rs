@@ -12,6 +12,7 @@ pub mod layout;
 pub mod loss;
 pub mod matmul;
 pub mod matmul_cubek;
+pub mod norm;
 pub mod optim;
 pub mod reduce;
 pub mod softmax;

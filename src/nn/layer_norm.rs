@@ -1,10 +1,12 @@
 //! Layer normalisation (Ba et al. 2016) over the trailing `normalized_shape` dims, with
 //! PyTorch's semantics and names: `weight` (γ, ones) and `bias` (β, zeros), biased variance,
-//! `eps = 1e-5`. One fused op; the loops are in `backend::cpu::layer_norm`.
+//! `eps = 1e-5`. One fused op; the loops are in `backend::cpu::layer_norm`, the device
+//! kernels in `cubegrad_ops::norm`.
 
 use super::{visit_named, visit_named_mut, Module};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::layer_norm as kernel;
+use crate::backend::cube::ops as cube;
 use crate::error::{Error, OrPanic, Result};
 use crate::ops::{from_float, same_kind, with_float};
 use crate::tensor::{Float, Shape, Tensor};
@@ -33,6 +35,12 @@ impl Op for LayerNormOp {
             .has_bias
             .then(|| inputs[1 + usize::from(self.has_weight)]);
         let rows = x.numel() / self.row.max(1);
+        if x.cube().is_some() {
+            let (y, mean, rstd) = cube::layer_norm(&x, gamma, beta, self.row, self.eps)?;
+            let mut saved = vec![x, mean, rstd];
+            saved.extend(gamma.cloned());
+            return Ok(Forward::new(y, saved));
+        }
         let (y, mean, rstd) = with_float!("layer_norm", x.dtype(), |T| {
             let xs = x.float_slice::<T>("layer_norm")?;
             let gs = gamma
@@ -55,6 +63,9 @@ impl Op for LayerNormOp {
         let (x, mean, rstd) = (&saved[0], &saved[1], &saved[2]);
         let gamma = saved.get(3);
         let g = g.try_contiguous()?;
+        if x.cube().is_some() {
+            return self.backward_on_device(x, &g, gamma, mean, rstd);
+        }
         let (dx, dgamma, dbeta) = with_float!("layer_norm", x.dtype(), |T| {
             // Read in place: the backward allocates only its outputs.
             fn f<T: Float>(t: &Tensor) -> Result<std::borrow::Cow<'_, [T]>> {
@@ -81,6 +92,35 @@ impl Op for LayerNormOp {
         }
         if self.has_bias {
             out.push(Some(dbeta));
+        }
+        Ok(out)
+    }
+}
+
+impl LayerNormOp {
+    /// The same gradients from the device kernels: the kernel gives `dx` and `g·x̂`, and the
+    /// parameters' gradients are their column sums.
+    fn backward_on_device(
+        &self,
+        x: &Tensor,
+        g: &Tensor,
+        gamma: Option<&Tensor>,
+        mean: &Tensor,
+        rstd: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (dx, gxhat) = cube::layer_norm_backward(x, g, gamma, mean, rstd, self.row)?;
+        let rows = x.numel() / self.row.max(1);
+        let column_sum = |t: &Tensor| {
+            t.try_reshape(&[rows, self.row])?
+                .try_sum_axes(&[0], false)?
+                .try_reshape(self.shape.dims())
+        };
+        let mut out = vec![Some(dx)];
+        if self.has_weight {
+            out.push(Some(column_sum(&gxhat)?));
+        }
+        if self.has_bias {
+            out.push(Some(column_sum(g)?));
         }
         Ok(out)
     }

@@ -643,3 +643,69 @@ pub(crate) fn context_pool_backward(
         })
     })
 }
+
+/// Layer norm of the rows of `x` (`cols` wide) on its device: `(y, mean, rstd)`.
+pub(crate) fn layer_norm(
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    cols: usize,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let x = dense(x)?;
+    let (gamma, beta) = (gamma.map(dense).transpose()?, beta.map(dense).transpose()?);
+    let rows = x.numel() / cols.max(1);
+    let (dtype, device) = (x.dtype(), x.device());
+    with_runtime!("layer_norm", device, |R, client| {
+        with_cube_float!("layer_norm", dtype, |F| {
+            let o = cubegrad_ops::norm::layer_norm::<R, F>(
+                &client,
+                handle(&x),
+                gamma.as_ref().map(handle),
+                beta.as_ref().map(handle),
+                rows,
+                cols,
+                eps,
+            );
+            let per_row = Shape::new(&[rows]);
+            Ok((
+                from_handle(o.y, x.shape().clone(), dtype, device),
+                from_handle(o.mean, per_row.clone(), dtype, device),
+                from_handle(o.rstd, per_row, dtype, device),
+            ))
+        })
+    })
+}
+
+/// The backward of [`layer_norm`]: `(dx, g·x̂)`, both of `x`'s shape.
+pub(crate) fn layer_norm_backward(
+    x: &Tensor,
+    g: &Tensor,
+    gamma: Option<&Tensor>,
+    mean: &Tensor,
+    rstd: &Tensor,
+    cols: usize,
+) -> Result<(Tensor, Tensor)> {
+    let (x, g) = (dense(x)?, dense(g)?);
+    let gamma = gamma.map(dense).transpose()?;
+    let rows = x.numel() / cols.max(1);
+    let (dtype, device) = (x.dtype(), x.device());
+    with_runtime!("layer_norm", device, |R, client| {
+        with_cube_float!("layer_norm", dtype, |F| {
+            let (dx, gxhat) = cubegrad_ops::norm::layer_norm_backward::<R, F>(
+                &client,
+                handle(&x),
+                handle(&g),
+                gamma.as_ref().map(handle),
+                handle(mean),
+                handle(rstd),
+                rows,
+                cols,
+            );
+            Ok((
+                from_handle(dx, x.shape().clone(), dtype, device),
+                from_handle(gxhat, x.shape().clone(), dtype, device),
+            ))
+        })
+    })
+}
