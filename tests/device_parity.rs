@@ -20,11 +20,6 @@ const NOT_ON_DEVICE: &[&str] = &[
     "avg_pool2d_exclude_pad",
     "batch_norm2d_train",
     "batch_norm2d_eval",
-    "sdpa",
-    "sdpa_causal_heads",
-    "sdpa_bool_mask",
-    "sdpa_broadcast_heads_padding_mask",
-    "sdpa_float_mask",
     "context_pool_2d",
     "context_pool_2d_stride2",
 ];
@@ -342,6 +337,58 @@ fn layer_norm_with_wide_rows_matches_the_cpu() {
                 &grads.get(c).unwrap().to_vec::<f64>(),
                 tol,
                 &format!("layer_norm gradient of {name} on {device}"),
+            );
+        }
+    }
+}
+
+/// A whole pre-norm transformer layer on the device (layer norm, causal multi-head attention,
+/// ContextPool before attention, GELU feed-forward, residuals) gives the CPU's output and
+/// the CPU's gradient for every parameter: the model a language model stacks.
+#[test]
+fn causal_encoder_layer_with_context_pool_matches_the_cpu() {
+    use cubegrad::nn::{ContextPoolOptions, EncoderOptions, TransformerEncoderLayer};
+    for device in built_devices() {
+        let Some(device) = device_or_skip("encoder layer on device", device) else {
+            continue;
+        };
+        let mut opts = EncoderOptions::new(16, 4);
+        opts.dropout = 0.0;
+        opts.causal = true;
+        opts.dim_feedforward = 24;
+        opts.context_pool = Some(ContextPoolOptions {
+            causal: true,
+            ..ContextPoolOptions::default()
+        });
+        let mut layer = TransformerEncoderLayer::new(opts);
+        let x = Tensor::randn([2, 11, 16], 0.0, 1.0);
+        let g = Tensor::randn([2, 11, 16], 0.0, 1.0);
+        let y = layer.forward(&x, None);
+        let grads = y.backward_with(&g);
+        let want: Vec<(String, Vec<f64>)> = layer
+            .parameters()
+            .into_iter()
+            .map(|(name, p)| (name, grads.get(&p).unwrap().to_vec::<f64>()))
+            .collect();
+        layer.to_device(device);
+        let yd = layer.forward(&x.to_device(device), None);
+        assert_close(
+            &yd.to_vec::<f64>(),
+            &y.to_vec::<f64>(),
+            Tolerance::F32,
+            &format!("encoder layer output on {device}"),
+        );
+        let gd = yd.backward_with(&g.to_device(device));
+        for ((name, p), (_, w)) in layer.parameters().into_iter().zip(&want) {
+            let got = gd
+                .get(&p)
+                .unwrap_or_else(|| panic!("no gradient for {name}"));
+            assert_eq!(got.device(), device, "{name}");
+            assert_close(
+                &got.to_vec::<f64>(),
+                w,
+                Tolerance::F32,
+                &format!("gradient of {name} on {device}"),
             );
         }
     }

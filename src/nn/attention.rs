@@ -106,8 +106,11 @@ impl Op for Sdpa {
                 .to_dtype(q.dtype())
                 .mul_scalar(1.0 / (1.0 - self.dropout_p))
         });
-        let keep_strides = self.keep.as_ref().map(|m| mask_strides(m, &lead, d.l, d.s));
         let add = inputs.get(3);
+        if q.cube().is_some() {
+            return self.forward_on_device(q, k, v, add.copied(), drop, &lead, d);
+        }
+        let keep_strides = self.keep.as_ref().map(|m| mask_strides(m, &lead, d.l, d.s));
         let add_strides = add.map(|m| mask_strides(m, &lead, d.l, d.s));
         let (o, p) = with_float!("scaled_dot_product_attention", q.dtype(), |T| {
             let f = slice::<T>;
@@ -182,6 +185,9 @@ impl Op for Sdpa {
         let g = g.try_contiguous()?;
         let (lead, d) = dims_of(q, k, v);
         let want_ds = self.add_shape.is_some() && needs.get(3).copied().unwrap_or(false);
+        if q.cube().is_some() {
+            return self.backward_on_device(q, k, v, p, drop, &g, want_ds);
+        }
         with_float!("scaled_dot_product_attention", q.dtype(), |T| {
             let f = slice::<T>;
             let (qs, ks, vs, ps, gs) = (f(q)?, f(k)?, f(v)?, f(p)?, f(&g)?);
@@ -216,6 +222,119 @@ impl Op for Sdpa {
             }
             Ok(out)
         })
+    }
+}
+
+/// On a CubeCL device the op runs as device matmuls around the masked-softmax kernel, with
+/// the same math, the same saved tensors and the same hand-written backward as the CPU loops.
+/// The masks are small next to the scores: a CPU one is uploaded, the causal one is built on
+/// the host, and the dropout mask is drawn on the host and uploaded.
+impl Sdpa {
+    #[allow(clippy::too_many_arguments)]
+    fn forward_on_device(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        add: Option<&Tensor>,
+        drop: Option<Tensor>,
+        lead: &[usize],
+        d: kernel::Dims,
+    ) -> Result<Forward> {
+        let device = q.device();
+        let mut scores = q
+            .try_matmul(&k.try_transpose(-2, -1)?)?
+            .try_unary(UnaryKind::Affine {
+                scale: self.scale,
+                shift: 0.0,
+            })?;
+        if let Some(a) = add {
+            scores = scores.try_add(a)?;
+        }
+        let keep = self.device_keep(scores.shape(), d, device)?;
+        let p = crate::backend::cube::ops::softmax_rows(&scores, keep.as_ref(), false)?;
+        let drop = drop.map(|m| m.try_to_device(device)).transpose()?;
+        let weights = match &drop {
+            Some(m) => p.try_mul(m)?,
+            None => p.clone(),
+        };
+        let o = weights.try_matmul(v)?;
+        if let Some(stash) = &self.stash {
+            *stash.borrow_mut() = Some(weights);
+        }
+        debug_assert_eq!(&o.dims()[..lead.len()], lead);
+        let mut saved = vec![q.clone(), k.clone(), v.clone(), p];
+        saved.extend(drop);
+        Ok(Forward::new(o, saved))
+    }
+
+    /// The keep-mask (bool, the scores' shape) on `device`: the user's mask and the causal
+    /// one, combined with a product when both are given.
+    fn device_keep(
+        &self,
+        scores: &Shape,
+        d: kernel::Dims,
+        device: crate::tensor::Device,
+    ) -> Result<Option<Tensor>> {
+        let causal = self
+            .causal
+            .then(|| causal_mask(d.l, d.s).try_to_device(device))
+            .transpose()?;
+        let user = self
+            .keep
+            .as_ref()
+            .map(|m| m.try_to_device(device))
+            .transpose()?;
+        let keep = match (causal, user) {
+            (Some(a), Some(b)) => {
+                let product = a.to_dtype(DType::F32).try_mul(&b.to_dtype(DType::F32))?;
+                Some(product.try_gt(&Tensor::scalar(0.5f32).try_to_device(device)?)?)
+            }
+            (a, b) => a.or(b),
+        };
+        keep.map(|m| m.try_broadcast_to(scores.clone())).transpose()
+    }
+
+    /// `dV = P_dᵀ G`, `dP = (G Vᵀ)·drop`, `dS = P·(dP − Σ dP·P)` (the softmax kernel's
+    /// backward), `dQ = scale·dS K`, `dK = scale·dSᵀ Q`; the additive mask gets `dS`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_on_device(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        p: &Tensor,
+        drop: Option<&Tensor>,
+        g: &Tensor,
+        want_ds: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let weights = match drop {
+            Some(m) => p.try_mul(m)?,
+            None => p.clone(),
+        };
+        let dv = weights.try_transpose(-2, -1)?.try_matmul(g)?;
+        let mut dp = g.try_matmul(&v.try_transpose(-2, -1)?)?;
+        if let Some(m) = drop {
+            dp = dp.try_mul(m)?;
+        }
+        let ds = crate::backend::cube::ops::softmax_rows_backward(p, &dp, false)?;
+        let scaled = |t: Tensor| {
+            t.try_unary(UnaryKind::Affine {
+                scale: self.scale,
+                shift: 0.0,
+            })
+        };
+        let dq = scaled(ds.try_matmul(k)?)?;
+        let dk = scaled(ds.try_transpose(-2, -1)?.try_matmul(q)?)?;
+        let mut out = vec![Some(dq), Some(dk), Some(dv)];
+        if let Some(shape) = &self.add_shape {
+            out.push(if want_ds {
+                Some(sum_to_shape(&ds, shape)?)
+            } else {
+                None
+            });
+        }
+        Ok(out)
     }
 }
 
