@@ -30,6 +30,13 @@ TARGETS = {
     "context_pool_f32/fwd_bwd_n1024": 0.05,
     "conv_f32/conv2d_fwd_bwd_b32_c32_o64_28x28_k3": 1.5,
 }
+# The CubeCL backend issue's GPU targets, as time ratios: matmul at least 0.7x cuBLAS's
+# throughput (time at most 1/0.7), softmax and element-wise chains at least 0.9x of PyTorch.
+for _n in (4096, 2048, 1024, 512, 256):
+    TARGETS[f"device_f32/matmul_{_n}"] = round(1 / 0.7, 2)
+for _id in ("softmax_fwd_16384x256", "softmax_fwd_bwd_16384x256", "gelu_chain_4096x512",
+            "gelu_chain_fwd_bwd_4096x512", "layer_norm_fwd_bwd_4096x512"):
+    TARGETS[f"device_f32/{_id}"] = round(1 / 0.9, 2)
 DEFAULT_TARGET = 1.0
 
 
@@ -49,8 +56,12 @@ def main():
     p.add_argument("--reps", type=int, help="timed repetitions per PyTorch bench (see torch_peer.py)")
     p.add_argument("--criterion-dir", default=os.path.join(ROOT, "target", "criterion"))
     p.add_argument("--json", help="also write the rows as JSON to this file")
+    p.add_argument("--device", default="cpu", help="cuda: compare benches/device.rs with PyTorch CUDA")
+    p.add_argument("--matmul", type=int, default=4096, help="with --device: CUBEGRAD_BENCH_MATMUL")
+    p.add_argument("--scale", type=int, default=1, help="with --device: CUBEGRAD_BENCH_SCALE")
     args = p.parse_args()
-    cmd = [sys.executable, os.path.join(HERE, "torch_peer.py"), "--threads", str(args.threads), "--only", args.only]
+    cmd = [sys.executable, os.path.join(HERE, "torch_peer.py"), "--threads", str(args.threads), "--only", args.only,
+           "--device", args.device, "--matmul", str(args.matmul), "--scale", str(args.scale)]
     if args.reps is not None:
         cmd += ["--reps", str(args.reps)]
     proc = subprocess.run(cmd, capture_output=True, text=True)

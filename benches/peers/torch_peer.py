@@ -3,6 +3,7 @@ the CPU, timed the same way. Prints one JSON object:
 {"threads": N, "torch": "...", "results": {"<bench id>": <median ms>, ...}}
 
     python3 benches/peers/torch_peer.py --threads 2 [--only softmax] [--reps K]
+    python3 benches/peers/torch_peer.py --device cuda [--matmul 4096] [--scale 1]
 
 Tensors are float32 from torch.manual_seed(0) and torch.randn; forward-only benches run under
 torch.no_grad(); fwd+bwd benches set the inputs' .grad to None before every repetition.
@@ -52,6 +53,43 @@ def workloads():
         "elementwise_f32/add_4096x512": (lambda: x + y, True),
         "elementwise_f32/gelu_chain_4096x512": (lambda: chain(x, w, bias), True),
         "elementwise_f32/gelu_chain_fwd_bwd_4096x512": (chain_fwd_bwd, False),
+    }
+
+
+def device_workloads(device, n=4096, scale=1):
+    """The GPU benches of benches/device.rs (ids device_f32/...), on a torch device."""
+    torch.manual_seed(0)
+    r = lambda *shape: torch.randn(*shape, device=device)
+    a, b = r(n, n), r(n, n)
+    rows = 16384 // scale
+    s, gs = r(rows, 256), r(rows, 256)
+    sg = s.clone().requires_grad_()
+    rows, d = 4096 // scale, 512
+    x, w, bias, g = r(rows, d), r(d), r(d), r(rows, d)
+    xg, wg, bg = (t.clone().requires_grad_() for t in (x, w, bias))
+
+    def chain(x, w, b):
+        return F.gelu(x * w + b, approximate="tanh") + x
+
+    def softmax_fwd_bwd():
+        sg.grad = None
+        torch.softmax(sg, -1).backward(gs)
+
+    def chain_fwd_bwd():
+        xg.grad = wg.grad = bg.grad = None
+        chain(xg, wg, bg).backward(g)
+
+    def layer_norm_fwd_bwd():
+        xg.grad = wg.grad = bg.grad = None
+        F.layer_norm(xg, (d,), wg, bg, 1e-5).backward(g)
+
+    return {
+        f"device_f32/matmul_{n}": (lambda: a @ b, True),
+        "device_f32/softmax_fwd_16384x256": (lambda: torch.softmax(s, -1), True),
+        "device_f32/softmax_fwd_bwd_16384x256": (softmax_fwd_bwd, False),
+        "device_f32/gelu_chain_4096x512": (lambda: chain(x, w, bias), True),
+        "device_f32/gelu_chain_fwd_bwd_4096x512": (chain_fwd_bwd, False),
+        "device_f32/layer_norm_fwd_bwd_4096x512": (layer_norm_fwd_bwd, False),
     }
 
 
@@ -114,22 +152,26 @@ def conv_case():
     return fwd_bwd
 
 
-def median_ms(fn, no_grad, reps, min_seconds):
+def median_ms(fn, no_grad, reps, min_seconds, sync=lambda: None):
     """Median wall time of one call, in ms, after 3 warm-up calls. With reps=None the count is
-    chosen so the timed calls take about min_seconds in all, and never fewer than 10."""
+    chosen so the timed calls take about min_seconds in all, and never fewer than 10. `sync`
+    waits for a GPU's queued work, as cubegrad's device bench does after every call."""
     ctx = torch.no_grad() if no_grad else torch.enable_grad()
     with ctx:
         for _ in range(3):
             fn()
+        sync()
         if reps is None:
             t = time.perf_counter()
             fn()
+            sync()
             one = max(time.perf_counter() - t, 1e-9)
             reps = max(10, math.ceil(min_seconds / one))
         times = []
         for _ in range(reps):
             t = time.perf_counter()
             fn()
+            sync()
             times.append(time.perf_counter() - t)
     return 1000.0 * statistics.median(times)
 
@@ -141,13 +183,24 @@ def main():
     p.add_argument("--reps", type=int, default=None,
                    help="timed repetitions per bench (default: enough for ~--seconds, at least 10)")
     p.add_argument("--seconds", type=float, default=1.0, help="target timed seconds per bench when --reps is not given")
+    p.add_argument("--device", default="cpu",
+                   help="cpu: the CPU benches; cuda: the GPU benches of benches/device.rs")
+    p.add_argument("--matmul", type=int, default=4096, help="matmul size of the GPU benches")
+    p.add_argument("--scale", type=int, default=1, help="divides the rows of the other GPU benches")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
+    if args.device == "cpu":
+        cases, sync = workloads(), (lambda: None)
+    else:
+        # PyTorch's default: f32 matmuls in full f32, no TF32, as cubegrad's.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        cases = device_workloads(args.device, args.matmul, args.scale)
+        sync = torch.cuda.synchronize
     results = {}
-    for name, (fn, no_grad) in workloads().items():
+    for name, (fn, no_grad) in cases.items():
         if args.only in name:
-            results[name] = median_ms(fn, no_grad, args.reps, args.seconds)
+            results[name] = median_ms(fn, no_grad, args.reps, args.seconds, sync)
     print(json.dumps({"threads": args.threads, "torch": torch.__version__, "results": results}))
 
 

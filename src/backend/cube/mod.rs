@@ -192,6 +192,20 @@ pub fn is_available(device: Device) -> bool {
     device == Device::Cpu || open("is_available", device).is_ok()
 }
 
+/// Waits until every kernel queued on `device` has finished (CubeCL launches return before
+/// the work is done). Benchmarks call it to time the work rather than its queuing; the CPU
+/// has nothing to wait for.
+pub fn synchronize(device: Device) -> Result<()> {
+    if device == Device::Cpu {
+        return Ok(());
+    }
+    open("synchronize", device)?;
+    with_runtime!("synchronize", device, |R, client| {
+        cubegrad_ops::cubecl::future::block_on(client.sync())
+            .map_err(|e| Error::invalid("synchronize", format!("{device}: {e:?}")))
+    })
+}
+
 /// Bytes of tensor data a device's memory pool has handed out right now, and bytes it holds
 /// reserved from the device (in use or free for reuse). Tests read it to show that a
 /// training loop on a device reaches a steady state.
