@@ -11,13 +11,6 @@ use cubegrad::{DType, Device, Error, Tensor};
 
 /// Registry entries that have no device kernel yet (forward or backward), in registry order.
 const NOT_ON_DEVICE: &[&str] = &[
-    "conv2d",
-    "conv2d_stride_padding_dilation",
-    "conv2d_groups",
-    "conv1d",
-    "max_pool2d",
-    "avg_pool2d",
-    "avg_pool2d_exclude_pad",
     "batch_norm2d_train",
     "batch_norm2d_eval",
     "context_pool_2d",
@@ -387,6 +380,59 @@ fn causal_encoder_layer_with_context_pool_matches_the_cpu() {
             assert_close(
                 &got.to_vec::<f64>(),
                 w,
+                Tolerance::F32,
+                &format!("gradient of {name} on {device}"),
+            );
+        }
+    }
+}
+
+/// Convolution and pooling on sizes larger than one cube (odd planes, stride, padding,
+/// dilation and groups together), forward and every gradient, against the f64 CPU result.
+#[test]
+fn conv_and_pooling_with_large_odd_shapes_match_the_cpu() {
+    use cubegrad::nn::{try_avg_pool2d, try_conv2d, try_max_pool2d, Conv2dOptions};
+    for device in built_devices() {
+        let Some(device) = device_or_skip("conv on device", device) else {
+            continue;
+        };
+        let f64_leaf = |t: Tensor| t.to_dtype(DType::F64).with_grad();
+        let x = f64_leaf(Tensor::randn([2, 6, 17, 19], 0.0, 1.0));
+        let w = f64_leaf(Tensor::randn([9, 2, 3, 3], 0.0, 0.3));
+        let b = f64_leaf(Tensor::randn([9], 0.0, 0.3));
+        let opts = Conv2dOptions {
+            stride: (2, 1),
+            padding: (1, 2),
+            dilation: (1, 2),
+            groups: 3,
+        };
+        let net = |x: &Tensor, w: &Tensor, b: &Tensor| {
+            let y = try_conv2d(x, w, Some(b), opts).unwrap();
+            let m = try_max_pool2d(&y, (3, 2), (2, 1), (1, 1)).unwrap();
+            try_avg_pool2d(&m, (2, 3), (1, 2), (0, 1), false).unwrap()
+        };
+        let y = net(&x, &w, &b);
+        let g = Tensor::randn(y.shape().clone(), 0.0, 1.0).to_dtype(DType::F64);
+        let grads = y.backward_with(&g);
+        let on = |t: &Tensor| {
+            t.detach()
+                .to_dtype(DType::F32)
+                .to_device(device)
+                .with_grad()
+        };
+        let (xd, wd, bd) = (on(&x), on(&w), on(&b));
+        let yd = net(&xd, &wd, &bd);
+        assert_close(
+            &yd.to_vec::<f64>(),
+            &y.to_vec::<f64>(),
+            Tolerance::F32,
+            &format!("conv → max pool → avg pool on {device}"),
+        );
+        let gd = yd.backward_with(&g.to_dtype(DType::F32).to_device(device));
+        for (name, a, c) in [("x", &xd, &x), ("weight", &wd, &w), ("bias", &bd, &b)] {
+            assert_close(
+                &gd.get(a).unwrap().to_vec::<f64>(),
+                &grads.get(c).unwrap().to_vec::<f64>(),
                 Tolerance::F32,
                 &format!("gradient of {name} on {device}"),
             );

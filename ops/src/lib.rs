@@ -6,6 +6,7 @@
 mod common;
 pub use common::check_device;
 pub mod context_pool;
+pub mod conv;
 pub mod elementwise;
 pub mod index;
 pub mod layout;
@@ -14,6 +15,7 @@ pub mod matmul;
 pub mod matmul_cubek;
 pub mod norm;
 pub mod optim;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 

@@ -1,12 +1,13 @@
 //! Convolutions (`Conv1d`, `Conv2d`) and pooling (`MaxPool2d`, `AvgPool2d`, global average
 //! pooling) with PyTorch's arguments, layouts (`NCHW`; `weight` `[O, C/groups, kh, kw]`) and
 //! output sizes. Convolution and pooling are fused ops; their loops are in
-//! `backend::cpu::{conv, pooling}`.
+//! `backend::cpu::{conv, pooling}`, their device kernels in `cubegrad_ops::{conv, pool}`.
 
 use super::{visit_named, visit_named_mut, Module};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::conv::{self as kernel, ConvGeometry};
 use crate::backend::cpu::pooling::{self, PoolGeometry};
+use crate::backend::cube::ops as cube;
 use crate::error::{Error, OrPanic, Result};
 use crate::ops::{from_float, same_kind, with_float};
 use crate::tensor::{Float, Shape, Tensor};
@@ -52,6 +53,10 @@ impl Op for Conv2dOp {
         let (x, w) = (inputs[0].try_contiguous()?, inputs[1].try_contiguous()?);
         let g = &self.geo;
         let (ho, wo) = g.out_hw().expect("checked before");
+        if x.cube().is_some() {
+            let y = self.forward_on_device(&x, &w, inputs.get(2).copied())?;
+            return Ok(Forward::new(y, vec![x, w]));
+        }
         let y = with_float!("conv2d", x.dtype(), |T| {
             let bias = if self.has_bias {
                 Some(fslice::<T>(inputs[2])?)
@@ -72,6 +77,9 @@ impl Op for Conv2dOp {
     ) -> Result<Vec<Option<Tensor>>> {
         let (x, w) = (&saved[0], &saved[1]);
         let gy = gy.try_contiguous()?;
+        if x.cube().is_some() {
+            return self.backward_on_device(x, w, &gy, needs[0]);
+        }
         let (dx, dw, db) = with_float!("conv2d", x.dtype(), |T| {
             let (dx, dw, db) = kernel::backward(
                 &fslice::<T>(x)?,
@@ -88,6 +96,84 @@ impl Op for Conv2dOp {
         })?;
         let mut out = vec![dx, Some(dw)];
         if self.has_bias {
+            out.push(Some(db));
+        }
+        Ok(out)
+    }
+}
+
+/// On a CubeCL device the same im2col + matmul: the patch kernel, then the device matmul of
+/// the weights `[G, O/G, K]` with the patches `[N, G, K, L]`. The backward recomputes the
+/// patches (as on the CPU, rather than keep kh·kw copies of the input), and `col2im` gathers
+/// the patch gradients back into the input.
+impl Conv2dOp {
+    fn shape(&self) -> cubegrad_ops::conv::ConvShape {
+        let g = &self.geo;
+        let (ho, wo) = g.out_hw().expect("checked before");
+        cubegrad_ops::conv::ConvShape {
+            n: g.n,
+            c: g.c,
+            h: g.h,
+            w: g.w,
+            groups: g.groups,
+            kh: g.kh,
+            kw: g.kw,
+            stride: g.stride,
+            padding: g.padding,
+            dilation: g.dilation,
+            ho,
+            wo,
+        }
+    }
+
+    /// `w` as `[G, O/G, K]`.
+    fn grouped_weight(&self, w: &Tensor) -> Result<Tensor> {
+        let g = &self.geo;
+        w.try_reshape(&[g.groups, g.o / g.groups, g.c / g.groups * g.kh * g.kw])
+    }
+
+    fn forward_on_device(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        let s = self.shape();
+        let cols = cube::im2col(x, &s)?;
+        let y = self
+            .grouped_weight(w)?
+            .try_matmul(&cols)?
+            .try_reshape(&[s.n, self.geo.o, s.ho, s.wo])?;
+        match b {
+            Some(b) => y.try_add(&b.try_reshape(&[1, self.geo.o, 1, 1])?),
+            None => Ok(y),
+        }
+    }
+
+    /// `dW = Σ_n gy·colsᵀ`, `db = Σ gy` over samples and positions, `dcols = Wᵀ·gy`.
+    fn backward_on_device(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        gy: &Tensor,
+        need_x: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (s, g) = (self.shape(), &self.geo);
+        let gy = gy.try_reshape(&[s.n, g.groups, g.o / g.groups, s.ho * s.wo])?;
+        let cols = cube::im2col(x, &s)?;
+        let dw = gy
+            .try_matmul(&cols.try_transpose(-2, -1)?)?
+            .try_sum_axes(&[0], false)?
+            .try_reshape(w.dims())?;
+        let dx = if need_x {
+            let dcols = self
+                .grouped_weight(w)?
+                .try_transpose(-2, -1)?
+                .try_matmul(&gy)?;
+            Some(cube::col2im(&dcols, &s)?)
+        } else {
+            None
+        };
+        let mut out = vec![dx, Some(dw)];
+        if self.has_bias {
+            let db = gy
+                .try_reshape(&[s.n, g.o, s.ho * s.wo])?
+                .try_sum_axes(&[0, 2], false)?;
             out.push(Some(db));
         }
         Ok(out)
@@ -373,6 +459,14 @@ impl Op for Pool2dOp {
         let r = shape.len();
         shape[r - 2] = ho;
         shape[r - 1] = wo;
+        if x.cube().is_some() {
+            let (max, include_pad) = self.device_kind();
+            let s = self.shape();
+            let (y, idx) = cube::pool2d(&x, &s, max, include_pad, Shape::new(&shape))?;
+            let mut saved = vec![x];
+            saved.extend(idx);
+            return Ok(Forward::new(y, saved));
+        }
         let y = with_float!("pool2d", x.dtype(), |T| {
             let xs = x.float_slice::<T>("pool2d")?;
             let y = match self.kind {
@@ -392,6 +486,12 @@ impl Op for Pool2dOp {
     fn backward(&self, saved: &[Tensor], gy: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let x = &saved[0];
         let gy = gy.try_contiguous()?;
+        if x.cube().is_some() {
+            let (_, include_pad) = self.device_kind();
+            let s = self.shape();
+            let dx = cube::pool2d_backward(&gy, saved.get(1), &s, include_pad, x.shape().clone())?;
+            return Ok(vec![Some(dx)]);
+        }
         let dx = with_float!("pool2d", x.dtype(), |T| {
             let gs = gy.float_slice::<T>("pool2d")?;
             let dx = match self.kind {
@@ -409,6 +509,31 @@ impl Op for Pool2dOp {
             Ok(from_float(dx, x.shape().clone()))
         })?;
         Ok(vec![Some(dx)])
+    }
+}
+
+/// On a CubeCL device: one kernel per direction; max pooling saves its indices as an i64
+/// tensor (on the CPU they stay in the op).
+impl Pool2dOp {
+    fn device_kind(&self) -> (bool, bool) {
+        match self.kind {
+            PoolKind::Max => (true, false),
+            PoolKind::Avg { count_include_pad } => (false, count_include_pad),
+        }
+    }
+    fn shape(&self) -> cubegrad_ops::pool::PoolShape {
+        let g = &self.geo;
+        let (ho, wo) = g.out_hw().expect("checked before");
+        cubegrad_ops::pool::PoolShape {
+            planes: self.planes,
+            h: g.h,
+            w: g.w,
+            kernel: g.kernel,
+            stride: g.stride,
+            padding: g.padding,
+            ho,
+            wo,
+        }
     }
 }
 

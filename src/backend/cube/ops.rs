@@ -709,3 +709,82 @@ pub(crate) fn layer_norm_backward(
         })
     })
 }
+
+/// The patch buffer `[N, G, K, L]` of `x` `[N, C, H, W]` on its device.
+pub(crate) fn im2col(x: &Tensor, s: &cubegrad_ops::conv::ConvShape) -> Result<Tensor> {
+    let x = dense(x)?;
+    let (dtype, device) = (x.dtype(), x.device());
+    let k = s.c / s.groups * s.kh * s.kw;
+    let shape = Shape::new(&[s.n, s.groups, k, s.ho * s.wo]);
+    with_runtime!("conv2d", device, |R, client| {
+        with_cube_float!("conv2d", dtype, |F| {
+            let h = cubegrad_ops::conv::im2col::<R, F>(&client, handle(&x), s);
+            Ok(from_handle(h, shape, dtype, device))
+        })
+    })
+}
+
+/// The backward of [`im2col`]: patch gradients into `[N, C, H, W]`.
+pub(crate) fn col2im(dcols: &Tensor, s: &cubegrad_ops::conv::ConvShape) -> Result<Tensor> {
+    let dcols = dense(dcols)?;
+    let (dtype, device) = (dcols.dtype(), dcols.device());
+    let shape = Shape::new(&[s.n, s.c, s.h, s.w]);
+    with_runtime!("conv2d", device, |R, client| {
+        with_cube_float!("conv2d", dtype, |F| {
+            let h = cubegrad_ops::conv::col2im::<R, F>(&client, handle(&dcols), s);
+            Ok(from_handle(h, shape, dtype, device))
+        })
+    })
+}
+
+/// Max (`max`) or average pooling of `x` on its device, into `out`: the outputs and, for max
+/// pooling, the i64 in-plane index of each maximum.
+pub(crate) fn pool2d(
+    x: &Tensor,
+    s: &cubegrad_ops::pool::PoolShape,
+    max: bool,
+    count_include_pad: bool,
+    out: Shape,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let x = dense(x)?;
+    let (dtype, device) = (x.dtype(), x.device());
+    let op = if max { "max_pool2d" } else { "avg_pool2d" };
+    with_runtime!(op, device, |R, client| {
+        with_cube_float!(op, dtype, |F| {
+            if max {
+                let (y, idx) = cubegrad_ops::pool::max_pool::<R, F>(&client, handle(&x), s);
+                let idx = from_handle(idx, out.clone(), DType::I64, device);
+                Ok((from_handle(y, out, dtype, device), Some(idx)))
+            } else {
+                let y =
+                    cubegrad_ops::pool::avg_pool::<R, F>(&client, handle(&x), s, count_include_pad);
+                Ok((from_handle(y, out, dtype, device), None))
+            }
+        })
+    })
+}
+
+/// The backward of [`pool2d`]: `gy` into the input's shape `from`.
+pub(crate) fn pool2d_backward(
+    gy: &Tensor,
+    idx: Option<&Tensor>,
+    s: &cubegrad_ops::pool::PoolShape,
+    count_include_pad: bool,
+    from: Shape,
+) -> Result<Tensor> {
+    let gy = dense(gy)?;
+    let idx = idx.map(dense).transpose()?;
+    let (dtype, device) = (gy.dtype(), gy.device());
+    with_runtime!("pool2d backward", device, |R, client| {
+        with_cube_float!("pool2d backward", dtype, |F| {
+            let h = cubegrad_ops::pool::pool_backward::<R, F>(
+                &client,
+                handle(&gy),
+                idx.as_ref().map(handle),
+                s,
+                count_include_pad,
+            );
+            Ok(from_handle(h, from, dtype, device))
+        })
+    })
+}
