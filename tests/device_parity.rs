@@ -10,12 +10,7 @@ use cubegrad::testing::{assert_close, built_devices, device_or_skip, registry, T
 use cubegrad::{DType, Device, Error, Tensor};
 
 /// Registry entries that have no device kernel yet (forward or backward), in registry order.
-const NOT_ON_DEVICE: &[&str] = &[
-    "batch_norm2d_train",
-    "batch_norm2d_eval",
-    "context_pool_2d",
-    "context_pool_2d_stride2",
-];
+const NOT_ON_DEVICE: &[&str] = &["context_pool_2d", "context_pool_2d_stride2"];
 
 fn check(device: Device) {
     let mut unsupported = Vec::new();
@@ -437,5 +432,47 @@ fn conv_and_pooling_with_large_odd_shapes_match_the_cpu() {
                 &format!("gradient of {name} on {device}"),
             );
         }
+    }
+}
+
+/// BatchNorm2d on the device: three training steps leave the CPU's running estimates and
+/// batch count, and evaluation then gives the CPU's output.
+#[test]
+fn batch_norm_running_statistics_on_the_device_match_the_cpu() {
+    use cubegrad::nn::BatchNorm2d;
+    for device in built_devices() {
+        let Some(device) = device_or_skip("batch norm on device", device) else {
+            continue;
+        };
+        let (mut cpu, mut dev) = (BatchNorm2d::new(3), BatchNorm2d::new(3));
+        dev.to_device(device);
+        let xs: Vec<Tensor> = (0..3)
+            .map(|i| Tensor::randn([4, 3, 5, 7], i as f64, 2.0))
+            .collect();
+        for x in &xs {
+            let (a, b) = (cpu.forward(x), dev.forward(&x.to_device(device)));
+            assert_close(
+                &b.to_vec::<f64>(),
+                &a.to_vec::<f64>(),
+                Tolerance::F32,
+                "train",
+            );
+        }
+        for (name, a, b) in [
+            ("running_mean", &cpu.running_mean, &dev.running_mean),
+            ("running_var", &cpu.running_var, &dev.running_var),
+        ] {
+            assert_eq!(b.device(), device, "{name}");
+            assert_close(&b.to_vec::<f64>(), &a.to_vec::<f64>(), Tolerance::F32, name);
+        }
+        assert_eq!(dev.num_batches_tracked.to_vec::<i64>(), vec![3]);
+        cpu.eval();
+        dev.eval();
+        assert_close(
+            &dev.forward(&xs[0].to_device(device)).to_vec::<f64>(),
+            &cpu.forward(&xs[0]).to_vec::<f64>(),
+            Tolerance::F32,
+            &format!("eval on {device}"),
+        );
     }
 }

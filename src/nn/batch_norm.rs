@@ -2,13 +2,14 @@
 //! batch's statistics in training and by running estimates in evaluation, with PyTorch's
 //! names (`weight`, `bias`; buffers `running_mean`, `running_var`, `num_batches_tracked`),
 //! defaults (`eps = 1e-5`, `momentum = 0.1`) and the unbiased variance in the running
-//! estimate. One fused op; the loops are in `backend::cpu::batch_norm`.
+//! estimate. One fused op; the loops are in `backend::cpu::batch_norm`; on a device it is
+//! written with the device's element-wise and reduction kernels.
 
 use super::{child_name, visit_named, visit_named_mut, Module};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::batch_norm as kernel;
 use crate::error::{Error, OrPanic, Result};
-use crate::ops::{from_float, same_kind, with_float};
+use crate::ops::{from_float, same_kind, with_float, UnaryKind};
 use crate::tensor::{Float, Tensor};
 
 fn fslice<T: Float>(t: &Tensor) -> Result<std::borrow::Cow<'_, [T]>> {
@@ -34,6 +35,9 @@ impl Op for BatchNormOp {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
         let x = inputs[0].try_contiguous()?;
         let (c, l) = (x.dims()[1], x.dims()[2]);
+        if x.cube().is_some() {
+            return self.forward_on_device(x, inputs.get(1).copied(), inputs.get(2).copied());
+        }
         let (y, mean, rstd) = with_float!("batch_norm", x.dtype(), |T| {
             let xs = fslice::<T>(&x)?;
             let mean = fslice::<T>(&self.stats.0)?.into_owned();
@@ -62,6 +66,9 @@ impl Op for BatchNormOp {
     fn backward(&self, saved: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let (x, mean, rstd) = (&saved[0], &saved[1], &saved[2]);
         let g = g.try_contiguous()?;
+        if x.cube().is_some() {
+            return self.backward_on_device(x, &g, mean, rstd, saved.get(3));
+        }
         let (n, c, l) = (x.dims()[0], x.dims()[1], x.dims()[2]);
         with_float!("batch_norm", x.dtype(), |T| {
             let gamma = saved.get(3).map(fslice::<T>).transpose()?;
@@ -86,9 +93,96 @@ impl Op for BatchNormOp {
     }
 }
 
+/// On a CubeCL device the same formulas, written with the device's element-wise and
+/// reduction kernels (per-channel sums are reductions over axes 0 and 2 of `[N, C, L]`).
+impl BatchNormOp {
+    fn forward_on_device(
+        &self,
+        x: Tensor,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+    ) -> Result<Forward> {
+        let c = x.dims()[1];
+        let per_channel = |t: &Tensor| t.try_reshape(&[1, c, 1]);
+        let mean = self.stats.0.clone();
+        let rstd = self
+            .stats
+            .1
+            .try_unary(UnaryKind::Affine {
+                scale: 1.0,
+                shift: self.eps,
+            })?
+            .try_unary(UnaryKind::Powf(-0.5))?;
+        let mut y = x
+            .try_sub(&per_channel(&mean)?)?
+            .try_mul(&per_channel(&rstd)?)?;
+        if let (Some(g), Some(b)) = (gamma, beta) {
+            y = y.try_mul(&per_channel(g)?)?.try_add(&per_channel(b)?)?;
+        }
+        let mut saved = vec![x, mean, rstd];
+        saved.extend(gamma.cloned());
+        Ok(Forward::new(y, saved))
+    }
+
+    fn backward_on_device(
+        &self,
+        x: &Tensor,
+        g: &Tensor,
+        mean: &Tensor,
+        rstd: &Tensor,
+        gamma: Option<&Tensor>,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (n, c, l) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+        let per_channel = |t: &Tensor| t.try_reshape(&[1, c, 1]);
+        let xhat = x
+            .try_sub(&per_channel(mean)?)?
+            .try_mul(&per_channel(rstd)?)?;
+        let sum_g = g.try_sum_axes(&[0, 2], false)?;
+        let sum_gx = g.try_mul(&xhat)?.try_sum_axes(&[0, 2], false)?;
+        let k = match gamma {
+            Some(gm) => rstd.try_mul(gm)?,
+            None => rstd.clone(),
+        };
+        let inner = if self.batch_stats {
+            let m = 1.0 / (n * l) as f64;
+            let scaled = |t: &Tensor| {
+                per_channel(&t.try_unary(UnaryKind::Affine {
+                    scale: m,
+                    shift: 0.0,
+                })?)
+            };
+            g.try_sub(&scaled(&sum_g)?)?
+                .try_sub(&xhat.try_mul(&scaled(&sum_gx)?)?)?
+        } else {
+            g.clone()
+        };
+        let dx = inner.try_mul(&per_channel(&k)?)?;
+        let mut out = vec![Some(dx)];
+        if self.affine {
+            out.push(Some(sum_gx));
+            out.push(Some(sum_g));
+        }
+        Ok(out)
+    }
+}
+
 /// Per-channel mean and biased variance (`[C]` each) of a contiguous `[N, C, L]` tensor.
 fn batch_stats(flat: &Tensor) -> Result<(Tensor, Tensor)> {
     let (n, c, l) = (flat.dims()[0], flat.dims()[1], flat.dims()[2]);
+    if flat.cube().is_some() {
+        let m = 1.0 / (n * l) as f64;
+        let mean_of = |t: &Tensor| {
+            t.try_sum_axes(&[0, 2], false)?
+                .try_unary(UnaryKind::Affine {
+                    scale: m,
+                    shift: 0.0,
+                })
+        };
+        let mean = mean_of(flat)?;
+        let centred = flat.try_sub(&mean.try_reshape(&[1, c, 1])?)?;
+        let var = mean_of(&centred.try_mul(&centred)?)?;
+        return Ok((mean, var));
+    }
     with_float!("batch_norm", flat.dtype(), |T| {
         let (m, v) = kernel::channel_stats(&fslice::<T>(flat)?, n, c, l);
         Ok((from_float(m, [c].into()), from_float(v, [c].into())))
@@ -177,6 +271,30 @@ impl BatchNorm2d {
     fn update_running(&mut self, mean: &Tensor, var: &Tensor, count: usize) -> Result<()> {
         let m = count as f64;
         let mom = self.momentum;
+        if mean.cube().is_some() {
+            // On a device the estimates stay there; only the batch counter is read back,
+            // because i64 arithmetic has no kernel yet (one small synchronisation a step).
+            let blend = |running: &Tensor, batch: &Tensor, unbias: f64| -> Result<Tensor> {
+                let keep = running.try_unary(UnaryKind::Affine {
+                    scale: 1.0 - mom,
+                    shift: 0.0,
+                })?;
+                keep.try_add(&batch.try_unary(UnaryKind::Affine {
+                    scale: mom * unbias,
+                    shift: 0.0,
+                })?)
+            };
+            let (rm, rv) = (
+                blend(&self.running_mean, mean, 1.0)?,
+                blend(&self.running_var, var, m / (m - 1.0))?,
+            );
+            self.running_mean = rm;
+            self.running_var = rv;
+            let tracked = &self.num_batches_tracked;
+            let nb = tracked.try_to_vec::<i64>()?[0] + 1;
+            self.num_batches_tracked = Tensor::scalar(nb).try_to_device(tracked.device())?;
+            return Ok(());
+        }
         let rm: Vec<f64> = self
             .running_mean
             .to_vec::<f64>()
