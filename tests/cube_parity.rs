@@ -588,16 +588,33 @@ fn cross_entropy<R: Runtime>(client: &ComputeClient<R>) {
 
 fn context_pool<R: Runtime>(client: &ComputeClient<R>) {
     use cubegrad::backend::cpu::context_pool as cpu;
-    // d = 80 is more features than a cube has units; n = 70 is longer than a window.
-    for (batch, n, d, causal, normalize, radius) in [
-        (2, 37, 19, false, true, 24),
-        (1, 70, 80, true, true, 24),
-        (2, 23, 5, false, false, 3),
+    let seq = |n, stride, radius, causal| cpu::Geometry::Seq {
+        n,
+        stride,
+        radius,
+        causal,
+    };
+    let grid = |h, w, stride, radius| cpu::Geometry::Grid {
+        h,
+        w,
+        stride,
+        radius,
+    };
+    // d = 80 is more features than a cube has units; n = 70 is longer than a window; the
+    // grids have odd sides, windows cut by the border, and a stride that drops the last row.
+    for (batch, d, normalize, geo) in [
+        (2, 19, true, seq(37, 1, 24, false)),
+        (1, 80, true, seq(70, 1, 24, true)),
+        (2, 5, false, seq(23, 1, 3, false)),
+        (2, 7, true, seq(41, 2, 5, true)),
+        (2, 70, true, grid(9, 11, 1, 3)),
+        (1, 6, true, grid(11, 12, 2, 2)),
     ] {
+        let (n, n_out) = (geo.n_in(), geo.n_out());
         let x = Tensor::randn([batch, n, d], 0.0, 1.0).to_vec::<f32>();
         let a = Tensor::randn([d], 0.0, 0.3).to_vec::<f32>();
         let b = Tensor::randn([d], 0.0, 0.3).to_vec::<f32>();
-        let g = Tensor::randn([batch, n, d], 0.0, 1.0).to_vec::<f32>();
+        let g = Tensor::randn([batch, n_out, d], 0.0, 1.0).to_vec::<f32>();
         let (a0, b0) = (0.2f32, -0.4f32);
         let params = cpu::Params {
             s_min: 0.5,
@@ -605,11 +622,27 @@ fn context_pool<R: Runtime>(client: &ComputeClient<R>) {
             normalize,
             eps: 1e-6,
         };
-        let geo = cpu::Geometry::Seq {
-            n,
-            stride: 1,
-            radius,
-            causal,
+        let (dims, radius, causal) = match geo {
+            cpu::Geometry::Seq {
+                n,
+                stride,
+                radius,
+                causal,
+            } => (
+                context_pool::PoolDims::seq(batch, n, d, stride),
+                radius,
+                causal,
+            ),
+            cpu::Geometry::Grid {
+                h,
+                w,
+                stride,
+                radius,
+            } => (
+                context_pool::PoolDims::grid(batch, h, w, d, stride),
+                radius,
+                false,
+            ),
         };
         let f = cpu::forward(&x, batch, d, geo, params, &a, a0, &b, b0);
         let saved = cpu::Saved {
@@ -629,7 +662,6 @@ fn context_pool<R: Runtime>(client: &ComputeClient<R>) {
             normalize,
             eps: 1e-6,
         };
-        let dims = context_pool::PoolDims { batch, n, d };
         let up = |v: &[f32]| client.create_from_slice(f32::as_bytes(v));
         let (hx, ha, hb) = (up(&x), up(&a), up(&b));
         let (ha0, hb0) = (up(&[a0]), up(&[b0]));
@@ -637,7 +669,7 @@ fn context_pool<R: Runtime>(client: &ComputeClient<R>) {
         let (dx, da, db) =
             context_pool::backward::<R, f32>(client, &hx, &ha, &hb, &out, &up(&g), dims, p);
         let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-        let what = format!("context_pool n={n} d={d} causal={causal} normalize={normalize}");
+        let what = format!("context_pool {geo:?} d={d} normalize={normalize}");
         assert_close(
             &download(client, out.y),
             &f64s(&f.y),

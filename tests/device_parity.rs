@@ -10,7 +10,7 @@ use cubegrad::testing::{assert_close, built_devices, device_or_skip, registry, T
 use cubegrad::{DType, Device, Error, Tensor};
 
 /// Registry entries that have no device kernel yet (forward or backward), in registry order.
-const NOT_ON_DEVICE: &[&str] = &["context_pool_2d", "context_pool_2d_stride2"];
+const NOT_ON_DEVICE: &[&str] = &[];
 
 fn check(device: Device) {
     let mut unsupported = Vec::new();
@@ -474,5 +474,83 @@ fn batch_norm_running_statistics_on_the_device_match_the_cpu() {
             Tolerance::F32,
             &format!("eval on {device}"),
         );
+    }
+}
+
+/// ContextPool's image layouts on the device: the ConvNet pooling variant with a stride, and
+/// a ViT grid with its class token passed through; outputs, gradients and the pooling sizes
+/// kept for plots match the CPU.
+#[test]
+fn context_pool_on_images_matches_the_cpu() {
+    use cubegrad::nn::{ContextPool, ContextPool2d, ContextPoolOptions};
+    for device in built_devices() {
+        let Some(device) = device_or_skip("ContextPool on images", device) else {
+            continue;
+        };
+        let opts = ContextPoolOptions {
+            radius: Some(3),
+            ..ContextPoolOptions::default()
+        };
+        let mut conv_pool = ContextPool2d::new(5, 2, opts);
+        let mut vit_pool = ContextPool::new(5, opts);
+        let img = Tensor::randn([2, 5, 9, 10], 0.0, 1.0);
+        let tokens = Tensor::randn([2, 1 + 4 * 6, 5], 0.0, 1.0);
+        let run = |cp: &ContextPool2d, vp: &ContextPool, img: &Tensor, tok: &Tensor| {
+            let a = cp.forward(img);
+            let b = vp.forward_grid(tok, (4, 6), true);
+            (a, b)
+        };
+        let (a, b) = run(&conv_pool, &vit_pool, &img, &tokens);
+        let ga = Tensor::randn(a.shape().clone(), 0.0, 1.0);
+        let gb = Tensor::randn(b.shape().clone(), 0.0, 1.0);
+        let loss = |a: &Tensor, b: &Tensor, ga: &Tensor, gb: &Tensor| {
+            a.mul(ga).sum().add(&b.mul(gb).sum())
+        };
+        let grads = loss(&a, &b, &ga, &gb).backward();
+        let want: Vec<Vec<f64>> = conv_pool
+            .parameters()
+            .into_iter()
+            .chain(vit_pool.parameters())
+            .map(|(_, p)| grads.get(&p).unwrap().to_vec::<f64>())
+            .collect();
+        let sizes = conv_pool.last_stats().unwrap().sizes.to_vec::<f64>();
+        conv_pool.to_device(device);
+        vit_pool.to_device(device);
+        let (ad, bd) = run(
+            &conv_pool,
+            &vit_pool,
+            &img.to_device(device),
+            &tokens.to_device(device),
+        );
+        let tol = Tolerance::F32;
+        assert_close(
+            &ad.to_vec::<f64>(),
+            &a.to_vec::<f64>(),
+            tol,
+            "ContextPool2d",
+        );
+        assert_close(
+            &bd.to_vec::<f64>(),
+            &b.to_vec::<f64>(),
+            tol,
+            "grid + class token",
+        );
+        let dsizes = conv_pool.last_stats().unwrap().sizes;
+        assert_eq!(dsizes.dims(), &[2, 4, 5]);
+        assert_close(&dsizes.to_vec::<f64>(), &sizes, tol, "pooling sizes");
+        let on = |t: &Tensor| t.to_device(device);
+        let gd = loss(&ad, &bd, &on(&ga), &on(&gb)).backward();
+        let params = conv_pool
+            .parameters()
+            .into_iter()
+            .chain(vit_pool.parameters());
+        for ((name, p), w) in params.zip(&want) {
+            assert_close(
+                &gd.get(&p).unwrap().to_vec::<f64>(),
+                w,
+                tol,
+                &format!("gradient of {name} on {device}"),
+            );
+        }
     }
 }

@@ -1,13 +1,16 @@
-//! ContextPool over a sequence (the spec's 1-D layer, stride 1, optionally causal), forward and
-//! backward, as CubeCL kernels; the CPU twin is `cubegrad::backend::cpu::context_pool`.
+//! ContextPool as CubeCL kernels, forward and backward: over a sequence (the spec's 1-D
+//! layer, optionally causal), over an `H × W` grid of tokens, and with a stride (the ConvNet
+//! pooling variant). A sequence is a grid of one row. The CPU twin is
+//! `cubegrad::backend::cpu::context_pool`.
 //!
-//! Forward: one unit per token predicts `w` and `s`; then one cube per output token walks
-//! its window, every unit accumulating its own features. Backward, with no float atomics:
-//! (1) one cube per output token computes `∂L/∂u` for its window (kept, `[B·n, K]`) and the
+//! Forward: one unit per token predicts `w` and `s`; then one cube per output walks its window
+//! (sized by `s` at the output's centre token), every unit accumulating its own features.
+//! Backward, with no float atomics: (1) one cube per output computes `∂L/∂u` for its window (kept, `[B·n_out, K]`) and the
 //! size gradient; (2) one cube per input token gathers, from the outputs whose windows hold
 //! it, its direct gradient and its weight gradient; (3) column sums give the predictors'
 //! gradients. Windows stop where the Gaussian falls below e^−80, as on the CPU.
 
+use crate::common::u32s;
 use crate::reduce::{cube_reduce, row_grid};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
@@ -28,12 +31,69 @@ pub struct PoolParams {
     pub eps: f32,
 }
 
-/// Sizes: `batch` sequences of `n` tokens with `d` features.
-#[derive(Clone, Copy, Debug)]
+/// Sizes: `batch` samples of `h × w` tokens (row-major) with `d` features, pooled around
+/// every `sh`-th row and `sw`-th column (output `(r, c)` is centred on `(sh·r, sw·c)`). A
+/// sequence of `n` tokens is one row (`h = 1`, `w = n`); the ConvNet variant strides both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolDims {
     pub batch: usize,
-    pub n: usize,
     pub d: usize,
+    pub h: usize,
+    pub w: usize,
+    pub sh: usize,
+    pub sw: usize,
+}
+
+impl PoolDims {
+    /// `n` tokens in a row, every `stride`-th one an output.
+    pub fn seq(batch: usize, n: usize, d: usize, stride: usize) -> Self {
+        PoolDims {
+            batch,
+            d,
+            h: 1,
+            w: n,
+            sh: 1,
+            sw: stride,
+        }
+    }
+    /// An `h × w` grid with the same stride along both axes.
+    pub fn grid(batch: usize, h: usize, w: usize, d: usize, stride: usize) -> Self {
+        PoolDims {
+            batch,
+            d,
+            h,
+            w,
+            sh: stride,
+            sw: stride,
+        }
+    }
+    pub fn n_in(&self) -> usize {
+        self.h * self.w
+    }
+    pub fn n_out(&self) -> usize {
+        (self.h / self.sh) * (self.w / self.sw)
+    }
+    /// How far a window reaches along rows: 0 for a sequence.
+    fn row_radius(&self, radius: u32) -> usize {
+        (radius as usize).min(self.h - 1)
+    }
+    /// Entries of `du` per output: every position a window of the full radius can hold.
+    fn width(&self, radius: u32) -> usize {
+        (2 * self.row_radius(radius) + 1) * (2 * radius as usize + 1)
+    }
+    /// `[h, w, sh, sw, w_out, n_in, n_out, row_radius]`, as the kernels read it.
+    fn packed(&self, radius: u32) -> [usize; 8] {
+        [
+            self.h,
+            self.w,
+            self.sh,
+            self.sw,
+            self.w / self.sw,
+            self.n_in(),
+            self.n_out(),
+            self.row_radius(radius),
+        ]
+    }
 }
 
 #[cube]
@@ -41,20 +101,49 @@ fn sigmoid<F: Float>(z: F) -> F {
     F::new(1.0) / (F::new(1.0) + F::exp(-z))
 }
 
-/// The window `[lo, hi]` of token `i` with size `s`.
+/// Output `o`'s window for size `s`: its centre `(r, c)` and the rows `r0..=r1` and columns
+/// `c0..=c1` it pools, the radius lowered to where the Gaussian is e^−80 (never raised).
 #[cube]
-fn window<F: Float>(i: u32, n: u32, s: F, radius: u32, #[comptime] causal: bool) -> (u32, u32) {
+fn window<F: Float>(
+    o: u32,
+    s: F,
+    geo: &Array<u32>,
+    radius: u32,
+    #[comptime] causal: bool,
+) -> (u32, u32, u32, u32, u32, u32) {
+    let (h, w, sh, sw, w_out) = (geo[0], geo[1], geo[2], geo[3], geo[4]);
+    let r = sh * (o / w_out);
+    let c = sw * (o % w_out);
     let cap = u32::cast_from(F::floor(s * F::new(CUT)));
-    let r = u32::min(radius, cap);
-    let mut lo = 0u32;
-    if i > r {
-        lo = i - r;
+    let rad = u32::min(radius, cap);
+    let mut r0 = 0u32;
+    if r > rad {
+        r0 = r - rad;
     }
-    let mut hi = u32::min(i + r, n - 1);
+    let r1 = u32::min(r + rad, h - 1);
+    let mut c0 = 0u32;
+    if c > rad {
+        c0 = c - rad;
+    }
+    let mut c1 = u32::min(c + rad, w - 1);
     if comptime![causal] {
-        hi = i;
+        c1 = c;
     }
-    (lo, hi)
+    (r, c, r0, r1, c0, c1)
+}
+
+/// Squared distance between `(r, c)` and `(rj, cj)`, as a float.
+#[cube]
+fn dist2<F: Float>(r: u32, c: u32, rj: u32, cj: u32) -> F {
+    let dr = F::cast_from(r) - F::cast_from(rj);
+    let dc = F::cast_from(c) - F::cast_from(cj);
+    dr * dr + dc * dc
+}
+
+/// Where `du` keeps the entry of input `(rj, cj)` in the window centred on `(r, c)`.
+#[cube]
+fn du_slot(r: u32, c: u32, rj: u32, cj: u32, row_radius: u32, radius: u32) -> u32 {
+    (rj + row_radius - r) * (2 * radius + 1) + (cj + radius - c)
 }
 
 #[cube(launch)]
@@ -86,16 +175,19 @@ fn predict_kernel<F: Float + CubeElement>(
     }
 }
 
+/// One cube per output: `y_o = Σ_j u_oj x_j / D_o` over its window, `u_oj = w_j·exp(−dist²/2s²)`
+/// with `s` predicted at the output's centre token. Writes `s_o` and `D_o` for the backward.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn forward_kernel<F: Float + CubeElement>(
     x: &Array<F>,
     w: &Array<F>,
-    s: &Array<F>,
+    s_tok: &Array<F>,
     y: &mut Array<F>,
+    s_out: &mut Array<F>,
     denom: &mut Array<F>,
-    tokens: u32,
-    n: u32,
+    geo: &Array<u32>,
+    outputs: u32,
     d: u32,
     radius: u32,
     eps: F,
@@ -103,39 +195,48 @@ fn forward_kernel<F: Float + CubeElement>(
     #[comptime] normalize: bool,
 ) {
     let t = CUBE_POS as u32;
-    if t < tokens {
-        let (bt, i) = (t / n, t % n);
-        let si = s[t as usize];
+    if t < outputs {
+        let (width, n_in, n_out) = (geo[1], geo[5], geo[6]);
+        let (bt, o) = (t / n_out, t % n_out);
+        let base = bt * n_in;
+        let w_out = geo[4];
+        let centre = geo[2] * (o / w_out) * width + geo[3] * (o % w_out);
+        let si = s_tok[(base + centre) as usize];
         let k = F::new(-0.5) / (si * si);
-        let (lo, hi) = window::<F>(i, n, si, radius, causal);
+        let (r, c, r0, r1, c0, c1) = window::<F>(o, si, geo, radius, causal);
         let mut z = F::new(0.0);
-        for j in lo..hi + 1 {
-            let dist = F::cast_from(i) - F::cast_from(j);
-            z += w[(bt * n + j) as usize] * F::exp(dist * dist * k);
+        for rj in r0..r1 + 1 {
+            for cj in c0..c1 + 1 {
+                let j = base + rj * width + cj;
+                z += w[j as usize] * F::exp(dist2::<F>(r, c, rj, cj) * k);
+            }
         }
         let mut den = F::new(1.0) + eps;
         if comptime![normalize] {
             den = z + eps;
         }
-        let mut c = UNIT_POS;
-        while c < d {
+        let mut f = UNIT_POS;
+        while f < d {
             let mut acc = F::new(0.0);
-            for j in lo..hi + 1 {
-                let dist = F::cast_from(i) - F::cast_from(j);
-                let u = w[(bt * n + j) as usize] * F::exp(dist * dist * k);
-                acc += u * x[((bt * n + j) * d + c) as usize];
+            for rj in r0..r1 + 1 {
+                for cj in c0..c1 + 1 {
+                    let j = base + rj * width + cj;
+                    let u = w[j as usize] * F::exp(dist2::<F>(r, c, rj, cj) * k);
+                    acc += u * x[(j * d + f) as usize];
+                }
             }
-            y[(t * d + c) as usize] = acc / den;
-            c += CUBE_DIM;
+            y[(t * d + f) as usize] = acc / den;
+            f += CUBE_DIM;
         }
         if UNIT_POS == 0 {
             denom[t as usize] = den;
+            s_out[t as usize] = si;
         }
     }
 }
 
-/// Backward pass 1, one cube per output token `i`: `du[i, k] = (G_i·x_j − G_i·y_i) / D_i`
-/// for the `k`-th token `j` of its window, and the gradient of `s_i`'s pre-activation.
+/// Backward pass 1, one cube per output `o`: `du[o, k] = (G_o·x_j − G_o·y_o) / D_o` for the
+/// `k`-th input `j` of its window, and the gradient of `s_o`'s pre-activation.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn backward_outputs_kernel<F: Float + CubeElement>(
@@ -147,11 +248,11 @@ fn backward_outputs_kernel<F: Float + CubeElement>(
     denom: &Array<F>,
     du: &mut Array<F>,
     dzb: &mut Array<F>,
-    tokens: u32,
-    n: u32,
+    geo: &Array<u32>,
+    outputs: u32,
     d: u32,
     radius: u32,
-    width: u32,
+    slots: u32,
     s_min: F,
     s_max: F,
     #[comptime] causal: bool,
@@ -161,41 +262,46 @@ fn backward_outputs_kernel<F: Float + CubeElement>(
     let t = CUBE_POS as u32;
     let mut smem = SharedMemory::<F>::new(block);
     let mut part = F::new(0.0);
-    if t < tokens && comptime![normalize] {
-        let mut c = UNIT_POS;
-        while c < d {
-            part += g[(t * d + c) as usize] * y[(t * d + c) as usize];
-            c += CUBE_DIM;
+    if t < outputs && comptime![normalize] {
+        let mut f = UNIT_POS;
+        while f < d {
+            part += g[(t * d + f) as usize] * y[(t * d + f) as usize];
+            f += CUBE_DIM;
         }
     }
     cube_reduce::<F>(&mut smem, part, 0u32);
     let gy = smem[0];
     sync_cube();
     let mut ds = F::new(0.0);
-    if t < tokens {
-        let (bt, i) = (t / n, t % n);
+    if t < outputs {
+        let (width, n_in, n_out, row_radius) = (geo[1], geo[5], geo[6], geo[7]);
+        let (bt, o) = (t / n_out, t % n_out);
+        let base = bt * n_in;
         let si = s[t as usize];
         let k = F::new(-0.5) / (si * si);
         let inv_den = F::new(1.0) / denom[t as usize];
-        let (lo, hi) = window::<F>(i, n, si, radius, causal);
+        let (r, c, r0, r1, c0, c1) = window::<F>(o, si, geo, radius, causal);
+        let cw = c1 + 1 - c0;
         let mut q = UNIT_POS;
-        while q < hi + 1 - lo {
-            let j = lo + q;
+        while q < (r1 + 1 - r0) * cw {
+            let rj = r0 + q / cw;
+            let cj = c0 + q % cw;
+            let j = base + rj * width + cj;
             let mut dot = F::new(0.0);
-            for c in 0..d {
-                dot += g[(t * d + c) as usize] * x[((bt * n + j) * d + c) as usize];
+            for f in 0..d {
+                dot += g[(t * d + f) as usize] * x[(j * d + f) as usize];
             }
-            let dist = F::cast_from(i) - F::cast_from(j);
-            let u = w[(bt * n + j) as usize] * F::exp(dist * dist * k);
+            let dd = dist2::<F>(r, c, rj, cj);
+            let u = w[j as usize] * F::exp(dd * k);
             let dui = (dot - gy) * inv_den;
-            // Entries are indexed by offset from i − radius, so pass 2 finds them.
-            du[(t * width + (j + radius - i)) as usize] = dui;
-            ds += dui * u * dist * dist;
+            // Slots are fixed offsets from the centre, so pass 2 finds them.
+            du[(t * slots + du_slot(r, c, rj, cj, row_radius, radius)) as usize] = dui;
+            ds += dui * u * dd;
             q += CUBE_DIM;
         }
     }
     cube_reduce::<F>(&mut smem, ds, 0u32);
-    if t < tokens && UNIT_POS == 0 {
+    if t < outputs && UNIT_POS == 0 {
         let si = s[t as usize];
         let span = s_max - s_min;
         let mut z = F::new(0.0);
@@ -206,9 +312,22 @@ fn backward_outputs_kernel<F: Float + CubeElement>(
     }
 }
 
-/// Backward pass 2, one cube per input token `j`: gathers from every output `i` whose window
-/// holds `j` the direct gradient `u_ij G_i / D_i` and `∂L/∂w_j = Σ_i du_ij g_ij`, then adds
-/// both predictors' paths: `dx_j += dza_j a + dzb_j b`. Writes `dza`.
+/// The first and one-past-last output index along one axis whose centre `stride·o` lies
+/// within `radius` of position `p`, clipped to `n_out`.
+#[cube]
+fn centres_near(p: u32, radius: u32, stride: u32, n_out: u32) -> (u32, u32) {
+    let mut lo = 0u32;
+    if p > radius {
+        lo = (p - radius + stride - 1) / stride;
+    }
+    let hi = u32::min((p + radius) / stride + 1, n_out);
+    (lo, hi)
+}
+
+/// Backward pass 2, one cube per input `j`: gathers, from every output whose window holds
+/// `j`, the direct gradient `u_oj G_o / D_o` and `∂L/∂w_j = Σ_o du_oj g_oj`, then adds both
+/// predictors' paths: `dx_j += dza_j a + dzb_j b` (`dzb_j` is its output's when `j` is a
+/// centre, else 0). Writes `dza` and `dzb` per input token, for the column sums.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn backward_inputs_kernel<F: Float + CubeElement>(
@@ -217,61 +336,74 @@ fn backward_inputs_kernel<F: Float + CubeElement>(
     s: &Array<F>,
     denom: &Array<F>,
     du: &Array<F>,
-    dzb: &Array<F>,
+    dzb_out: &Array<F>,
     a: &Array<F>,
     b: &Array<F>,
     dx: &mut Array<F>,
     dza: &mut Array<F>,
+    dzb: &mut Array<F>,
+    geo: &Array<u32>,
     tokens: u32,
-    n: u32,
     d: u32,
     radius: u32,
-    width: u32,
+    slots: u32,
     #[comptime] causal: bool,
 ) {
     let t = CUBE_POS as u32;
     if t < tokens {
-        let (bt, j) = (t / n, t % n);
+        let (h, width, sh, sw, w_out) = (geo[0], geo[1], geo[2], geo[3], geo[4]);
+        let (n_in, n_out, row_radius) = (geo[5], geo[6], geo[7]);
+        let h_out = h / sh;
+        let (bt, jj) = (t / n_in, t % n_in);
+        let (rj, cj) = (jj / width, jj % width);
         let wj = w[t as usize];
-        // Outputs that may see j: within the radius, and not before j when causal.
-        let mut first = 0u32;
-        if j > radius {
-            first = j - radius;
-        }
+        let (ro0, ro1) = centres_near(rj, radius, sh, h_out);
+        let (mut co0, co1) = centres_near(cj, radius, sw, w_out);
         if comptime![causal] {
-            first = j;
+            // Causal windows end at their centre: only centres at or after j see it.
+            co0 = u32::max(co0, (cj + sw - 1) / sw);
         }
-        let last = u32::min(j + radius, n - 1);
         let mut dw = F::new(0.0);
-        for i in first..last + 1 {
-            let ti = bt * n + i;
-            let si = s[ti as usize];
-            let (lo, hi) = window::<F>(i, n, si, radius, causal);
-            if j >= lo && j <= hi {
-                let dist = F::cast_from(i) - F::cast_from(j);
-                let gauss = F::exp(dist * dist * (F::new(-0.5) / (si * si)));
-                dw += du[(ti * width + (j + radius - i)) as usize] * gauss;
+        for ro in ro0..ro1 {
+            for co in co0..co1 {
+                let o = ro * w_out + co;
+                let to = bt * n_out + o;
+                let si = s[to as usize];
+                let (r, c, r0, r1, c0, c1) = window::<F>(o, si, geo, radius, causal);
+                if rj >= r0 && rj <= r1 && cj >= c0 && cj <= c1 {
+                    let gauss = F::exp(dist2::<F>(r, c, rj, cj) * (F::new(-0.5) / (si * si)));
+                    let slot = du_slot(r, c, rj, cj, row_radius, radius);
+                    dw += du[(to * slots + slot) as usize] * gauss;
+                }
             }
         }
         let dz = dw * wj * (F::new(1.0) - wj);
-        let mut c = UNIT_POS;
-        while c < d {
+        // The output centred on j, if any, passes its size gradient to j's features.
+        let mut dzj = F::new(0.0);
+        if rj % sh == 0 && cj % sw == 0 && rj / sh < h_out && cj / sw < w_out {
+            dzj = dzb_out[(bt * n_out + (rj / sh) * w_out + cj / sw) as usize];
+        }
+        let mut f = UNIT_POS;
+        while f < d {
             let mut acc = F::new(0.0);
-            for i in first..last + 1 {
-                let ti = bt * n + i;
-                let si = s[ti as usize];
-                let (lo, hi) = window::<F>(i, n, si, radius, causal);
-                if j >= lo && j <= hi {
-                    let dist = F::cast_from(i) - F::cast_from(j);
-                    let u = wj * F::exp(dist * dist * (F::new(-0.5) / (si * si)));
-                    acc += u / denom[ti as usize] * g[(ti * d + c) as usize];
+            for ro in ro0..ro1 {
+                for co in co0..co1 {
+                    let o = ro * w_out + co;
+                    let to = bt * n_out + o;
+                    let si = s[to as usize];
+                    let (r, c, r0, r1, c0, c1) = window::<F>(o, si, geo, radius, causal);
+                    if rj >= r0 && rj <= r1 && cj >= c0 && cj <= c1 {
+                        let gauss = F::exp(dist2::<F>(r, c, rj, cj) * (F::new(-0.5) / (si * si)));
+                        acc += wj * gauss / denom[to as usize] * g[(to * d + f) as usize];
+                    }
                 }
             }
-            dx[(t * d + c) as usize] = acc + dz * a[c as usize] + dzb[t as usize] * b[c as usize];
-            c += CUBE_DIM;
+            dx[(t * d + f) as usize] = acc + dz * a[f as usize] + dzj * b[f as usize];
+            f += CUBE_DIM;
         }
         if UNIT_POS == 0 {
             dza[t as usize] = dz;
+            dzb[t as usize] = dzj;
         }
     }
 }
@@ -311,8 +443,8 @@ fn floats<F: Float + CubeElement>(n: usize) -> usize {
     n.max(1) * std::mem::size_of::<F>()
 }
 
-/// What the forward returns and the backward needs: output `y` `[B, n, d]`, weights `w`,
-/// sizes `s` and denominators (`[B, n]` each).
+/// What the forward returns and the backward needs: output `y` `[B, n_out, d]`, weights `w`
+/// `[B, n_in]`, sizes `s` and denominators `[B, n_out]`.
 pub struct PoolOutputs {
     pub y: Handle,
     pub w: Handle,
@@ -320,8 +452,8 @@ pub struct PoolOutputs {
     pub denom: Handle,
 }
 
-/// Forward of ContextPool on `x` `[B, n, d]` with predictor weights `a`, `b` (`d` each) and
-/// biases `a0`, `b0`.
+/// Forward of ContextPool on `x` `[B, n_in, d]` with predictor weights `a`, `b` (`d` each)
+/// and biases `a0`, `b0`.
 #[allow(clippy::too_many_arguments)]
 pub fn forward<R: Runtime, F: Float + CubeElement>(
     client: &ComputeClient<R>,
@@ -333,17 +465,20 @@ pub fn forward<R: Runtime, F: Float + CubeElement>(
     dims: PoolDims,
     p: PoolParams,
 ) -> PoolOutputs {
-    let PoolDims { batch, n, d } = dims;
-    let tokens = batch * n;
-    let (w, s) = (
+    let d = dims.d;
+    let tokens = dims.batch * dims.n_in();
+    let outputs = dims.batch * dims.n_out();
+    let (w, s_tok) = (
         client.empty(floats::<F>(tokens)),
         client.empty(floats::<F>(tokens)),
     );
-    let y = client.empty(floats::<F>(tokens * d));
-    let denom = client.empty(floats::<F>(tokens));
+    let y = client.empty(floats::<F>(outputs * d));
+    let s = client.empty(floats::<F>(outputs));
+    let denom = client.empty(floats::<F>(outputs));
+    let geo = u32s(client, &dims.packed(p.radius));
     let (count, dim) = crate::common::grid(tokens);
     // SAFETY (all launches here): every buffer is sized for the lengths passed with it, and
-    // the kernels guard their token and feature indices.
+    // the kernels guard their token and feature indices; windows stay inside the grid.
     unsafe {
         predict_kernel::launch::<F, R>(
             client,
@@ -353,7 +488,7 @@ pub fn forward<R: Runtime, F: Float + CubeElement>(
             ArrayArg::from_raw_parts(a.clone(), d),
             ArrayArg::from_raw_parts(b.clone(), d),
             ArrayArg::from_raw_parts(w.clone(), tokens.max(1)),
-            ArrayArg::from_raw_parts(s.clone(), tokens.max(1)),
+            ArrayArg::from_raw_parts(s_tok.clone(), tokens.max(1)),
             ArrayArg::from_raw_parts(a0.clone(), 1),
             ArrayArg::from_raw_parts(b0.clone(), 1),
             tokens as u32,
@@ -363,15 +498,16 @@ pub fn forward<R: Runtime, F: Float + CubeElement>(
         );
         forward_kernel::launch::<F, R>(
             client,
-            row_grid(tokens),
+            row_grid(outputs),
             CubeDim::new_1d(UNITS),
             ArrayArg::from_raw_parts(x.clone(), (tokens * d).max(1)),
             ArrayArg::from_raw_parts(w.clone(), tokens.max(1)),
-            ArrayArg::from_raw_parts(s.clone(), tokens.max(1)),
-            ArrayArg::from_raw_parts(y.clone(), (tokens * d).max(1)),
-            ArrayArg::from_raw_parts(denom.clone(), tokens.max(1)),
-            tokens as u32,
-            n as u32,
+            ArrayArg::from_raw_parts(s_tok, tokens.max(1)),
+            ArrayArg::from_raw_parts(y.clone(), (outputs * d).max(1)),
+            ArrayArg::from_raw_parts(s.clone(), outputs.max(1)),
+            ArrayArg::from_raw_parts(denom.clone(), outputs.max(1)),
+            ArrayArg::from_raw_parts(geo, 8),
+            outputs as u32,
             d as u32,
             p.radius,
             F::new(p.eps),
@@ -382,8 +518,8 @@ pub fn forward<R: Runtime, F: Float + CubeElement>(
     PoolOutputs { y, w, s, denom }
 }
 
-/// Gradients of ContextPool: `(dx [B, n, d], da [d + 1], db [d + 1])`, where the last entry
-/// of `da`/`db` is the bias's gradient.
+/// Gradients of ContextPool: `(dx [B, n_in, d], da [d + 1], db [d + 1])`, where the last
+/// entry of `da`/`db` is the bias's gradient.
 #[allow(clippy::too_many_arguments)]
 pub fn backward<R: Runtime, F: Float + CubeElement>(
     client: &ComputeClient<R>,
@@ -395,39 +531,44 @@ pub fn backward<R: Runtime, F: Float + CubeElement>(
     dims: PoolDims,
     p: PoolParams,
 ) -> (Handle, Handle, Handle) {
-    let PoolDims { batch, n, d } = dims;
-    let tokens = batch * n;
-    let width = 2 * p.radius as usize + 1;
-    let du = client.empty(floats::<F>(tokens * width));
-    let dzb = client.empty(floats::<F>(tokens));
-    let dza = client.empty(floats::<F>(tokens));
+    let d = dims.d;
+    let tokens = dims.batch * dims.n_in();
+    let outputs = dims.batch * dims.n_out();
+    let slots = dims.width(p.radius);
+    let du = client.empty(floats::<F>(outputs * slots));
+    let dzb_out = client.empty(floats::<F>(outputs));
+    let (dza, dzb) = (
+        client.empty(floats::<F>(tokens)),
+        client.empty(floats::<F>(tokens)),
+    );
     let dx = client.empty(floats::<F>(tokens * d));
     let (da, db) = (
         client.empty(floats::<F>(d + 1)),
         client.empty(floats::<F>(d + 1)),
     );
-    let xd = (tokens * d).max(1);
-    let tk = tokens.max(1);
-    // SAFETY: as in `forward`; `du` holds `width` entries per token and the kernels index it
-    // by `j + radius − i`, which the window keeps in `0..width`.
+    let geo = u32s(client, &dims.packed(p.radius));
+    let (xd, yd) = ((tokens * d).max(1), (outputs * d).max(1));
+    let (tk, ok) = (tokens.max(1), outputs.max(1));
+    // SAFETY: as in `forward`; `du` holds `slots` entries per output, and `du_slot` keeps
+    // every window position inside them.
     unsafe {
         backward_outputs_kernel::launch::<F, R>(
             client,
-            row_grid(tokens),
+            row_grid(outputs),
             CubeDim::new_1d(UNITS),
             ArrayArg::from_raw_parts(x.clone(), xd),
-            ArrayArg::from_raw_parts(fwd.y.clone(), xd),
-            ArrayArg::from_raw_parts(g.clone(), xd),
+            ArrayArg::from_raw_parts(fwd.y.clone(), yd),
+            ArrayArg::from_raw_parts(g.clone(), yd),
             ArrayArg::from_raw_parts(fwd.w.clone(), tk),
-            ArrayArg::from_raw_parts(fwd.s.clone(), tk),
-            ArrayArg::from_raw_parts(fwd.denom.clone(), tk),
-            ArrayArg::from_raw_parts(du.clone(), (tokens * width).max(1)),
-            ArrayArg::from_raw_parts(dzb.clone(), tk),
-            tokens as u32,
-            n as u32,
+            ArrayArg::from_raw_parts(fwd.s.clone(), ok),
+            ArrayArg::from_raw_parts(fwd.denom.clone(), ok),
+            ArrayArg::from_raw_parts(du.clone(), (outputs * slots).max(1)),
+            ArrayArg::from_raw_parts(dzb_out.clone(), ok),
+            ArrayArg::from_raw_parts(geo.clone(), 8),
+            outputs as u32,
             d as u32,
             p.radius,
-            width as u32,
+            slots as u32,
             F::new(p.s_min),
             F::new(p.s_max),
             p.causal,
@@ -438,21 +579,22 @@ pub fn backward<R: Runtime, F: Float + CubeElement>(
             client,
             row_grid(tokens),
             CubeDim::new_1d(UNITS),
-            ArrayArg::from_raw_parts(g.clone(), xd),
+            ArrayArg::from_raw_parts(g.clone(), yd),
             ArrayArg::from_raw_parts(fwd.w.clone(), tk),
-            ArrayArg::from_raw_parts(fwd.s.clone(), tk),
-            ArrayArg::from_raw_parts(fwd.denom.clone(), tk),
-            ArrayArg::from_raw_parts(du.clone(), (tokens * width).max(1)),
-            ArrayArg::from_raw_parts(dzb.clone(), tk),
+            ArrayArg::from_raw_parts(fwd.s.clone(), ok),
+            ArrayArg::from_raw_parts(fwd.denom.clone(), ok),
+            ArrayArg::from_raw_parts(du.clone(), (outputs * slots).max(1)),
+            ArrayArg::from_raw_parts(dzb_out.clone(), ok),
             ArrayArg::from_raw_parts(a.clone(), d),
             ArrayArg::from_raw_parts(b.clone(), d),
             ArrayArg::from_raw_parts(dx.clone(), xd),
             ArrayArg::from_raw_parts(dza.clone(), tk),
+            ArrayArg::from_raw_parts(dzb.clone(), tk),
+            ArrayArg::from_raw_parts(geo, 8),
             tokens as u32,
-            n as u32,
             d as u32,
             p.radius,
-            width as u32,
+            slots as u32,
             p.causal,
         );
         for (coef, out) in [(&dza, &da), (&dzb, &db)] {

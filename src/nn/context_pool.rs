@@ -123,8 +123,7 @@ impl Op for ContextPoolOp {
         let (batch, d) = (x.dims()[0], x.dims()[2]);
         let n_out = self.geo.n_out();
         let out = if x.cube().is_some() {
-            let (radius, causal) = self.device_geometry(x)?;
-            let f = cube::context_pool_forward(x, [a, a0, b, b0], radius, causal, &self.params)?;
+            let f = cube::context_pool_forward(x, [a, a0, b, b0], &self.geo, &self.params)?;
             (f.y, f.w, f.s, f.denom)
         } else {
             with_float!("context_pool", x.dtype(), |T| {
@@ -170,7 +169,6 @@ impl Op for ContextPoolOp {
         let g = g.try_contiguous()?;
         let (batch, d) = (x.dims()[0], x.dims()[2]);
         if x.cube().is_some() {
-            let (radius, causal) = self.device_geometry(x)?;
             let fwd = cube::PoolForward {
                 y: y.clone(),
                 w: w.clone(),
@@ -178,7 +176,7 @@ impl Op for ContextPoolOp {
                 denom: denom.clone(),
             };
             let (dx, da, db) =
-                cube::context_pool_backward(x, a, b, &fwd, &g, radius, causal, &self.params)?;
+                cube::context_pool_backward(x, a, b, &fwd, &g, &self.geo, &self.params)?;
             // The kernels return each predictor's weight gradient with its bias's last.
             let split = |full: &Tensor, w: &Tensor| -> Result<(Tensor, Tensor)> {
                 Ok((
@@ -211,25 +209,6 @@ impl Op for ContextPoolOp {
                 Some(from_float::<T>(vec![gr.db0], [1].into())),
             ])
         })
-    }
-}
-
-impl ContextPoolOp {
-    /// The device kernels cover sequences with stride 1 (the attention layer's case); a grid
-    /// or a stride is not on the device yet.
-    fn device_geometry(&self, x: &Tensor) -> Result<(usize, bool)> {
-        match self.geo {
-            Geometry::Seq {
-                stride: 1,
-                radius,
-                causal,
-                ..
-            } => Ok((radius, causal)),
-            _ => Err(Error::Unsupported {
-                op: "context_pool (grid or stride)",
-                device: x.device(),
-            }),
-        }
     }
 }
 

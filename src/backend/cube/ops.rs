@@ -555,19 +555,42 @@ fn pool_params(
     }
 }
 
+/// The token layout of `x` `[B, n_in, d]` for the kernels.
+pub(crate) fn pool_dims(
+    x: &Tensor,
+    geo: &crate::backend::cpu::context_pool::Geometry,
+) -> (cubegrad_ops::context_pool::PoolDims, usize, bool) {
+    use crate::backend::cpu::context_pool::Geometry;
+    use cubegrad_ops::context_pool::PoolDims;
+    let (batch, d) = (x.dims()[0], x.dims()[2]);
+    match *geo {
+        Geometry::Seq {
+            n,
+            stride,
+            radius,
+            causal,
+        } => (PoolDims::seq(batch, n, d, stride), radius, causal),
+        Geometry::Grid {
+            h,
+            w,
+            stride,
+            radius,
+        } => (PoolDims::grid(batch, h, w, d, stride), radius, false),
+    }
+}
+
 /// The predictors `[a, a0, b, b0]` and `x`, each made dense.
 pub(crate) fn context_pool_forward(
     x: &Tensor,
     predictors: [&Tensor; 4],
-    radius: usize,
-    causal: bool,
+    geo: &crate::backend::cpu::context_pool::Geometry,
     params: &crate::backend::cpu::context_pool::Params,
 ) -> Result<PoolForward> {
     let x = dense(x)?;
     let [a, a0, b, b0] = predictors.map(dense);
     let (a, a0, b, b0) = (a?, a0?, b?, b0?);
-    let (batch, n, d) = (x.dims()[0], x.dims()[1], x.dims()[2]);
-    let dims = cubegrad_ops::context_pool::PoolDims { batch, n, d };
+    let (dims, radius, causal) = pool_dims(&x, geo);
+    let (batch, d) = (dims.batch, dims.d);
     let p = pool_params(radius, causal, params);
     let (dtype, device) = (x.dtype(), x.device());
     with_runtime!("context_pool", device, |R, client| {
@@ -582,12 +605,12 @@ pub(crate) fn context_pool_forward(
                 dims,
                 p,
             );
-            let tokens = Shape::new(&[batch, n]);
+            let outputs = Shape::new(&[batch, dims.n_out()]);
             Ok(PoolForward {
-                y: from_handle(o.y, x.shape().clone(), dtype, device),
-                w: from_handle(o.w, tokens.clone(), dtype, device),
-                s: from_handle(o.s, tokens.clone(), dtype, device),
-                denom: from_handle(o.denom, tokens, dtype, device),
+                y: from_handle(o.y, Shape::new(&[batch, dims.n_out(), d]), dtype, device),
+                w: from_handle(o.w, Shape::new(&[batch, dims.n_in()]), dtype, device),
+                s: from_handle(o.s, outputs.clone(), dtype, device),
+                denom: from_handle(o.denom, outputs, dtype, device),
             })
         })
     })
@@ -601,8 +624,7 @@ pub(crate) fn context_pool_backward(
     b: &Tensor,
     fwd: &PoolForward,
     g: &Tensor,
-    radius: usize,
-    causal: bool,
+    geo: &crate::backend::cpu::context_pool::Geometry,
     params: &crate::backend::cpu::context_pool::Params,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let (x, a, b, g) = (dense(x)?, dense(a)?, dense(b)?, dense(g)?);
@@ -612,8 +634,8 @@ pub(crate) fn context_pool_backward(
         dense(&fwd.s)?,
         dense(&fwd.denom)?,
     );
-    let (batch, n, d) = (x.dims()[0], x.dims()[1], x.dims()[2]);
-    let dims = cubegrad_ops::context_pool::PoolDims { batch, n, d };
+    let (dims, radius, causal) = pool_dims(&x, geo);
+    let d = dims.d;
     let p = pool_params(radius, causal, params);
     let (dtype, device) = (x.dtype(), x.device());
     with_runtime!("context_pool backward", device, |R, client| {
