@@ -315,6 +315,8 @@ fn backward_outputs_kernel<F: Float + CubeElement>(
 /// The first and one-past-last output index along one axis whose centre `stride·o` lies
 /// within `radius` of position `p`, clipped to `n_out`.
 #[cube]
+// `div_ceil` is not among the functions a `#[cube]` body can call.
+#[allow(clippy::manual_div_ceil)]
 fn centres_near(p: u32, radius: u32, stride: u32, n_out: u32) -> (u32, u32) {
     let mut lo = 0u32;
     if p > radius {
@@ -329,7 +331,8 @@ fn centres_near(p: u32, radius: u32, stride: u32, n_out: u32) -> (u32, u32) {
 /// predictors' paths: `dx_j += dza_j a + dzb_j b` (`dzb_j` is its output's when `j` is a
 /// centre, else 0). Writes `dza` and `dzb` per input token, for the column sums.
 #[cube(launch)]
-#[allow(clippy::too_many_arguments)]
+// `div_ceil` is not among the functions a `#[cube]` body can call.
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
 fn backward_inputs_kernel<F: Float + CubeElement>(
     g: &Array<F>,
     w: &Array<F>,

@@ -87,6 +87,8 @@ fn im2col_kernel<F: Float>(x: &Array<F>, cols: &mut Array<F>, geo: &Array<u32>) 
 /// `dx[n, ch, y, x] = Σ_{i, j} dcols[n, g, (cl, i, j), (oy, ox)]` over the output positions
 /// `(oy, ox)` whose patch reads `(y, x)` through kernel tap `(i, j)`.
 #[cube(launch)]
+// `is_multiple_of` is not among the functions a `#[cube]` body can call.
+#[allow(clippy::manual_is_multiple_of)]
 fn col2im_kernel<F: Float>(dcols: &Array<F>, dx: &mut Array<F>, geo: &Array<u32>) {
     let e = ABSOLUTE_POS as u32;
     if e < dx.len() as u32 {

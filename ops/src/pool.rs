@@ -131,6 +131,8 @@ fn max_pool_kernel<F: Float>(
 /// The first and last output index (inclusive, as `lo, hi + 1`) whose window along one axis
 /// holds padded position `t`.
 #[cube]
+// `div_ceil` is not among the functions a `#[cube]` body can call.
+#[allow(clippy::manual_div_ceil)]
 fn outputs_over(t: u32, k: u32, s: u32, n_out: u32) -> (u32, u32) {
     let mut lo = 0u32;
     if t + 1 > k {
