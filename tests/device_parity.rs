@@ -7,7 +7,7 @@
 
 use cubegrad::nn::{try_layer_norm, Embedding, Module};
 use cubegrad::testing::{assert_close, built_devices, device_or_skip, registry, Tolerance};
-use cubegrad::{DType, Device, Error, Tensor};
+use cubegrad::{no_grad, DType, Device, Error, Tensor};
 
 /// Registry entries that have no device kernel yet (forward or backward), in registry order.
 const NOT_ON_DEVICE: &[&str] = &[];
@@ -551,6 +551,88 @@ fn context_pool_on_images_matches_the_cpu() {
                 tol,
                 &format!("gradient of {name} on {device}"),
             );
+        }
+    }
+}
+
+/// The language model's other paths on the device: token-by-token decoding with the KV cache
+/// (and ContextPool's history) gives the full forward's outputs, and every baseline attention
+/// pattern (local, strided, adaptive span) gives the CPU's output and span gradient.
+#[test]
+fn cached_decoding_and_attention_baselines_run_on_the_device() {
+    use cubegrad::nn::{
+        AttentionKind, ContextPoolOptions, EncoderOptions, LayerCache, TransformerEncoderLayer,
+    };
+    for device in built_devices() {
+        let Some(device) = device_or_skip("decoding on device", device) else {
+            continue;
+        };
+        let mut opts = EncoderOptions::new(12, 3);
+        opts.dropout = 0.0;
+        opts.causal = true;
+        opts.context_pool = Some(ContextPoolOptions {
+            causal: true,
+            radius: Some(4),
+            ..ContextPoolOptions::default()
+        });
+        let mut layer = TransformerEncoderLayer::new(opts);
+        layer.to_device(device);
+        layer.eval();
+        let x = Tensor::randn([2, 9, 12], 0.0, 1.0).to_device(device);
+        let full = no_grad(|| layer.forward(&x, None)).to_vec::<f64>();
+        let mut cache = LayerCache::default();
+        let mut steps = Vec::new();
+        for t in 0..9 {
+            let y = no_grad(|| layer.forward_cached(&x.narrow(1, t, 1), &mut cache));
+            assert_eq!(y.device(), device);
+            steps.push(y);
+        }
+        let refs: Vec<&Tensor> = steps.iter().collect();
+        let cached = Tensor::concat(&refs, 1).to_vec::<f64>();
+        assert_close(
+            &cached,
+            &full,
+            Tolerance::F32,
+            "cached decoding on the device",
+        );
+
+        for kind in [
+            AttentionKind::Local { window: 2 },
+            AttentionKind::Strided { stride: 3 },
+            AttentionKind::AdaptiveSpan {
+                initial_span: 3.0,
+                ramp: 2.0,
+                max_span: 8.0,
+            },
+        ] {
+            let mut opts = EncoderOptions::new(12, 3);
+            opts.dropout = 0.0;
+            opts.causal = true;
+            opts.attention = kind;
+            let mut layer = TransformerEncoderLayer::new(opts);
+            let x = Tensor::randn([2, 10, 12], 0.0, 1.0);
+            let g = Tensor::randn([2, 10, 12], 0.0, 1.0);
+            let y = layer.forward(&x, None);
+            let grads = y.backward_with(&g);
+            let want: Vec<Vec<f64>> = layer
+                .parameters()
+                .into_iter()
+                .map(|(_, p)| grads.get(&p).unwrap().to_vec::<f64>())
+                .collect();
+            layer.to_device(device);
+            let yd = layer.forward(&x.to_device(device), None);
+            let what = format!("{kind:?} on {device}");
+            assert_close(
+                &yd.to_vec::<f64>(),
+                &y.to_vec::<f64>(),
+                Tolerance::F32,
+                &what,
+            );
+            let gd = yd.backward_with(&g.to_device(device));
+            for ((name, p), w) in layer.parameters().into_iter().zip(&want) {
+                let got = gd.get(&p).unwrap().to_vec::<f64>();
+                assert_close(&got, w, Tolerance::F32, &format!("{what}: {name}"));
+            }
         }
     }
 }

@@ -131,7 +131,9 @@ impl AdaptiveSpan {
         let dist: Vec<f64> = (0..l * s)
             .map(|x| (x / s) as f64 - (x % s) as f64)
             .collect();
-        let dist = Tensor::from_vec(dist, [1, l, s]).to_dtype(dtype);
+        let dist = Tensor::from_vec(dist, [1, l, s])
+            .to_dtype(dtype)
+            .try_to_device(self.span.device())?;
         let z = self.span.try_reshape(&[self.span.numel(), 1, 1])?;
         // u = (R + z − x) / R, then clamp(u, 0, 1) = relu(u) − relu(u − 1).
         let u = z.try_sub(&dist)?.try_unary(UnaryKind::Affine {
@@ -151,13 +153,18 @@ impl AdaptiveSpan {
     }
     /// Keeps each span in `[0, max_span]` after an optimizer step.
     pub fn clamp_spans(&mut self) {
+        // A few numbers, one per head: clamped on the host and put back where they live.
         let v: Vec<f32> = self
             .span
             .to_vec::<f32>()
             .into_iter()
             .map(|z| z.clamp(0.0, self.max_span as f32))
             .collect();
-        self.span = Tensor::from_vec(v, self.span.shape().clone()).with_grad();
+        let device = self.span.device();
+        self.span = Tensor::from_vec(v, self.span.shape().clone())
+            .to_device(device)
+            .detach()
+            .with_grad();
     }
 }
 
@@ -322,7 +329,7 @@ impl TransformerEncoderLayer {
                 .collect();
             keep_shape = vec![bsz, 1, l, s];
         }
-        let keep = Tensor::from_vec(keep, keep_shape);
+        let keep = Tensor::from_vec(keep, keep_shape).try_to_device(scores.device())?;
         let p = scores.try_masked_softmax(&keep, -1)?;
         let weighted = p.try_mul(&span.mask(l, s, p.dtype())?)?;
         let z = weighted
