@@ -634,5 +634,16 @@ fn cached_decoding_and_attention_baselines_run_on_the_device() {
                 assert_close(&got, w, Tolerance::F32, &format!("{what}: {name}"));
             }
         }
+
+        // Spans clamped after a step stay on their device and trainable.
+        let mut span = cubegrad::nn::AdaptiveSpan::new(3, 2.0, 1.0, 4.0);
+        span.span = Tensor::from_vec(vec![-1.0f32, 2.5, 9.0], [3])
+            .to_device(device)
+            .detach()
+            .with_grad();
+        span.clamp_spans();
+        assert_eq!(span.span.device(), device);
+        assert!(span.span.requires_grad());
+        assert_eq!(span.span.to_vec::<f32>(), vec![0.0, 2.5, 4.0]);
     }
 }
