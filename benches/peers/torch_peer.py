@@ -18,58 +18,16 @@ import torch
 import torch.nn.functional as F
 
 
-def workloads():
-    torch.manual_seed(0)
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    s, gs = torch.randn(16384, 256), torch.randn(16384, 256)
+def chain(x, w, b):
+    """The layer-sized element-wise chain of benches/elementwise.rs and benches/device.rs."""
+    return F.gelu(x * w + b, approximate="tanh") + x
+
+
+def row_cases(s, gs, x, w, bias, g):
+    """Softmax over rows of `s` and the chain on `x`, forward alone (no grad) and forward +
+    backward: {name: (fn, no_grad)}, shared by the CPU and GPU benches."""
     sg = s.clone().requires_grad_()
-    x, y = torch.randn(4096, 512), torch.randn(4096, 512)
-    w, bias = torch.randn(512), torch.randn(512)
-    g = torch.randn(4096, 512)
     xg, wg, bg = (t.clone().requires_grad_() for t in (x, w, bias))
-
-    def chain(x, w, b):
-        return F.gelu(x * w + b, approximate="tanh") + x
-
-    def softmax_fwd_bwd():
-        sg.grad = None
-        torch.softmax(sg, -1).backward(gs)
-
-    def chain_fwd_bwd():
-        xg.grad = wg.grad = bg.grad = None
-        chain(xg, wg, bg).backward(g)
-
-    pool = {n: context_pool_case(n) for n in (256, 1024, 4096)}
-    mha = mha_case()
-    conv = conv_case()
-
-    return {
-        **{f"context_pool_f32/fwd_bwd_n{n}": (fn, False) for n, fn in pool.items()},
-        "attention_f32/mha_causal_fwd_bwd_b16_n256_d128_h4": (mha, False),
-        "conv_f32/conv2d_fwd_bwd_b32_c32_o64_28x28_k3": (conv, False),
-        "matmul_f32/1024": (lambda: a @ b, True),
-        "softmax_f32/fwd_16384x256": (lambda: torch.softmax(s, -1), True),
-        "softmax_f32/fwd_bwd_16384x256": (softmax_fwd_bwd, False),
-        "elementwise_f32/add_4096x512": (lambda: x + y, True),
-        "elementwise_f32/gelu_chain_4096x512": (lambda: chain(x, w, bias), True),
-        "elementwise_f32/gelu_chain_fwd_bwd_4096x512": (chain_fwd_bwd, False),
-    }
-
-
-def device_workloads(device, n=4096, scale=1):
-    """The GPU benches of benches/device.rs (ids device_f32/...), on a torch device."""
-    torch.manual_seed(0)
-    r = lambda *shape: torch.randn(*shape, device=device)
-    a, b = r(n, n), r(n, n)
-    rows = 16384 // scale
-    s, gs = r(rows, 256), r(rows, 256)
-    sg = s.clone().requires_grad_()
-    rows, d = 4096 // scale, 512
-    x, w, bias, g = r(rows, d), r(d), r(d), r(rows, d)
-    xg, wg, bg = (t.clone().requires_grad_() for t in (x, w, bias))
-
-    def chain(x, w, b):
-        return F.gelu(x * w + b, approximate="tanh") + x
 
     def softmax_fwd_bwd():
         sg.grad = None
@@ -81,15 +39,59 @@ def device_workloads(device, n=4096, scale=1):
 
     def layer_norm_fwd_bwd():
         xg.grad = wg.grad = bg.grad = None
-        F.layer_norm(xg, (d,), wg, bg, 1e-5).backward(g)
+        F.layer_norm(xg, (x.shape[-1],), wg, bg, 1e-5).backward(g)
 
     return {
+        "softmax_fwd": (lambda: torch.softmax(s, -1), True),
+        "softmax_fwd_bwd": (softmax_fwd_bwd, False),
+        "gelu_chain": (lambda: chain(x, w, bias), True),
+        "gelu_chain_fwd_bwd": (chain_fwd_bwd, False),
+        "layer_norm_fwd_bwd": (layer_norm_fwd_bwd, False),
+    }
+
+
+def workloads():
+    torch.manual_seed(0)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    s, gs = torch.randn(16384, 256), torch.randn(16384, 256)
+    x, y = torch.randn(4096, 512), torch.randn(4096, 512)
+    w, bias = torch.randn(512), torch.randn(512)
+    g = torch.randn(4096, 512)
+    rows = row_cases(s, gs, x, w, bias, g)
+
+    pool = {n: context_pool_case(n) for n in (256, 1024, 4096)}
+    mha = mha_case()
+    conv = conv_case()
+
+    return {
+        **{f"context_pool_f32/fwd_bwd_n{n}": (fn, False) for n, fn in pool.items()},
+        "attention_f32/mha_causal_fwd_bwd_b16_n256_d128_h4": (mha, False),
+        "conv_f32/conv2d_fwd_bwd_b32_c32_o64_28x28_k3": (conv, False),
+        "matmul_f32/1024": (lambda: a @ b, True),
+        "softmax_f32/fwd_16384x256": rows["softmax_fwd"],
+        "softmax_f32/fwd_bwd_16384x256": rows["softmax_fwd_bwd"],
+        "elementwise_f32/add_4096x512": (lambda: x + y, True),
+        "elementwise_f32/gelu_chain_4096x512": rows["gelu_chain"],
+        "elementwise_f32/gelu_chain_fwd_bwd_4096x512": rows["gelu_chain_fwd_bwd"],
+    }
+
+
+def device_workloads(device, n=4096, scale=1):
+    """The GPU benches of benches/device.rs (ids device_f32/...), on a torch device."""
+    torch.manual_seed(0)
+    r = lambda *shape: torch.randn(*shape, device=device)
+    a, b = r(n, n), r(n, n)
+    rows = 16384 // scale
+    s, gs = r(rows, 256), r(rows, 256)
+    rows, d = 4096 // scale, 512
+    cases = row_cases(s, gs, r(rows, d), r(d), r(d), r(rows, d))
+    return {
         f"device_f32/matmul_{n}": (lambda: a @ b, True),
-        "device_f32/softmax_fwd_16384x256": (lambda: torch.softmax(s, -1), True),
-        "device_f32/softmax_fwd_bwd_16384x256": (softmax_fwd_bwd, False),
-        "device_f32/gelu_chain_4096x512": (lambda: chain(x, w, bias), True),
-        "device_f32/gelu_chain_fwd_bwd_4096x512": (chain_fwd_bwd, False),
-        "device_f32/layer_norm_fwd_bwd_4096x512": (layer_norm_fwd_bwd, False),
+        "device_f32/softmax_fwd_16384x256": cases["softmax_fwd"],
+        "device_f32/softmax_fwd_bwd_16384x256": cases["softmax_fwd_bwd"],
+        "device_f32/gelu_chain_4096x512": cases["gelu_chain"],
+        "device_f32/gelu_chain_fwd_bwd_4096x512": cases["gelu_chain_fwd_bwd"],
+        "device_f32/layer_norm_fwd_bwd_4096x512": cases["layer_norm_fwd_bwd"],
     }
 
 

@@ -8,7 +8,10 @@
 use super::{from_float, panicking, same_kind, sum_to_shape, with_float};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend::cpu::{elementwise::select, layout};
-use crate::backend::cube::ops as cube;
+use crate::backend::cube::ops::{
+    self as cube,
+    Pick::{Elements, Rows},
+};
 use crate::error::{Error, OrPanic, Result};
 use crate::tensor::{contiguous_cow, CpuData, DType, Shape, Tensor};
 
@@ -96,7 +99,14 @@ impl Op for IndexSelect {
         let idx = match &self.idx {
             Indices::Host(idx) => idx,
             Indices::Device(t) => {
-                let out = cube::pick(x, t, (outer, r, inner), t.numel(), false, shape)?;
+                let out = cube::pick(
+                    x,
+                    t,
+                    (outer, r, inner),
+                    t.numel(),
+                    Rows { backward: false },
+                    shape,
+                )?;
                 return Ok(Forward::new(out, vec![]));
             }
         };
@@ -139,7 +149,14 @@ impl Op for IndexSelect {
             Indices::Host(idx) => idx,
             Indices::Device(t) => {
                 let from = self.from.clone();
-                let gx = cube::pick_backward(g, t, (outer, r, inner), t.numel(), false, from)?;
+                let gx = cube::pick(
+                    g,
+                    t,
+                    (outer, r, inner),
+                    t.numel(),
+                    Rows { backward: true },
+                    from,
+                )?;
                 return Ok(vec![Some(gx)]);
             }
         };
@@ -175,7 +192,14 @@ impl Op for Gather {
         let idx = match &self.idx {
             Indices::Host(idx) => idx,
             Indices::Device(t) => {
-                let out = cube::pick(x, t, (outer, r, inner), self.q, true, shape)?;
+                let out = cube::pick(
+                    x,
+                    t,
+                    (outer, r, inner),
+                    self.q,
+                    Elements { backward: false },
+                    shape,
+                )?;
                 return Ok(Forward::new(out, vec![]));
             }
         };
@@ -194,7 +218,14 @@ impl Op for Gather {
             Indices::Host(idx) => idx,
             Indices::Device(t) => {
                 let from = self.from.clone();
-                let gx = cube::pick_backward(g, t, (outer, r, inner), self.q, true, from)?;
+                let gx = cube::pick(
+                    g,
+                    t,
+                    (outer, r, inner),
+                    self.q,
+                    Elements { backward: true },
+                    from,
+                )?;
                 return Ok(vec![Some(gx)]);
             }
         };

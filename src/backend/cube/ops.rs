@@ -405,63 +405,52 @@ pub(crate) fn cross_entropy(
     })
 }
 
-/// `x` seen as `[outer, r, inner]` and i64 `idx` on its device: `index_select` (`idx` 1-D,
-/// `q` its length) or `gather` (`idx` `[outer, q, inner]`); out-of-range indices give NaN.
-pub(crate) fn pick(
-    x: &Tensor,
-    idx: &Tensor,
-    split: (usize, usize, usize),
-    q: usize,
-    per_element: bool,
-    out: Shape,
-) -> Result<Tensor> {
-    let (x, idx) = (dense(x)?, dense(idx)?);
-    let (outer, r, inner) = split;
-    let (dtype, device) = (x.dtype(), x.device());
-    let op = if per_element {
-        "gather"
-    } else {
-        "index_select"
-    };
-    with_runtime!(op, device, |R, client| {
-        with_cube_float!(op, dtype, |F| {
-            let (x, i) = (handle(&x), handle(&idx));
-            let h = if per_element {
-                cubegrad_ops::index::gather::<R, F>(&client, x, i, outer, r, inner, q)
-            } else {
-                cubegrad_ops::index::index_select::<R, F>(&client, x, i, outer, r, inner, q)
-            };
-            Ok(from_handle(h, out, dtype, device))
-        })
-    })
+/// The device index kernels, by op and direction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// `index_select` (`idx` 1-D, `q` its length) and its backward.
+    Rows { backward: bool },
+    /// `gather` (`idx` `[outer, q, inner]`) and its backward, `scatter_add`.
+    Elements { backward: bool },
 }
 
-/// The backward of [`pick`]: `g` added into zeros of shape `from` at the rows `idx` names.
-pub(crate) fn pick_backward(
-    g: &Tensor,
+/// `t` seen as `[outer, r, inner]` (forward) or `[outer, q, inner]` (backward, the output
+/// gradient) and i64 `idx` on its device, into a new tensor of shape `out`. Forward indices
+/// out of range give NaN; the backward adds each gradient row into the row its index names.
+pub(crate) fn pick(
+    t: &Tensor,
     idx: &Tensor,
     split: (usize, usize, usize),
     q: usize,
-    per_element: bool,
-    from: Shape,
+    kind: Pick,
+    out: Shape,
 ) -> Result<Tensor> {
-    let (g, idx) = (dense(g)?, dense(idx)?);
+    use cubegrad_ops::index;
+    let (t, idx) = (dense(t)?, dense(idx)?);
     let (outer, r, inner) = split;
-    let (dtype, device) = (g.dtype(), g.device());
-    let op = if per_element {
-        "gather"
-    } else {
-        "index_select"
+    let (dtype, device) = (t.dtype(), t.device());
+    let op = match kind {
+        Pick::Rows { .. } => "index_select",
+        Pick::Elements { .. } => "gather",
     };
     with_runtime!(op, device, |R, client| {
         with_cube_float!(op, dtype, |F| {
-            let (g, i) = (handle(&g), handle(&idx));
-            let h = if per_element {
-                cubegrad_ops::index::scatter_add::<R, F>(&client, g, i, outer, r, inner, q)
-            } else {
-                cubegrad_ops::index::index_add::<R, F>(&client, g, i, outer, r, inner, q)
+            let (t, i, c) = (handle(&t), handle(&idx), &client);
+            let h = match kind {
+                Pick::Rows { backward: false } => {
+                    index::index_select::<R, F>(c, t, i, outer, r, inner, q)
+                }
+                Pick::Rows { backward: true } => {
+                    index::index_add::<R, F>(c, t, i, outer, r, inner, q)
+                }
+                Pick::Elements { backward: false } => {
+                    index::gather::<R, F>(c, t, i, outer, r, inner, q)
+                }
+                Pick::Elements { backward: true } => {
+                    index::scatter_add::<R, F>(c, t, i, outer, r, inner, q)
+                }
             };
-            Ok(from_handle(h, from, dtype, device))
+            Ok(from_handle(h, out, dtype, device))
         })
     })
 }
