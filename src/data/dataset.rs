@@ -43,20 +43,10 @@ impl Dataset {
     /// Splits into parts of the given fractions (the last part takes the rest) after a shuffle
     /// seeded by `seed`: the same seed always gives the same split, whatever the global RNG.
     pub fn split(&self, fractions: &[f64], seed: u64) -> Vec<Dataset> {
-        let mut idx: Vec<usize> = (0..self.len()).collect();
-        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        let mut out = Vec::new();
-        let mut start = 0;
-        for (i, f) in fractions.iter().enumerate() {
-            let end = if i + 1 == fractions.len() {
-                self.len()
-            } else {
-                (start + (f * self.len() as f64).round() as usize).min(self.len())
-            };
-            out.push(self.select(&idx[start..end]));
-            start = end;
-        }
-        out
+        split_indices(self.len(), fractions, seed)
+            .iter()
+            .map(|idx| self.select(idx))
+            .collect()
     }
     /// Mini-batches of `batch_size` (the last may be smaller). With `shuffle`, the order comes
     /// from the thread's RNG (`manual_seed`), which checkpoints save, so a resumed run sees the
@@ -73,6 +63,25 @@ impl Dataset {
             pos: 0,
         }
     }
+}
+
+/// `0..n` shuffled by `seed` and cut into parts of the given fractions (the last part takes the
+/// rest): the split behind [`Dataset::split`], for data that is not a pair of tensors.
+pub fn split_indices(n: usize, fractions: &[f64], seed: u64) -> Vec<Vec<usize>> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, f) in fractions.iter().enumerate() {
+        let end = if i + 1 == fractions.len() {
+            n
+        } else {
+            (start + (f * n as f64).round() as usize).min(n)
+        };
+        out.push(idx[start..end].to_vec());
+        start = end;
+    }
+    out
 }
 
 pub struct Batches<'a> {

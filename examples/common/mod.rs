@@ -1,0 +1,375 @@
+//! What every example shares: its output folder, the progress bar, the metrics it logs (CSV and
+//! JSON, and inside checkpoints so that `--resume` continues them), Markdown tables, and SVG
+//! figures drawn with plotters. Examples include it with `mod common;`; each uses a part.
+#![allow(dead_code)]
+
+use indicatif::{ProgressBar, ProgressStyle};
+use plotters::prelude::*;
+use std::error::Error;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+pub type AnyResult<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// Creates `dir` (and its parents) and returns it.
+pub fn out_dir(dir: &str) -> AnyResult<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create output folder {dir}: {e}"))?;
+    Ok(PathBuf::from(dir))
+}
+
+/// A progress bar over `total` steps that shows the caller's message (loss, throughput);
+/// hidden with `--quiet` and in tests.
+pub fn progress(total: usize, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} {msg} [{elapsed}<{eta}]")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Named columns of numbers, one row per log point: the learning curves.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+impl History {
+    pub fn new(columns: &[&str]) -> Self {
+        History {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+    pub fn push(&mut self, row: Vec<f64>) {
+        assert_eq!(row.len(), self.columns.len(), "History::push: row width");
+        self.rows.push(row);
+    }
+    pub fn column(&self, name: &str) -> Vec<f64> {
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("History: no column {name:?}"));
+        self.rows.iter().map(|r| r[i]).collect()
+    }
+    /// `(x, y)` points of two columns, skipping rows where `y` is NaN (not measured then).
+    pub fn points(&self, x: &str, y: &str) -> Vec<(f64, f64)> {
+        self.column(x)
+            .into_iter()
+            .zip(self.column(y))
+            .filter(|(_, v)| v.is_finite())
+            .collect()
+    }
+    pub fn to_json(&self) -> String {
+        serde_json::json!({ "columns": self.columns, "rows": self.rows }).to_string()
+    }
+    pub fn from_json(s: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(s).ok()?;
+        let columns = v["columns"]
+            .as_array()?
+            .iter()
+            .map(|c| c.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()?;
+        let rows = v["rows"]
+            .as_array()?
+            .iter()
+            .map(|r| {
+                r.as_array()?
+                    .iter()
+                    .map(|x| Some(x.as_f64().unwrap_or(f64::NAN)))
+                    .collect::<Option<Vec<f64>>>()
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(History { columns, rows })
+    }
+    pub fn write_csv(&self, path: &Path) -> AnyResult<()> {
+        let mut s = self.columns.join(",");
+        s.push('\n');
+        for r in &self.rows {
+            let cells: Vec<String> = r.iter().map(|v| format!("{v}")).collect();
+            s.push_str(&cells.join(","));
+            s.push('\n');
+        }
+        write_file(path, &s)
+    }
+}
+
+pub fn write_file(path: &Path, contents: &str) -> AnyResult<()> {
+    std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+pub fn write_json(path: &Path, value: &serde_json::Value) -> AnyResult<()> {
+    write_file(path, &serde_json::to_string_pretty(value)?)
+}
+
+/// A results table, written as Markdown and CSV beside each other.
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[&str]) -> Self {
+        Table {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+    pub fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+    pub fn markdown(&self) -> String {
+        let mut s = format!("| {} |\n|", self.headers.join(" | "));
+        for _ in &self.headers {
+            s.push_str(" --- |");
+        }
+        s.push('\n');
+        for r in &self.rows {
+            let _ = writeln!(s, "| {} |", r.join(" | "));
+        }
+        s
+    }
+    pub fn csv(&self) -> String {
+        let mut s = self.headers.join(",");
+        s.push('\n');
+        for r in &self.rows {
+            s.push_str(&r.join(","));
+            s.push('\n');
+        }
+        s
+    }
+    /// Writes `stem.md` and `stem.csv` into `dir`.
+    pub fn write(&self, dir: &Path, stem: &str) -> AnyResult<()> {
+        write_file(&dir.join(format!("{stem}.md")), &self.markdown())?;
+        write_file(&dir.join(format!("{stem}.csv")), &self.csv())
+    }
+}
+
+/// Colours for series, in order (colour-blind friendly: Okabe–Ito).
+pub const SERIES_COLORS: [RGBColor; 7] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+];
+
+/// How a series is drawn.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Style {
+    Line,
+    Points,
+}
+
+/// One named series of `(x, y)` points.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub style: Style,
+}
+
+impl Series {
+    pub fn line(name: &str, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            style: Style::Line,
+        }
+    }
+    pub fn points(name: &str, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            style: Style::Points,
+        }
+    }
+}
+
+fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+/// An SVG chart of several series on shared axes, with a legend.
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> AnyResult<()> {
+    let root = SVGBackend::new(path, (720, 460)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (x0, x1) = span(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
+    let (y0, y1) = span(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let color = SERIES_COLORS[i % SERIES_COLORS.len()];
+        let legend = move |(x, y): (i32, i32)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+        };
+        match s.style {
+            Style::Line => chart
+                .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?
+                .label(s.name.as_str())
+                .legend(legend),
+            Style::Points => chart
+                .draw_series(
+                    s.points
+                        .iter()
+                        .map(|&p| Circle::new(p, 2, color.mix(0.6).filled())),
+                )?
+                .label(s.name.as_str())
+                .legend(legend),
+        };
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// An SVG heatmap of `values` (rows top to bottom), coloured by viridis from its min to its
+/// max, with optional labels on each axis (every label is drawn when there are few).
+pub fn heatmap(
+    path: &Path,
+    title: &str,
+    values: &[Vec<f64>],
+    x_labels: &[String],
+    y_labels: &[String],
+) -> AnyResult<()> {
+    let rows = values.len();
+    let cols = values.first().map_or(0, Vec::len);
+    let cell = (560 / cols.max(1)).clamp(4, 40) as u32;
+    let (w, h) = (
+        cell * cols as u32 + 160,
+        cell * rows as u32 + 110,
+    );
+    let root = SVGBackend::new(path, (w.max(320), h.max(200))).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (lo, hi) = values
+        .iter()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let range = (hi - lo).max(1e-12);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(if x_labels.is_empty() { 10 } else { 40 })
+        .y_label_area_size(if y_labels.is_empty() { 10 } else { 90 })
+        .build_cartesian_2d(0..cols as i32, rows as i32..0)?;
+    let xl = x_labels.to_vec();
+    let yl = y_labels.to_vec();
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(x_labels.len().min(40))
+        .y_labels(y_labels.len().min(40))
+        .x_label_formatter(&|i| xl.get(*i as usize).cloned().unwrap_or_default())
+        .y_label_formatter(&|i| yl.get(*i as usize).cloned().unwrap_or_default())
+        .draw()?;
+    chart.draw_series(values.iter().enumerate().flat_map(|(r, row)| {
+        row.iter().enumerate().map(move |(c, &v)| {
+            let color = ViridisRGB::get_color((v - lo) / range);
+            Rectangle::new(
+                [(c as i32, r as i32), (c as i32 + 1, r as i32 + 1)],
+                color.filled(),
+            )
+        })
+    }))?;
+    root.titled(&format!("{lo:.3} (dark) … {hi:.3} (light)"), ("sans-serif", 12))
+        .ok();
+    root.present()?;
+    Ok(())
+}
+
+/// Text drawn character by character on cells coloured by `values` (one per character),
+/// `per_line` characters a line: which characters pool wide and which narrow.
+pub fn text_heat(
+    path: &Path,
+    title: &str,
+    chars: &[char],
+    values: &[f64],
+    per_line: usize,
+) -> AnyResult<()> {
+    let per_line = per_line.max(1);
+    let lines = chars.len().div_ceil(per_line);
+    let (cw, ch) = (12i32, 20i32);
+    let w = (per_line as i32 * cw + 40) as u32;
+    let h = (lines as i32 * ch + 90) as u32;
+    let root = SVGBackend::new(path, (w, h)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (lo, hi) = span(values.iter().copied());
+    let range = (hi - lo).max(1e-12);
+    root.draw(&Text::new(title.to_string(), (20, 10), ("sans-serif", 16)))?;
+    root.draw(&Text::new(
+        format!("colour: {lo:.2} (dark) to {hi:.2} (light)"),
+        (20, 32),
+        ("sans-serif", 12),
+    ))?;
+    for (i, (&c, &v)) in chars.iter().zip(values).enumerate() {
+        let (x, y) = (
+            20 + (i % per_line) as i32 * cw,
+            55 + (i / per_line) as i32 * ch,
+        );
+        let t = (v - lo) / range;
+        root.draw(&Rectangle::new(
+            [(x, y), (x + cw, y + ch)],
+            ViridisRGB::get_color(t).filled(),
+        ))?;
+        let ink = if t > 0.6 { BLACK } else { WHITE };
+        let shown = if c == '\n' { '⏎' } else { c };
+        root.draw(&Text::new(
+            shown.to_string(),
+            (x + 2, y + 3),
+            ("monospace", 14).into_font().color(&ink),
+        ))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// `n` with thousands separated by commas.
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
