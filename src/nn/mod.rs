@@ -8,6 +8,7 @@ mod context_pool;
 mod conv;
 mod embedding;
 mod functional;
+mod gru;
 mod layer_norm;
 mod linear;
 mod module;
@@ -30,6 +31,7 @@ pub use conv::{
 };
 pub use embedding::Embedding;
 pub use functional::{dropout, Dropout};
+pub use gru::{try_gru_layer, Gru, GruLayer};
 pub use layer_norm::{try_layer_norm, LayerNorm};
 pub use linear::Linear;
 pub use module::{child_name, visit_named, visit_named_mut, Module};
