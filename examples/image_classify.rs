@@ -1,0 +1,406 @@
+//! Fashion-MNIST: a small CNN with max pooling against the same CNN with ContextPool pooling,
+//! and a small vision transformer with and without ContextPool.
+//!
+//!     cargo run --release --example image_classify
+//!
+//! The vendored 20,000 training images are split 90/10 into train and validation by seed; the
+//! 10,000 test images are only used for the final accuracy. Each model trains with Adam for
+//! `--epochs`; the table gives test accuracy, parameters, forward FLOPs per image and training
+//! time. The pooling sizes ContextPool chose over one test image are drawn beside the image.
+
+mod common;
+
+use clap::{Parser, ValueEnum};
+use common::{accuracy, heatmap, out_dir, train_classifier, write_json, AnyResult, ClassifierRun, Series, Table};
+use cubegrad::data::{load_fashion_mnist, Dataset, FASHION_MNIST_CLASSES};
+use cubegrad::nn::{
+    child_name, ContextPoolOptions, ConvBlock, EncoderOptions, LayerNorm, Linear, Module,
+    PatchEmbedding, Pooling, TransformerEncoderLayer,
+};
+use cubegrad::{manual_seed, no_grad, Device, Tensor};
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    CnnMax,
+    CnnContextpool,
+    Vit,
+    VitContextpool,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::CnnMax => "cnn-maxpool",
+            ModelKind::CnnContextpool => "cnn-contextpool",
+            ModelKind::Vit => "vit",
+            ModelKind::VitContextpool => "vit-contextpool",
+        }
+    }
+}
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Fashion-MNIST: CNN with max pooling vs ContextPool, ViT with and without ContextPool")]
+pub struct Config {
+    #[arg(long, default_value = "data/fashion-mnist")]
+    pub data: String,
+    /// Which models to train (default: all four)
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub models: Vec<ModelKind>,
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Use only this many of the training images (0: all 18,000 after the validation cut)
+    #[arg(long, default_value_t = 0)]
+    pub train_images: usize,
+    /// Use only this many test images (0: all 10,000)
+    #[arg(long, default_value_t = 0)]
+    pub test_images: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// ViT width
+    #[arg(long, default_value_t = 64)]
+    pub d_model: usize,
+    #[arg(long, default_value_t = 2)]
+    pub vit_layers: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, wgpu[:N] or cuda[:N]
+    #[arg(long, default_value = "cpu")]
+    pub device: Device,
+    #[arg(long, default_value = "runs/image_classify")]
+    pub out: String,
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this epoch, as if interrupted
+    #[arg(long, hide = true)]
+    pub stop_at: Option<usize>,
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Two blocks `pool(relu(bn(conv3×3)))` (1 → 16 → 32 channels, 28 → 14 → 7) and a linear
+/// classifier on the flattened 32×7×7 features.
+pub struct Cnn {
+    pub blocks: Vec<ConvBlock>,
+    pub fc: Linear,
+}
+
+impl Cnn {
+    pub fn new(pool: &str) -> cubegrad::Result<Self> {
+        Ok(Cnn {
+            blocks: vec![ConvBlock::new(1, 16, pool)?, ConvBlock::new(16, 32, pool)?],
+            fc: Linear::new(32 * 7 * 7, 10, true),
+        })
+    }
+    pub fn forward(&mut self, x: &Tensor) -> Tensor {
+        let mut h = x.clone();
+        for b in &mut self.blocks {
+            h = b.forward(&h);
+        }
+        let n = h.dims()[0];
+        self.fc.forward(&h.reshape(&[n, 32 * 7 * 7]))
+    }
+}
+
+impl Module for Cnn {
+    fn visit_params(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (i, b) in self.blocks.iter().enumerate() {
+            b.visit_params(&child_name(p, &format!("blocks.{i}")), f);
+        }
+        self.fc.visit_params(&child_name(p, "fc"), f);
+    }
+    fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            b.visit_params_mut(&child_name(p, &format!("blocks.{i}")), f);
+        }
+        self.fc.visit_params_mut(&child_name(p, "fc"), f);
+    }
+    fn visit_buffers(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (i, b) in self.blocks.iter().enumerate() {
+            b.visit_buffers(&child_name(p, &format!("blocks.{i}")), f);
+        }
+    }
+    fn visit_buffers_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            b.visit_buffers_mut(&child_name(p, &format!("blocks.{i}")), f);
+        }
+    }
+    fn set_training(&mut self, training: bool) {
+        for b in &mut self.blocks {
+            b.set_training(training);
+        }
+    }
+}
+
+/// 4×4 patches (a 7×7 grid plus the class token), pre-norm encoder layers, and a linear head
+/// on the class token. With ContextPool, each layer pools over the 2-D patch grid first.
+pub struct Vit {
+    pub patch: PatchEmbedding,
+    pub layers: Vec<TransformerEncoderLayer>,
+    pub norm: LayerNorm,
+    pub head: Linear,
+}
+
+pub fn vit_options(cfg: &Config, context_pool: bool) -> EncoderOptions {
+    let mut o = EncoderOptions::new(cfg.d_model, 4);
+    o.dim_feedforward = 2 * cfg.d_model;
+    o.dropout = 0.0;
+    if context_pool {
+        o.context_pool = Some(ContextPoolOptions {
+            s_max: 2.0,
+            ..Default::default()
+        });
+        o.pool_grid = Some((7, 7, true));
+    }
+    o
+}
+
+impl Vit {
+    pub fn new(cfg: &Config, context_pool: bool) -> Self {
+        let o = vit_options(cfg, context_pool);
+        Vit {
+            patch: PatchEmbedding::new(1, (28, 28), 4, cfg.d_model),
+            layers: (0..cfg.vit_layers).map(|_| TransformerEncoderLayer::new(o)).collect(),
+            norm: LayerNorm::new(&[cfg.d_model]),
+            head: Linear::new(cfg.d_model, 10, true),
+        }
+    }
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = self.patch.forward(x);
+        for l in &self.layers {
+            h = l.forward(&h, None);
+        }
+        let cls = self.norm.forward(&h).narrow(1, 0, 1).squeeze(1);
+        self.head.forward(&cls)
+    }
+}
+
+impl Module for Vit {
+    fn visit_params(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        self.patch.visit_params(&child_name(p, "patch"), f);
+        for (i, l) in self.layers.iter().enumerate() {
+            l.visit_params(&child_name(p, &format!("layers.{i}")), f);
+        }
+        self.norm.visit_params(&child_name(p, "norm"), f);
+        self.head.visit_params(&child_name(p, "head"), f);
+    }
+    fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        self.patch.visit_params_mut(&child_name(p, "patch"), f);
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            l.visit_params_mut(&child_name(p, &format!("layers.{i}")), f);
+        }
+        self.norm.visit_params_mut(&child_name(p, "norm"), f);
+        self.head.visit_params_mut(&child_name(p, "head"), f);
+    }
+    fn set_training(&mut self, training: bool) {
+        for l in &mut self.layers {
+            l.set_training(training);
+        }
+    }
+}
+
+/// Forward FLOPs per image (a multiply-add counts 2): convolutions, ContextPool's projections
+/// and windows, attention's projections, scores and feed-forward, and the classifiers.
+/// Batch norm, activations and softmax are left out (a few per element).
+pub fn flops_per_image(cfg: &Config, kind: ModelKind) -> f64 {
+    let conv = |cin: f64, cout: f64, hw: f64| 2.0 * cin * 9.0 * cout * hw;
+    // ContextPool2d with s_max = 2: radius 6, a 13×13 window per output and channel, plus the
+    // weight (at every input) and size (at every output) projections.
+    let cp2d = |c: f64, hw_in: f64, hw_out: f64| {
+        let r = ContextPoolOptions { s_max: 2.0, ..Default::default() }.radius() as f64;
+        2.0 * c * hw_in + 2.0 * c * hw_out + 2.0 * (2.0 * r + 1.0).powi(2) * c * hw_out
+    };
+    match kind {
+        ModelKind::CnnMax | ModelKind::CnnContextpool => {
+            let mut f = conv(1.0, 16.0, 784.0) + conv(16.0, 32.0, 196.0) + 2.0 * 1568.0 * 10.0;
+            if kind == ModelKind::CnnContextpool {
+                f += cp2d(16.0, 784.0, 196.0) + cp2d(32.0, 196.0, 49.0);
+            }
+            f
+        }
+        ModelKind::Vit | ModelKind::VitContextpool => {
+            let d = cfg.d_model as f64;
+            let n = 50.0;
+            let mut layer = n * (2.0 * 4.0 * d * d + 2.0 * 2.0 * d * 2.0 * d) + 2.0 * 2.0 * n * n * d;
+            if kind == ModelKind::VitContextpool {
+                layer += cp2d(d, 49.0, 49.0);
+            }
+            2.0 * 16.0 * d * 49.0 + cfg.vit_layers as f64 * layer + 2.0 * d * 10.0
+        }
+    }
+}
+
+pub struct Report {
+    pub kind: ModelKind,
+    pub params: usize,
+    pub flops: f64,
+    pub first_loss: f64,
+    pub last_loss: f64,
+    pub valid_accuracy: f64,
+    pub test_accuracy: f64,
+    pub seconds: f64,
+    pub finished: bool,
+}
+
+fn subset(d: &Dataset, n: usize) -> Dataset {
+    if n == 0 || n >= d.len() {
+        return d.clone();
+    }
+    d.select(&(0..n).collect::<Vec<_>>())
+}
+
+/// One test image and the pooling sizes ContextPool chose over it, as heatmaps.
+fn pooling_figure(sizes: &Tensor, image: &[f32], dir: &Path, name: &str, title: &str) -> AnyResult<()> {
+    let dims = sizes.dims().to_vec();
+    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    let s = sizes.to_device(Device::Cpu).to_vec::<f32>();
+    let rows: Vec<Vec<f64>> = (0..h).map(|i| (0..w).map(|j| s[i * w + j] as f64).collect()).collect();
+    heatmap(&dir.join(format!("{name}.svg")), title, &rows, &[], &[])?;
+    let img: Vec<Vec<f64>> = (0..28).map(|i| (0..28).map(|j| image[i * 28 + j] as f64).collect()).collect();
+    heatmap(&dir.join("test_image.svg"), "The test image", &img, &[], &[])
+}
+
+pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
+    let (train_all, test) = load_fashion_mnist(&cfg.data)?;
+    let parts = train_all.split(&[0.9, 0.1], cfg.seed);
+    let train = subset(&parts[0], cfg.train_images);
+    let valid = &parts[1];
+    let test = subset(&test, cfg.test_images);
+    let dir = out_dir(&cfg.out)?;
+    let kinds = if cfg.models.is_empty() {
+        vec![ModelKind::CnnMax, ModelKind::CnnContextpool, ModelKind::Vit, ModelKind::VitContextpool]
+    } else {
+        cfg.models.clone()
+    };
+    if !cfg.quiet {
+        println!(
+            "Fashion-MNIST: train {}, validation {}, test {} images",
+            train.len(),
+            valid.len(),
+            test.len()
+        );
+    }
+    let image0 = test.x.narrow(0, 0, 1);
+    let label0 = test.y.to_vec::<i64>()[0] as usize;
+    let pixels0 = image0.to_vec::<f32>();
+    let mut reports = Vec::new();
+    let mut curves = Vec::new();
+    for kind in kinds {
+        manual_seed(cfg.seed);
+        let sub = out_dir(&format!("{}/{}", cfg.out, kind.name()))?;
+        let run = ClassifierRun {
+            epochs: cfg.epochs,
+            batch_size: cfg.batch_size,
+            lr: cfg.lr,
+            device: cfg.device,
+            dir: &sub,
+            tag: format!("{} d={} layers={}", kind.name(), cfg.d_model, cfg.vit_layers),
+            resume: cfg.resume,
+            stop_at: cfg.stop_at,
+            quiet: cfg.quiet,
+        };
+        let (history, finished, test_acc, params) = match kind {
+            ModelKind::CnnMax | ModelKind::CnnContextpool => {
+                let pool = if kind == ModelKind::CnnMax { "max" } else { "contextpool" };
+                let mut m = Cnn::new(pool)?;
+                m.try_to_device(cfg.device)?;
+                let mut fwd = |m: &mut Cnn, x: &Tensor| m.forward(x);
+                let (h, done) = train_classifier(&mut m, &mut fwd, &train, valid, &run)?;
+                let acc = accuracy(&mut m, &mut fwd, &test, 256, cfg.device);
+                if kind == ModelKind::CnnContextpool {
+                    m.set_training(false);
+                    no_grad(|| m.forward(&image0.to_device(cfg.device)));
+                    let Pooling::ContextPool(p) = &m.blocks[0].pool else {
+                        unreachable!("built with contextpool")
+                    };
+                    let s = p.last_stats().ok_or("no ContextPool statistics")?;
+                    pooling_figure(
+                        &s.sizes,
+                        &pixels0,
+                        &sub,
+                        "pool_sizes_block1",
+                        &format!("Pooling sizes s of block 1 (14×14) on a test {}", FASHION_MNIST_CLASSES[label0]),
+                    )?;
+                }
+                (h, done, acc, m.num_params())
+            }
+            ModelKind::Vit | ModelKind::VitContextpool => {
+                let mut m = Vit::new(cfg, kind == ModelKind::VitContextpool);
+                m.try_to_device(cfg.device)?;
+                let mut fwd = |m: &mut Vit, x: &Tensor| m.forward(x);
+                let (h, done) = train_classifier(&mut m, &mut fwd, &train, valid, &run)?;
+                let acc = accuracy(&mut m, &mut fwd, &test, 256, cfg.device);
+                if kind == ModelKind::VitContextpool {
+                    m.set_training(false);
+                    no_grad(|| m.forward(&image0.to_device(cfg.device)));
+                    let cp = m.layers[0].context_pool.as_ref().expect("built with ContextPool");
+                    let s = cp.last_stats().ok_or("no ContextPool statistics")?;
+                    pooling_figure(
+                        &s.sizes,
+                        &pixels0,
+                        &sub,
+                        "pool_sizes_layer1",
+                        &format!("Pooling sizes s of layer 1 over the 7×7 patches of a test {}", FASHION_MNIST_CLASSES[label0]),
+                    )?;
+                }
+                (h, done, acc, m.num_params())
+            }
+        };
+        let losses = history.column("train_loss");
+        curves.push(Series::line(kind.name(), history.points("epoch", "valid_accuracy")));
+        reports.push(Report {
+            kind,
+            params,
+            flops: flops_per_image(cfg, kind),
+            first_loss: losses.first().copied().unwrap_or(f64::NAN),
+            last_loss: losses.last().copied().unwrap_or(f64::NAN),
+            valid_accuracy: history.rows.last().map_or(f64::NAN, |r| r[2]),
+            test_accuracy: test_acc,
+            seconds: history.rows.last().map_or(0.0, |r| r[3]),
+            finished,
+        });
+    }
+    let mut table = Table::new(&["model", "test accuracy", "params", "FLOPs/image (fwd)", "train time (s)"]);
+    for r in &reports {
+        table.push(vec![
+            r.kind.name().into(),
+            format!("{:.2}%", 100.0 * r.test_accuracy),
+            common::thousands(r.params),
+            format!("{:.2} M", r.flops / 1e6),
+            format!("{:.0}", r.seconds),
+        ]);
+    }
+    table.write(&dir, "results")?;
+    common::line_chart(&dir.join("valid_accuracy.svg"), "Fashion-MNIST validation accuracy", "epoch", "accuracy", &curves)?;
+    write_json(
+        &dir.join("results.json"),
+        &serde_json::Value::Array(
+            reports
+                .iter()
+                .map(|r| serde_json::json!({
+                    "model": r.kind.name(), "params": r.params, "flops_per_image": r.flops,
+                    "valid_accuracy": r.valid_accuracy, "test_accuracy": r.test_accuracy,
+                    "train_seconds": r.seconds, "first_epoch_loss": r.first_loss, "last_epoch_loss": r.last_loss,
+                }))
+                .collect(),
+        ),
+    )?;
+    if !cfg.quiet {
+        println!("{}", table.markdown());
+    }
+    Ok(reports)
+}
+
+#[allow(dead_code)]
+fn main() {
+    let cfg = Config::parse();
+    match run(&cfg) {
+        Ok(_) => println!("figures and metrics in {}", cfg.out),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
