@@ -15,7 +15,9 @@
 mod common;
 
 use clap::Parser;
-use common::{heatmap, line_chart, out_dir, progress, write_json, AnyResult, History, Series, Table};
+use common::{
+    heatmap, line_chart, out_dir, progress, write_json, AnyResult, History, Series, Table,
+};
 use cubegrad::io::{load_checkpoint, save_checkpoint, Metadata};
 use cubegrad::nn::Module;
 use cubegrad::optim::{Optimizer, SgdConfig};
@@ -66,7 +68,9 @@ impl NwKernelRegression {
     /// `[q]` and the attention weights `[q, k]`.
     pub fn forward(&self, queries: &Tensor, keys: &Tensor, values: &Tensor) -> (Tensor, Tensor) {
         let k = keys.dims()[1];
-        let q = queries.reshape(&[queries.numel(), 1]).broadcast_to([queries.numel(), k]);
+        let q = queries
+            .reshape(&[queries.numel(), 1])
+            .broadcast_to([queries.numel(), k]);
         let d = q.sub(keys).mul(&self.w);
         let weights = d.square().mul_scalar(-0.5).softmax(-1);
         (weights.mul(values).sum_axes(&[-1], false), weights)
@@ -130,8 +134,12 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
     let avg_pred = vec![mean as f32; m];
 
     // Nonparametric: every test query against all training keys, w fixed at 1.
-    let keys_all = Tensor::from_vec(xs.clone(), [1, n]).broadcast_to([m, n]).to_device(dev);
-    let values_all = Tensor::from_vec(ys.clone(), [1, n]).broadcast_to([m, n]).to_device(dev);
+    let keys_all = Tensor::from_vec(xs.clone(), [1, n])
+        .broadcast_to([m, n])
+        .to_device(dev);
+    let values_all = Tensor::from_vec(ys.clone(), [1, n])
+        .broadcast_to([m, n])
+        .to_device(dev);
     let queries = Tensor::from_vec(x_test.clone(), [m]).to_device(dev);
     let fixed = NwKernelRegression {
         w: Tensor::ones([1]).to_device(dev),
@@ -143,8 +151,16 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
     let others: Vec<usize> = (0..n)
         .flat_map(|i| (0..n).filter(move |&j| j != i))
         .collect();
-    let keys_loo = Tensor::from_vec(others.iter().map(|&j| xs[j]).collect::<Vec<_>>(), [n, n - 1]).to_device(dev);
-    let values_loo = Tensor::from_vec(others.iter().map(|&j| ys[j]).collect::<Vec<_>>(), [n, n - 1]).to_device(dev);
+    let keys_loo = Tensor::from_vec(
+        others.iter().map(|&j| xs[j]).collect::<Vec<_>>(),
+        [n, n - 1],
+    )
+    .to_device(dev);
+    let values_loo = Tensor::from_vec(
+        others.iter().map(|&j| ys[j]).collect::<Vec<_>>(),
+        [n, n - 1],
+    )
+    .to_device(dev);
     let x_train = Tensor::from_vec(xs.clone(), [n]).to_device(dev);
     let y_train = Tensor::from_vec(ys.clone(), [n]).to_device(dev);
     let mut model = NwKernelRegression::new();
@@ -197,7 +213,11 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
     let p_pred = p_pred.to_vec::<f32>();
 
     let line = |pred: &[f32]| -> Vec<(f64, f64)> {
-        x_test.iter().zip(pred).map(|(&x, &y)| (x as f64, y as f64)).collect()
+        x_test
+            .iter()
+            .zip(pred)
+            .map(|(&x, &y)| (x as f64, y as f64))
+            .collect()
     };
     line_chart(
         &dir.join("fits.svg"),
@@ -205,8 +225,21 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
         "x",
         "y",
         &[
-            Series::line("truth", x_test.iter().zip(&y_truth).map(|(&x, &y)| (x as f64, y)).collect()),
-            Series::points("samples", xs.iter().zip(&ys).map(|(&x, &y)| (x as f64, y as f64)).collect()),
+            Series::line(
+                "truth",
+                x_test
+                    .iter()
+                    .zip(&y_truth)
+                    .map(|(&x, &y)| (x as f64, y))
+                    .collect(),
+            ),
+            Series::points(
+                "samples",
+                xs.iter()
+                    .zip(&ys)
+                    .map(|(&x, &y)| (x as f64, y as f64))
+                    .collect(),
+            ),
             Series::line("average pooling", line(&avg_pred)),
             Series::line("nonparametric (Gaussian kernel)", line(&np_pred)),
             Series::line("parametric (learned width)", line(&p_pred)),
@@ -214,7 +247,9 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
     )?;
     let as_rows = |w: &Tensor| -> Vec<Vec<f64>> {
         let v = w.to_device(Device::Cpu).to_vec::<f32>();
-        v.chunks(n).map(|r| r.iter().map(|&a| a as f64).collect()).collect()
+        v.chunks(n)
+            .map(|r| r.iter().map(|&a| a as f64).collect())
+            .collect()
     };
     let q_labels: Vec<String> = x_test.iter().map(|x| format!("{x:.1}")).collect();
     let k_labels: Vec<String> = xs.iter().map(|x| format!("{x:.1}")).collect();
@@ -243,8 +278,14 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
     };
     let mut table = Table::new(&["pooling", "MSE to the true function"]);
     table.push(vec!["average".into(), format!("{:.3}", report.mse_average)]);
-    table.push(vec!["nonparametric".into(), format!("{:.3}", report.mse_nonparametric)]);
-    table.push(vec![format!("parametric (w = {:.2})", report.width), format!("{:.3}", report.mse_parametric)]);
+    table.push(vec![
+        "nonparametric".into(),
+        format!("{:.3}", report.mse_nonparametric),
+    ]);
+    table.push(vec![
+        format!("parametric (w = {:.2})", report.width),
+        format!("{:.3}", report.mse_parametric),
+    ]);
     table.write(&dir, "results")?;
     write_json(
         &dir.join("results.json"),

@@ -15,12 +15,14 @@
 mod common;
 
 use clap::{Parser, ValueEnum};
-use common::{heatmap, line_chart, out_dir, progress, text_heat, AnyResult, History, Series, Table};
+use common::{
+    heatmap, line_chart, out_dir, progress, text_heat, AnyResult, History, Series, Table,
+};
 use cubegrad::data::{lm_batch, lm_eval_batches, read_text, split_blocks, CharVocab, TextSplits};
 use cubegrad::io::{load_checkpoint, save_checkpoint, Metadata};
 use cubegrad::nn::{
-    child_name, sinusoidal_positions, AttentionKind, ContextPoolOptions, Embedding,
-    EncoderOptions, LayerCache, LayerNorm, Linear, MhaOptions, Module, TransformerEncoderLayer,
+    child_name, sinusoidal_positions, AttentionKind, ContextPoolOptions, Embedding, EncoderOptions,
+    LayerCache, LayerNorm, Linear, MhaOptions, Module, TransformerEncoderLayer,
 };
 use cubegrad::optim::{clip_grad_norm, Adam, AdamConfig, LrSchedule, Optimizer, WarmupCosine};
 use cubegrad::{manual_seed, no_grad, Device, Tensor};
@@ -60,7 +62,9 @@ impl ModelKind {
 }
 
 #[derive(Parser, Debug, Clone)]
-#[command(about = "Character-level language model with ContextPool on the State of the Union addresses")]
+#[command(
+    about = "Character-level language model with ContextPool on the State of the Union addresses"
+)]
 pub struct Config {
     /// Any UTF-8 text file (gzipped if it ends in .gz)
     #[arg(long, default_value = "data/sotu.txt.gz")]
@@ -374,9 +378,7 @@ pub fn train_one(
         let lr = schedule.lr(step);
         opt.set_lr(lr);
         let logits = model.forward(&x);
-        let ce = logits
-            .reshape(&[n, vocab])
-            .cross_entropy(&y.reshape(&[n]));
+        let ce = logits.reshape(&[n, vocab]).cross_entropy(&y.reshape(&[n]));
         let mut loss = ce.clone();
         for l in &model.layers {
             if let Some(span) = &l.adaptive_span {
@@ -404,7 +406,13 @@ pub fn train_one(
         if step % cfg.eval_every == 0 || step == cfg.steps {
             let valid = bits_per_char(&mut model, &corpus.splits.valid, cfg, cfg.eval_chars);
             let seconds = seconds_before + started.elapsed().as_secs_f64();
-            history.push(vec![step as f64, sum_bpc / n_bpc as f64, valid, lr, seconds]);
+            history.push(vec![
+                step as f64,
+                sum_bpc / n_bpc as f64,
+                valid,
+                lr,
+                seconds,
+            ]);
             (sum_bpc, n_bpc) = (0.0, 0);
             bar.println(format!(
                 "[{}] step {step:5}  train {:.3} bpc  valid {valid:.3} bpc",
@@ -476,7 +484,12 @@ fn report_json(r: &Report) -> serde_json::Value {
 /// Generates `n` characters after `prompt` with the KV cache, sampling at `temperature` with
 /// its own RNG. The cache covers one context length: when it is full, the last half of the
 /// text is fed again as a fresh prompt, so positions stay within those seen in training.
-pub fn generate(model: &mut CharLm, vocab: &CharVocab, cfg: &Config, n: usize) -> AnyResult<String> {
+pub fn generate(
+    model: &mut CharLm,
+    vocab: &CharVocab,
+    cfg: &Config,
+    n: usize,
+) -> AnyResult<String> {
     let mut ids = vocab.encode(&cfg.prompt)?;
     if ids.is_empty() {
         return Err("generate: the prompt is empty".into());
@@ -526,7 +539,12 @@ pub fn generate(model: &mut CharLm, vocab: &CharVocab, cfg: &Config, n: usize) -
 
 /// The figures of a trained model on a passage of held-out text: ContextPool's pooling sizes
 /// per character in each layer, and the attention weights of head 1 in layer 1.
-pub fn passage_figures(model: &mut CharLm, corpus: &Corpus, cfg: &Config, dir: &Path) -> AnyResult<()> {
+pub fn passage_figures(
+    model: &mut CharLm,
+    corpus: &Corpus,
+    cfg: &Config,
+    dir: &Path,
+) -> AnyResult<()> {
     let n = cfg.seq_len.min(corpus.splits.test.len() - 1);
     // Start the passage at a line break so that it opens on a sentence.
     let start = corpus.splits.test[..corpus.splits.test.len() - n]
@@ -534,7 +552,10 @@ pub fn passage_figures(model: &mut CharLm, corpus: &Corpus, cfg: &Config, dir: &
         .position(|&c| corpus.vocab.chars()[c as usize] == '\n')
         .map_or(0, |p| p + 1);
     let ids = &corpus.splits.test[start..start + n];
-    let chars: Vec<char> = ids.iter().map(|&i| corpus.vocab.chars()[i as usize]).collect();
+    let chars: Vec<char> = ids
+        .iter()
+        .map(|&i| corpus.vocab.chars()[i as usize])
+        .collect();
     model.set_training(false);
     let x = Tensor::from_vec(ids.to_vec(), [1, n]).to_device(cfg.device);
     let mut sizes_csv = String::from("position,char");
@@ -542,7 +563,10 @@ pub fn passage_figures(model: &mut CharLm, corpus: &Corpus, cfg: &Config, dir: &
         let mut h = model.embed_at(&x, 0);
         let mut per_layer = Vec::new();
         for (li, layer) in model.layers.iter().enumerate() {
-            if li == 0 && layer.adaptive_span.is_none() && layer.options.attention == AttentionKind::Full {
+            if li == 0
+                && layer.adaptive_span.is_none()
+                && layer.options.attention == AttentionKind::Full
+            {
                 let hn = layer.norm1.forward(&h);
                 let pooled = match &layer.context_pool {
                     Some(cp) => cp.forward(&hn),
@@ -554,7 +578,9 @@ pub fn passage_figures(model: &mut CharLm, corpus: &Corpus, cfg: &Config, dir: &
                     is_causal: true,
                     ..Default::default()
                 };
-                let (_, w) = layer.self_attn.try_forward(&pooled, &pooled, &pooled, &opts)?;
+                let (_, w) = layer
+                    .self_attn
+                    .try_forward(&pooled, &pooled, &pooled, &opts)?;
                 let w = w.ok_or("attention weights were not returned")?;
                 let m = n.min(64);
                 let head0 = w.narrow(1, 0, 1).to_vec::<f32>();
@@ -564,7 +590,10 @@ pub fn passage_figures(model: &mut CharLm, corpus: &Corpus, cfg: &Config, dir: &
                 let labels: Vec<String> = chars[..m].iter().map(|c| show(*c)).collect();
                 heatmap(
                     &dir.join("attention_layer1_head1.svg"),
-                    &format!("{}: attention of layer 1, head 1 (query rows, key columns)", cfg.model.name()),
+                    &format!(
+                        "{}: attention of layer 1, head 1 (query rows, key columns)",
+                        cfg.model.name()
+                    ),
                     &rows,
                     &labels,
                     &labels,
@@ -581,7 +610,10 @@ pub fn passage_figures(model: &mut CharLm, corpus: &Corpus, cfg: &Config, dir: &
             let values: Vec<f64> = s.iter().map(|&v| v as f64).collect();
             text_heat(
                 &dir.join(format!("pool_sizes_layer{}.svg", li + 1)),
-                &format!("ContextPool sizes s per character, layer {} (light = pools wide)", li + 1),
+                &format!(
+                    "ContextPool sizes s per character, layer {} (light = pools wide)",
+                    li + 1
+                ),
                 &chars,
                 &values,
                 64,
@@ -620,7 +652,9 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
         println!(
             "{}: {} characters ({} distinct); train {}, valid {}, test {}",
             cfg.data,
-            common::thousands(corpus.splits.train.len() + corpus.splits.valid.len() + corpus.splits.test.len()),
+            common::thousands(
+                corpus.splits.train.len() + corpus.splits.valid.len() + corpus.splits.test.len()
+            ),
             corpus.vocab.len(),
             common::thousands(corpus.splits.train.len()),
             common::thousands(corpus.splits.valid.len()),

@@ -13,7 +13,9 @@
 mod common;
 
 use clap::Parser;
-use common::{line_chart, out_dir, train_classifier, write_json, AnyResult, ClassifierRun, Series, Table};
+use common::{
+    line_chart, out_dir, train_classifier, write_json, AnyResult, ClassifierRun, Series, Table,
+};
 use cubegrad::autograd::{apply, Forward, GradcheckOptions, Op};
 use cubegrad::data::load_digits;
 use cubegrad::nn::{child_name, Linear, Module};
@@ -32,7 +34,10 @@ impl Op for LearnedSwishOp {
     fn forward(&self, inputs: &[&Tensor]) -> cubegrad::Result<Forward> {
         let (x, beta) = (inputs[0], inputs[1]);
         let s = x.try_mul(beta)?.sigmoid();
-        Ok(Forward::new(x.try_mul(&s)?, vec![x.clone(), beta.clone(), s]))
+        Ok(Forward::new(
+            x.try_mul(&s)?,
+            vec![x.clone(), beta.clone(), s],
+        ))
     }
 
     /// With `s' = s(1 − s)`: `∂y/∂x = s + β x s'` and `∂y/∂β = x² s'`. `β` is shared by every
@@ -169,8 +174,12 @@ pub struct Report {
 pub fn run(cfg: &Config) -> AnyResult<Report> {
     // 1. The backward against central differences, on odd shapes, in f64.
     manual_seed(cfg.seed);
-    let x = Tensor::randn([5, 7], 0.0, 1.5).to_dtype(DType::F64).with_grad();
-    let beta = Tensor::rand_uniform([7], 0.2, 2.0).to_dtype(DType::F64).with_grad();
+    let x = Tensor::randn([5, 7], 0.0, 1.5)
+        .to_dtype(DType::F64)
+        .with_grad();
+    let beta = Tensor::rand_uniform([7], 0.2, 2.0)
+        .to_dtype(DType::F64)
+        .with_grad();
     let check = gradcheck(
         |i| apply(LearnedSwishOp, &[&i[0], &i[1]]),
         &[x, beta],
@@ -244,7 +253,11 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
         "β",
         &[Series::points(
             "β",
-            sorted.iter().enumerate().map(|(i, &b)| (i as f64, b)).collect(),
+            sorted
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| (i as f64, b))
+                .collect(),
         )],
     )?;
     write_json(

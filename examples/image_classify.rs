@@ -11,7 +11,10 @@
 mod common;
 
 use clap::{Parser, ValueEnum};
-use common::{accuracy, heatmap, out_dir, train_classifier, write_json, AnyResult, ClassifierRun, Series, Table};
+use common::{
+    accuracy, heatmap, out_dir, train_classifier, write_json, AnyResult, ClassifierRun, Series,
+    Table,
+};
 use cubegrad::data::{load_fashion_mnist, Dataset, FASHION_MNIST_CLASSES};
 use cubegrad::nn::{
     child_name, ContextPoolOptions, ConvBlock, EncoderOptions, LayerNorm, Linear, Module,
@@ -40,7 +43,9 @@ impl ModelKind {
 }
 
 #[derive(Parser, Debug, Clone)]
-#[command(about = "Fashion-MNIST: CNN with max pooling vs ContextPool, ViT with and without ContextPool")]
+#[command(
+    about = "Fashion-MNIST: CNN with max pooling vs ContextPool, ViT with and without ContextPool"
+)]
 pub struct Config {
     #[arg(long, default_value = "data/fashion-mnist")]
     pub data: String,
@@ -162,7 +167,9 @@ impl Vit {
         let o = vit_options(cfg, context_pool);
         Vit {
             patch: PatchEmbedding::new(1, (28, 28), 4, cfg.d_model),
-            layers: (0..cfg.vit_layers).map(|_| TransformerEncoderLayer::new(o)).collect(),
+            layers: (0..cfg.vit_layers)
+                .map(|_| TransformerEncoderLayer::new(o))
+                .collect(),
             norm: LayerNorm::new(&[cfg.d_model]),
             head: Linear::new(cfg.d_model, 10, true),
         }
@@ -209,7 +216,11 @@ pub fn flops_per_image(cfg: &Config, kind: ModelKind) -> f64 {
     // ContextPool2d with s_max = 2: radius 6, a 13×13 window per output and channel, plus the
     // weight (at every input) and size (at every output) projections.
     let cp2d = |c: f64, hw_in: f64, hw_out: f64| {
-        let r = ContextPoolOptions { s_max: 2.0, ..Default::default() }.radius() as f64;
+        let r = ContextPoolOptions {
+            s_max: 2.0,
+            ..Default::default()
+        }
+        .radius() as f64;
         2.0 * c * hw_in + 2.0 * c * hw_out + 2.0 * (2.0 * r + 1.0).powi(2) * c * hw_out
     };
     match kind {
@@ -223,7 +234,8 @@ pub fn flops_per_image(cfg: &Config, kind: ModelKind) -> f64 {
         ModelKind::Vit | ModelKind::VitContextpool => {
             let d = cfg.d_model as f64;
             let n = 50.0;
-            let mut layer = n * (2.0 * 4.0 * d * d + 2.0 * 2.0 * d * 2.0 * d) + 2.0 * 2.0 * n * n * d;
+            let mut layer =
+                n * (2.0 * 4.0 * d * d + 2.0 * 2.0 * d * 2.0 * d) + 2.0 * 2.0 * n * n * d;
             if kind == ModelKind::VitContextpool {
                 layer += cp2d(d, 49.0, 49.0);
             }
@@ -252,14 +264,30 @@ fn subset(d: &Dataset, n: usize) -> Dataset {
 }
 
 /// One test image and the pooling sizes ContextPool chose over it, as heatmaps.
-fn pooling_figure(sizes: &Tensor, image: &[f32], dir: &Path, name: &str, title: &str) -> AnyResult<()> {
+fn pooling_figure(
+    sizes: &Tensor,
+    image: &[f32],
+    dir: &Path,
+    name: &str,
+    title: &str,
+) -> AnyResult<()> {
     let dims = sizes.dims().to_vec();
     let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
     let s = sizes.to_device(Device::Cpu).to_vec::<f32>();
-    let rows: Vec<Vec<f64>> = (0..h).map(|i| (0..w).map(|j| s[i * w + j] as f64).collect()).collect();
+    let rows: Vec<Vec<f64>> = (0..h)
+        .map(|i| (0..w).map(|j| s[i * w + j] as f64).collect())
+        .collect();
     heatmap(&dir.join(format!("{name}.svg")), title, &rows, &[], &[])?;
-    let img: Vec<Vec<f64>> = (0..28).map(|i| (0..28).map(|j| image[i * 28 + j] as f64).collect()).collect();
-    heatmap(&dir.join("test_image.svg"), "The test image", &img, &[], &[])
+    let img: Vec<Vec<f64>> = (0..28)
+        .map(|i| (0..28).map(|j| image[i * 28 + j] as f64).collect())
+        .collect();
+    heatmap(
+        &dir.join("test_image.svg"),
+        "The test image",
+        &img,
+        &[],
+        &[],
+    )
 }
 
 pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
@@ -270,7 +298,12 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
     let test = subset(&test, cfg.test_images);
     let dir = out_dir(&cfg.out)?;
     let kinds = if cfg.models.is_empty() {
-        vec![ModelKind::CnnMax, ModelKind::CnnContextpool, ModelKind::Vit, ModelKind::VitContextpool]
+        vec![
+            ModelKind::CnnMax,
+            ModelKind::CnnContextpool,
+            ModelKind::Vit,
+            ModelKind::VitContextpool,
+        ]
     } else {
         cfg.models.clone()
     };
@@ -296,14 +329,23 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
             lr: cfg.lr,
             device: cfg.device,
             dir: &sub,
-            tag: format!("{} d={} layers={}", kind.name(), cfg.d_model, cfg.vit_layers),
+            tag: format!(
+                "{} d={} layers={}",
+                kind.name(),
+                cfg.d_model,
+                cfg.vit_layers
+            ),
             resume: cfg.resume,
             stop_at: cfg.stop_at,
             quiet: cfg.quiet,
         };
         let (history, finished, test_acc, params) = match kind {
             ModelKind::CnnMax | ModelKind::CnnContextpool => {
-                let pool = if kind == ModelKind::CnnMax { "max" } else { "contextpool" };
+                let pool = if kind == ModelKind::CnnMax {
+                    "max"
+                } else {
+                    "contextpool"
+                };
                 let mut m = Cnn::new(pool)?;
                 m.try_to_device(cfg.device)?;
                 let mut fwd = |m: &mut Cnn, x: &Tensor| m.forward(x);
@@ -321,7 +363,10 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
                         &pixels0,
                         &sub,
                         "pool_sizes_block1",
-                        &format!("Pooling sizes s of block 1 (14×14) on a test {}", FASHION_MNIST_CLASSES[label0]),
+                        &format!(
+                            "Pooling sizes s of block 1 (14×14) on a test {}",
+                            FASHION_MNIST_CLASSES[label0]
+                        ),
                     )?;
                 }
                 (h, done, acc, m.num_params())
@@ -335,21 +380,30 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
                 if kind == ModelKind::VitContextpool {
                     m.set_training(false);
                     no_grad(|| m.forward(&image0.to_device(cfg.device)));
-                    let cp = m.layers[0].context_pool.as_ref().expect("built with ContextPool");
+                    let cp = m.layers[0]
+                        .context_pool
+                        .as_ref()
+                        .expect("built with ContextPool");
                     let s = cp.last_stats().ok_or("no ContextPool statistics")?;
                     pooling_figure(
                         &s.sizes,
                         &pixels0,
                         &sub,
                         "pool_sizes_layer1",
-                        &format!("Pooling sizes s of layer 1 over the 7×7 patches of a test {}", FASHION_MNIST_CLASSES[label0]),
+                        &format!(
+                            "Pooling sizes s of layer 1 over the 7×7 patches of a test {}",
+                            FASHION_MNIST_CLASSES[label0]
+                        ),
                     )?;
                 }
                 (h, done, acc, m.num_params())
             }
         };
         let losses = history.column("train_loss");
-        curves.push(Series::line(kind.name(), history.points("epoch", "valid_accuracy")));
+        curves.push(Series::line(
+            kind.name(),
+            history.points("epoch", "valid_accuracy"),
+        ));
         reports.push(Report {
             kind,
             params,
@@ -362,7 +416,13 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
             finished,
         });
     }
-    let mut table = Table::new(&["model", "test accuracy", "params", "FLOPs/image (fwd)", "train time (s)"]);
+    let mut table = Table::new(&[
+        "model",
+        "test accuracy",
+        "params",
+        "FLOPs/image (fwd)",
+        "train time (s)",
+    ]);
     for r in &reports {
         table.push(vec![
             r.kind.name().into(),
@@ -373,7 +433,13 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
         ]);
     }
     table.write(&dir, "results")?;
-    common::line_chart(&dir.join("valid_accuracy.svg"), "Fashion-MNIST validation accuracy", "epoch", "accuracy", &curves)?;
+    common::line_chart(
+        &dir.join("valid_accuracy.svg"),
+        "Fashion-MNIST validation accuracy",
+        "epoch",
+        "accuracy",
+        &curves,
+    )?;
     write_json(
         &dir.join("results.json"),
         &serde_json::Value::Array(

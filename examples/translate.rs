@@ -12,11 +12,13 @@
 mod common;
 
 use clap::{Parser, ValueEnum};
-use common::{heatmap, line_chart, out_dir, progress, write_json, AnyResult, History, Series, Table};
+use common::{
+    heatmap, line_chart, out_dir, progress, write_json, AnyResult, History, Series, Table,
+};
 use cubegrad::data::{load_verse_pairs, split_indices, tokenize, WordVocab};
 use cubegrad::io::{load_checkpoint, save_checkpoint, Metadata};
 use cubegrad::nn::{
-    child_name, sinusoidal_positions, AdditiveAttention, EncoderOptions, Embedding, Gru, KvCache,
+    child_name, sinusoidal_positions, AdditiveAttention, Embedding, EncoderOptions, Gru, KvCache,
     LayerNorm, Linear, Module, TransformerDecoderLayer, TransformerEncoderLayer,
 };
 use cubegrad::ops::CrossEntropyOptions;
@@ -116,7 +118,7 @@ pub fn corpus_bleu(candidates: &[Vec<String>], references: &[Vec<String>]) -> f6
             totals[n - 1] += cand.len().saturating_sub(n - 1);
         }
     }
-    if c_len == 0 || matches.iter().any(|&m| m == 0) {
+    if c_len == 0 || matches.contains(&0) {
         return 0.0;
     }
     let log_p: f64 = (0..4)
@@ -150,8 +152,14 @@ impl Pairs {
     pub fn len(&self) -> usize {
         self.references.len()
     }
+    pub fn is_empty(&self) -> bool {
+        self.references.is_empty()
+    }
     fn rows(&self, idx: &[usize]) -> (Tensor, Tensor, Tensor) {
-        let ids = Tensor::from_vec(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]);
+        let ids = Tensor::from_vec(
+            idx.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+            [idx.len()],
+        );
         (
             self.src.index_select(0, &ids),
             self.src_len.index_select(0, &ids),
@@ -204,13 +212,23 @@ pub fn load_corpus(cfg: &Config) -> AnyResult<Corpus> {
             sources: idx.iter().map(|&i| pairs[i].0.clone()).collect(),
         }
     };
-    Ok(Corpus {
+    let corpus = Corpus {
         train: make(&parts[0]),
         valid: make(&parts[1]),
         test: make(&parts[2]),
         src_vocab,
         tgt_vocab,
-    })
+    };
+    if corpus.valid.is_empty() || corpus.test.is_empty() {
+        return Err(format!(
+            "{}: only {} pairs have both sides within {} characters, too few to split",
+            cfg.data,
+            pairs.len(),
+            cfg.max_chars
+        )
+        .into());
+    }
+    Ok(corpus)
 }
 
 /// `<bos>` then the target without its last position: what the decoder reads under teacher
@@ -230,7 +248,12 @@ pub trait Seq2Seq: Module {
     fn logits(&self, src: &Tensor, src_len: &Tensor, dec_in: &Tensor) -> Tensor;
     /// Greedy decoding of `steps` tokens for a batch: ids `[B, steps]` and, where the model has
     /// them, the cross-attention weights of the first sentence per step.
-    fn greedy(&self, src: &Tensor, src_len: &Tensor, steps: usize) -> (Vec<Vec<i64>>, Vec<Vec<f64>>);
+    fn greedy(
+        &self,
+        src: &Tensor,
+        src_len: &Tensor,
+        steps: usize,
+    ) -> (Vec<Vec<i64>>, Vec<Vec<f64>>);
 }
 
 /// The lecture's Seq2SeqAttentionDecoder: a GRU encoder; at each target step the decoder's top
@@ -243,11 +266,16 @@ pub struct GruSeq2Seq {
     pub attention: AdditiveAttention,
     pub decoder: Gru,
     pub dense: Linear,
-    pub dropout: f64,
 }
 
 impl GruSeq2Seq {
-    pub fn new(src_vocab: usize, tgt_vocab: usize, hidden: usize, layers: usize, dropout: f64) -> Self {
+    pub fn new(
+        src_vocab: usize,
+        tgt_vocab: usize,
+        hidden: usize,
+        layers: usize,
+        dropout: f64,
+    ) -> Self {
         GruSeq2Seq {
             src_embed: Embedding::new(src_vocab, hidden),
             encoder: Gru::new(hidden, hidden, layers),
@@ -255,7 +283,6 @@ impl GruSeq2Seq {
             attention: AdditiveAttention::new(hidden, hidden, hidden, dropout),
             decoder: Gru::new(2 * hidden, hidden, layers),
             dense: Linear::new(hidden, tgt_vocab, true),
-            dropout,
         }
     }
     fn step(&self, y: &Tensor, enc: &Tensor, src_len: &Tensor, state: &Tensor) -> (Tensor, Tensor) {
@@ -279,7 +306,12 @@ impl Seq2Seq for GruSeq2Seq {
         }
         Tensor::concat(&outs.iter().collect::<Vec<_>>(), 1)
     }
-    fn greedy(&self, src: &Tensor, src_len: &Tensor, steps: usize) -> (Vec<Vec<i64>>, Vec<Vec<f64>>) {
+    fn greedy(
+        &self,
+        src: &Tensor,
+        src_len: &Tensor,
+        steps: usize,
+    ) -> (Vec<Vec<i64>>, Vec<Vec<f64>>) {
         let b = src.dims()[0];
         let (enc, mut state) = self.encoder.forward(&self.src_embed.forward(src), None);
         let mut y = Tensor::from_vec(vec![WordVocab::BOS; b], [b, 1]).to_device(src.device());
@@ -316,10 +348,13 @@ impl Module for GruSeq2Seq {
         self.dense.visit_params(&child_name(p, "dense"), f);
     }
     fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.src_embed.visit_params_mut(&child_name(p, "src_embed"), f);
+        self.src_embed
+            .visit_params_mut(&child_name(p, "src_embed"), f);
         self.encoder.visit_params_mut(&child_name(p, "encoder"), f);
-        self.tgt_embed.visit_params_mut(&child_name(p, "tgt_embed"), f);
-        self.attention.visit_params_mut(&child_name(p, "attention"), f);
+        self.tgt_embed
+            .visit_params_mut(&child_name(p, "tgt_embed"), f);
+        self.attention
+            .visit_params_mut(&child_name(p, "attention"), f);
         self.decoder.visit_params_mut(&child_name(p, "decoder"), f);
         self.dense.visit_params_mut(&child_name(p, "dense"), f);
     }
@@ -348,7 +383,9 @@ impl TransformerSeq2Seq {
         TransformerSeq2Seq {
             src_embed: Embedding::new(src_vocab, d),
             tgt_embed: Embedding::new(tgt_vocab, d),
-            encoder: (0..cfg.layers).map(|_| TransformerEncoderLayer::new(enc)).collect(),
+            encoder: (0..cfg.layers)
+                .map(|_| TransformerEncoderLayer::new(enc))
+                .collect(),
             decoder: (0..cfg.layers)
                 .map(|_| TransformerDecoderLayer::new(d, cfg.heads, 4 * d, cfg.dropout))
                 .collect(),
@@ -381,11 +418,18 @@ impl Seq2Seq for TransformerSeq2Seq {
         let (memory, pad) = self.encode(src, src_len);
         let mut h = self.embed(&self.tgt_embed, dec_in, 0);
         for l in &self.decoder {
-            h = l.try_forward(&h, &memory, Some(&pad)).expect("decoder layer");
+            h = l
+                .try_forward(&h, &memory, Some(&pad))
+                .expect("decoder layer");
         }
         self.dense.forward(&self.dec_norm.forward(&h))
     }
-    fn greedy(&self, src: &Tensor, src_len: &Tensor, steps: usize) -> (Vec<Vec<i64>>, Vec<Vec<f64>>) {
+    fn greedy(
+        &self,
+        src: &Tensor,
+        src_len: &Tensor,
+        steps: usize,
+    ) -> (Vec<Vec<i64>>, Vec<Vec<f64>>) {
         let b = src.dims()[0];
         let (memory, pad) = self.encode(src, src_len);
         let mut caches = vec![KvCache::default(); self.decoder.len()];
@@ -398,7 +442,10 @@ impl Seq2Seq for TransformerSeq2Seq {
                     .try_forward_cached(&h, &memory, Some(&pad), c)
                     .expect("cached decoder layer");
             }
-            y = self.dense.forward(&self.dec_norm.forward(&h)).argmax(-1, false);
+            y = self
+                .dense
+                .forward(&self.dec_norm.forward(&h))
+                .argmax(-1, false);
             for (i, id) in y.to_vec::<i64>().into_iter().enumerate() {
                 out[i].push(id);
             }
@@ -422,16 +469,20 @@ impl Module for TransformerSeq2Seq {
         self.dense.visit_params(&child_name(p, "dense"), f);
     }
     fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.src_embed.visit_params_mut(&child_name(p, "src_embed"), f);
-        self.tgt_embed.visit_params_mut(&child_name(p, "tgt_embed"), f);
+        self.src_embed
+            .visit_params_mut(&child_name(p, "src_embed"), f);
+        self.tgt_embed
+            .visit_params_mut(&child_name(p, "tgt_embed"), f);
         for (i, l) in self.encoder.iter_mut().enumerate() {
             l.visit_params_mut(&child_name(p, &format!("encoder.{i}")), f);
         }
         for (i, l) in self.decoder.iter_mut().enumerate() {
             l.visit_params_mut(&child_name(p, &format!("decoder.{i}")), f);
         }
-        self.enc_norm.visit_params_mut(&child_name(p, "enc_norm"), f);
-        self.dec_norm.visit_params_mut(&child_name(p, "dec_norm"), f);
+        self.enc_norm
+            .visit_params_mut(&child_name(p, "enc_norm"), f);
+        self.dec_norm
+            .visit_params_mut(&child_name(p, "dec_norm"), f);
         self.dense.visit_params_mut(&child_name(p, "dense"), f);
     }
     fn set_training(&mut self, training: bool) {
@@ -467,7 +518,8 @@ fn mean_loss(model: &mut dyn Seq2Seq, data: &Pairs, cfg: &Config) -> f64 {
         for chunk in idx.chunks(256) {
             let (s, l, t) = data.rows(chunk);
             let d = cfg.device;
-            total += loss_of(model, &s.to_device(d), &l.to_device(d), &t.to_device(d)).item() * chunk.len() as f64;
+            total += loss_of(model, &s.to_device(d), &l.to_device(d), &t.to_device(d)).item()
+                * chunk.len() as f64;
             n += chunk.len();
         }
     });
@@ -492,7 +544,11 @@ pub fn translate_and_score(
     no_grad(|| {
         for chunk in idx.chunks(256) {
             let (s, l, _) = data.rows(chunk);
-            let (ids, w) = model.greedy(&s.to_device(cfg.device), &l.to_device(cfg.device), cfg.max_tokens);
+            let (ids, w) = model.greedy(
+                &s.to_device(cfg.device),
+                &l.to_device(cfg.device),
+                cfg.max_tokens,
+            );
             if first_weights.is_empty() {
                 first_weights = w;
             }
@@ -507,7 +563,11 @@ pub fn translate_and_score(
         }
     });
     model.set_training(true);
-    (corpus_bleu(&hyps, &data.references[..n]), hyps, first_weights)
+    (
+        corpus_bleu(&hyps, &data.references[..n]),
+        hyps,
+        first_weights,
+    )
 }
 
 pub struct ModelReport {
@@ -531,13 +591,23 @@ pub fn train_model(
 ) -> AnyResult<ModelReport> {
     let mut opt = AdamConfig::adam().lr(cfg.lr).init();
     let ckpt = dir.join("checkpoint.safetensors");
-    let tag = format!("{name} hidden={} layers={} vocab={}/{}", cfg.hidden, cfg.layers, corpus.src_vocab.len(), corpus.tgt_vocab.len());
+    let tag = format!(
+        "{name} hidden={} layers={} vocab={}/{}",
+        cfg.hidden,
+        cfg.layers,
+        corpus.src_vocab.len(),
+        corpus.tgt_vocab.len()
+    );
     let mut history = History::new(&["epoch", "train_loss", "valid_loss", "valid_bleu", "seconds"]);
     let (mut epoch, mut seconds_before) = (0usize, 0.0);
     if cfg.resume {
         let ck = load_checkpoint(&ckpt, model, &mut opt)?;
         if ck.extra.get("model") != Some(&tag) {
-            return Err(format!("{}: the checkpoint is of another model than \"{tag}\"", ckpt.display()).into());
+            return Err(format!(
+                "{}: the checkpoint is of another model than \"{tag}\"",
+                ckpt.display()
+            )
+            .into());
         }
         epoch = ck.get("epoch").ok_or("checkpoint lacks \"epoch\"")?;
         seconds_before = ck.get("seconds").unwrap_or(0.0);
@@ -567,14 +637,25 @@ pub fn train_model(
             total += loss.item();
             batches += 1;
             bar.inc(1);
-            let rate = (batches * cfg.batch_size) as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("{name}: loss {:.3}, {rate:.0} pairs/s", total / batches as f64));
+            let rate =
+                (batches * cfg.batch_size) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "{name}: loss {:.3}, {rate:.0} pairs/s",
+                total / batches as f64
+            ));
         }
         epoch += 1;
         let valid_loss = mean_loss(model, &corpus.valid, cfg);
-        let (valid_bleu, _, _) = translate_and_score(model, &corpus.valid, &corpus.tgt_vocab, cfg, 200);
+        let (valid_bleu, _, _) =
+            translate_and_score(model, &corpus.valid, &corpus.tgt_vocab, cfg, 200);
         let seconds = seconds_before + started.elapsed().as_secs_f64();
-        history.push(vec![epoch as f64, total / batches as f64, valid_loss, valid_bleu, seconds]);
+        history.push(vec![
+            epoch as f64,
+            total / batches as f64,
+            valid_loss,
+            valid_bleu,
+            seconds,
+        ]);
         bar.println(format!(
             "[{name}] epoch {epoch}: train loss {:.3}, valid loss {valid_loss:.3}, valid BLEU {valid_bleu:.3}",
             total / batches as f64
@@ -600,7 +681,13 @@ pub fn train_model(
     )?;
     let finished = epoch >= cfg.epochs;
     let (test_bleu, hyps, weights) = if finished {
-        translate_and_score(model, &corpus.test, &corpus.tgt_vocab, cfg, cfg.bleu_sentences)
+        translate_and_score(
+            model,
+            &corpus.test,
+            &corpus.tgt_vocab,
+            cfg,
+            cfg.bleu_sentences,
+        )
     } else {
         (f64::NAN, Vec::new(), Vec::new())
     };
@@ -612,7 +699,11 @@ pub fn train_model(
             .take(cfg.max_tokens - 1)
             .chain(["<eos>".to_string()])
             .collect();
-        let out_tokens: Vec<String> = hyps[0].iter().cloned().chain(["<eos>".to_string()]).collect();
+        let out_tokens: Vec<String> = hyps[0]
+            .iter()
+            .cloned()
+            .chain(["<eos>".to_string()])
+            .collect();
         let rows: Vec<Vec<f64>> = weights
             .iter()
             .take(out_tokens.len())
@@ -676,17 +767,41 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<ModelReport>> {
     let mut reports = Vec::new();
     if cfg.model != Which::Transformer {
         manual_seed(cfg.seed);
-        let mut m = GruSeq2Seq::new(corpus.src_vocab.len(), corpus.tgt_vocab.len(), cfg.hidden, cfg.layers, cfg.dropout);
+        let mut m = GruSeq2Seq::new(
+            corpus.src_vocab.len(),
+            corpus.tgt_vocab.len(),
+            cfg.hidden,
+            cfg.layers,
+            cfg.dropout,
+        );
         m.try_to_device(cfg.device)?;
-        reports.push(train_model("gru-bahdanau", &mut m, &corpus, cfg, &out_dir(&format!("{}/gru", cfg.out))?)?);
+        reports.push(train_model(
+            "gru-bahdanau",
+            &mut m,
+            &corpus,
+            cfg,
+            &out_dir(&format!("{}/gru", cfg.out))?,
+        )?);
     }
     if cfg.model != Which::Gru {
         manual_seed(cfg.seed);
         let mut m = TransformerSeq2Seq::new(corpus.src_vocab.len(), corpus.tgt_vocab.len(), cfg);
         m.try_to_device(cfg.device)?;
-        reports.push(train_model("transformer", &mut m, &corpus, cfg, &out_dir(&format!("{}/transformer", cfg.out))?)?);
+        reports.push(train_model(
+            "transformer",
+            &mut m,
+            &corpus,
+            cfg,
+            &out_dir(&format!("{}/transformer", cfg.out))?,
+        )?);
     }
-    let mut table = Table::new(&["model", "params", "valid loss", "test BLEU-4", "train time (s)"]);
+    let mut table = Table::new(&[
+        "model",
+        "params",
+        "valid loss",
+        "test BLEU-4",
+        "train time (s)",
+    ]);
     for r in &reports {
         table.push(vec![
             r.name.clone(),
@@ -701,7 +816,10 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<ModelReport>> {
         println!("{}", table.markdown());
         for r in &reports {
             for (s, refr, h) in &r.examples {
-                println!("[{}] {s}\n    reference: {refr}\n    output:    {h}", r.name);
+                println!(
+                    "[{}] {s}\n    reference: {refr}\n    output:    {h}",
+                    r.name
+                );
             }
         }
     }

@@ -12,7 +12,14 @@ fn f64_param(shape: &[usize], scale: f64) -> Tensor {
 }
 
 /// PyTorch's GRU equations, one step at a time, every op recorded on the tape.
-fn composed(x: &Tensor, h0: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor) -> Tensor {
+fn composed(
+    x: &Tensor,
+    h0: &Tensor,
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b_ih: &Tensor,
+    b_hh: &Tensor,
+) -> Tensor {
     let hs = w_hh.dims()[1];
     let mut h = h0.clone();
     let mut outs = Vec::new();
@@ -77,7 +84,11 @@ fn gru_layer_matches_the_composed_recurrence() {
     let gf = fused.mul(&cot).sum().backward();
     let gr = reference.mul(&cot).sum().backward();
     for (k, p) in v.iter().enumerate() {
-        close(gf.get(p).unwrap(), gr.get(p).unwrap(), &format!("gradient of input {k}"));
+        close(
+            gf.get(p).unwrap(),
+            gr.get(p).unwrap(),
+            &format!("gradient of input {k}"),
+        );
     }
 }
 
@@ -88,8 +99,14 @@ fn gru_module_has_pytorch_names_and_checks_shapes() {
     assert_eq!(
         names,
         [
-            "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
-            "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1"
+            "weight_ih_l0",
+            "weight_hh_l0",
+            "bias_ih_l0",
+            "bias_hh_l0",
+            "weight_ih_l1",
+            "weight_hh_l1",
+            "bias_ih_l1",
+            "bias_hh_l1"
         ]
     );
     assert_eq!(gru.parameters()[0].1.dims(), &[18, 4]);

@@ -272,10 +272,7 @@ pub fn heatmap(
     let rows = values.len();
     let cols = values.first().map_or(0, Vec::len);
     let cell = (560 / cols.max(1)).clamp(4, 40) as u32;
-    let (w, h) = (
-        cell * cols as u32 + 160,
-        cell * rows as u32 + 110,
-    );
+    let (w, h) = (cell * cols as u32 + 160, cell * rows as u32 + 110);
     let root = SVGBackend::new(path, (w.max(320), h.max(200))).into_drawing_area();
     root.fill(&WHITE)?;
     let (lo, hi) = values
@@ -310,8 +307,11 @@ pub fn heatmap(
             )
         })
     }))?;
-    root.titled(&format!("{lo:.3} (dark) … {hi:.3} (light)"), ("sans-serif", 12))
-        .ok();
+    root.titled(
+        &format!("{lo:.3} (dark) … {hi:.3} (light)"),
+        ("sans-serif", 12),
+    )
+    .ok();
     root.present()?;
     Ok(())
 }
@@ -470,7 +470,10 @@ pub fn train_classifier<M: cubegrad::nn::Module>(
             seen += y.numel();
             bar.inc(1);
             let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {:.3}, {rate:.0} images/s", total / batches as f64));
+            bar.set_message(format!(
+                "loss {:.3}, {rate:.0} images/s",
+                total / batches as f64
+            ));
         }
         epoch += 1;
         let acc = accuracy(model, forward, valid, 256, run.device);

@@ -38,7 +38,10 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxBytes> {
     if bytes[2] != 0x08 {
         return Err(Error::file(
             path,
-            format!("IDX type 0x{:02x}: only unsigned bytes (0x08) are supported", bytes[2]),
+            format!(
+                "IDX type 0x{:02x}: only unsigned bytes (0x08) are supported",
+                bytes[2]
+            ),
         ));
     }
     let ndim = bytes[3] as usize;
@@ -88,7 +91,11 @@ pub fn load_idx_images(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Re
     if lab.dims[0] != n {
         return Err(Error::file(
             lpath,
-            format!("{} labels for the {n} images of {}", lab.dims[0], ipath.display()),
+            format!(
+                "{} labels for the {n} images of {}",
+                lab.dims[0],
+                ipath.display()
+            ),
         ));
     }
     if let Some(i) = lab.data.iter().position(|&l| l >= 10) {

@@ -16,7 +16,10 @@ pub fn read_text(path: impl AsRef<Path>) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| {
         Error::file(
             path,
-            format!("not UTF-8 text (bad byte at offset {})", e.utf8_error().valid_up_to()),
+            format!(
+                "not UTF-8 text (bad byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
         )
     })
 }
@@ -50,7 +53,10 @@ impl CharVocab {
         text.chars()
             .map(|c| {
                 self.index.get(&c).map(|&i| i as i64).ok_or_else(|| {
-                    Error::invalid("CharVocab::encode", format!("{c:?} is not in the vocabulary"))
+                    Error::invalid(
+                        "CharVocab::encode",
+                        format!("{c:?} is not in the vocabulary"),
+                    )
                 })
             })
             .collect()
@@ -110,7 +116,11 @@ pub fn lm_batch(ids: &[i64], batch: usize, seq_len: usize) -> Result<(Tensor, Te
     if ids.len() <= seq_len {
         return Err(Error::invalid(
             "lm_batch",
-            format!("{} tokens cannot fill a window of {}", ids.len(), seq_len + 1),
+            format!(
+                "{} tokens cannot fill a window of {}",
+                ids.len(),
+                seq_len + 1
+            ),
         ));
     }
     let starts: Vec<usize> = with_rng(|r| {

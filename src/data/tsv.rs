@@ -13,7 +13,10 @@ pub fn read_tsv(path: impl AsRef<Path>, columns: usize) -> Result<Vec<Vec<String
     let text = String::from_utf8(bytes).map_err(|e| {
         Error::file(
             path,
-            format!("not UTF-8 text (bad byte at offset {})", e.utf8_error().valid_up_to()),
+            format!(
+                "not UTF-8 text (bad byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
         )
     })?;
     let mut rows = Vec::new();
@@ -95,10 +98,8 @@ impl WordVocab {
                 *counts.entry(t.as_str()).or_default() += 1;
             }
         }
-        let mut seen: Vec<(&str, usize)> = counts
-            .into_iter()
-            .filter(|&(_, c)| c >= min_freq)
-            .collect();
+        let mut seen: Vec<(&str, usize)> =
+            counts.into_iter().filter(|&(_, c)| c >= min_freq).collect();
         seen.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         let mut tokens: Vec<String> = ["<pad>", "<bos>", "<eos>", "<unk>"]
             .iter()

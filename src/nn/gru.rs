@@ -80,7 +80,12 @@ impl Op for GruLayerOp {
     /// `da_z = dz ⊙ z(1 − z)`; the input projection gets `[da_r, da_z, da_n]`, the hidden one
     /// `[da_r, da_z, da_n ⊙ r]`, and `∂L/∂h = dh ⊙ z + (hidden one) W_hh`. The weight
     /// gradients are then one matmul each over all steps.
-    fn backward(&self, saved: &[Tensor], g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        saved: &[Tensor],
+        g: &Tensor,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
         let (x, h0, w_ih, w_hh, out) = (&saved[0], &saved[1], &saved[2], &saved[3], &saved[4]);
         let (rs, zs, ns, ghns) = (&saved[5], &saved[6], &saved[7], &saved[8]);
         let (b, t_len, hs) = (x.dims()[0], x.dims()[1], self.hidden);
@@ -94,7 +99,11 @@ impl Op for GruLayerOp {
                 Some(d) => step(g, t)?.try_add(d)?,
                 None => step(g, t)?,
             };
-            let h_prev = if t == 0 { h0.clone() } else { step(out, t - 1)? };
+            let h_prev = if t == 0 {
+                h0.clone()
+            } else {
+                step(out, t - 1)?
+            };
             let (r, z, n, ghn) = (step(rs, t)?, step(zs, t)?, step(ns, t)?, step(ghns, t)?);
             let one_minus = |a: &Tensor| a.neg().add_scalar(1.0);
             let dn = dh.try_mul(&one_minus(&z))?;
@@ -122,8 +131,12 @@ impl Op for GruLayerOp {
             .then(|| dgi.t().try_matmul(&x.try_reshape(&[b * t_len, in_size])?))
             .transpose()?;
         let dw_hh = needs[3].then(|| dgh.t().try_matmul(&h_prev)).transpose()?;
-        let db_ih = needs[4].then(|| dgi.try_sum_axes(&[0], false)).transpose()?;
-        let db_hh = needs[5].then(|| dgh.try_sum_axes(&[0], false)).transpose()?;
+        let db_ih = needs[4]
+            .then(|| dgi.try_sum_axes(&[0], false))
+            .transpose()?;
+        let db_hh = needs[5]
+            .then(|| dgh.try_sum_axes(&[0], false))
+            .transpose()?;
         Ok(vec![dx, dh0, dw_ih, dw_hh, db_ih, db_hh])
     }
 }
@@ -249,18 +262,36 @@ impl Gru {
 impl Module for Gru {
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
         for (k, l) in self.layers.iter().enumerate() {
-            f(&child_name(prefix, &format!("weight_ih_l{k}")), &l.weight_ih);
-            f(&child_name(prefix, &format!("weight_hh_l{k}")), &l.weight_hh);
+            f(
+                &child_name(prefix, &format!("weight_ih_l{k}")),
+                &l.weight_ih,
+            );
+            f(
+                &child_name(prefix, &format!("weight_hh_l{k}")),
+                &l.weight_hh,
+            );
             f(&child_name(prefix, &format!("bias_ih_l{k}")), &l.bias_ih);
             f(&child_name(prefix, &format!("bias_hh_l{k}")), &l.bias_hh);
         }
     }
     fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
         for (k, l) in self.layers.iter_mut().enumerate() {
-            f(&child_name(prefix, &format!("weight_ih_l{k}")), &mut l.weight_ih);
-            f(&child_name(prefix, &format!("weight_hh_l{k}")), &mut l.weight_hh);
-            f(&child_name(prefix, &format!("bias_ih_l{k}")), &mut l.bias_ih);
-            f(&child_name(prefix, &format!("bias_hh_l{k}")), &mut l.bias_hh);
+            f(
+                &child_name(prefix, &format!("weight_ih_l{k}")),
+                &mut l.weight_ih,
+            );
+            f(
+                &child_name(prefix, &format!("weight_hh_l{k}")),
+                &mut l.weight_hh,
+            );
+            f(
+                &child_name(prefix, &format!("bias_ih_l{k}")),
+                &mut l.bias_ih,
+            );
+            f(
+                &child_name(prefix, &format!("bias_hh_l{k}")),
+                &mut l.bias_hh,
+            );
         }
     }
 }

@@ -1,0 +1,361 @@
+//! Every example, run with a tiny configuration on the vendored data: it trains (the loss
+//! drops), writes its metrics and figures, and where it checkpoints, resuming an interrupted
+//! run gives the same numbers as the uninterrupted one.
+
+// Each example brings its own `mod common;`, as it does when built alone.
+#![allow(clippy::duplicate_mod)]
+
+#[path = "../examples/attention_pooling.rs"]
+mod attention_pooling;
+#[path = "../examples/contextpool_lm.rs"]
+mod contextpool_lm;
+#[path = "../examples/custom_layer.rs"]
+mod custom_layer;
+#[path = "../examples/image_classify.rs"]
+mod image_classify;
+#[path = "../examples/translate.rs"]
+mod translate;
+
+use cubegrad::Device;
+use std::path::PathBuf;
+
+fn data(file: &str) -> String {
+    format!("{}/data/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh output folder under the target directory.
+fn out(name: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("examples-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.to_string_lossy().into_owned()
+}
+
+fn exists(dir: &str, files: &[&str]) {
+    for f in files {
+        let p = PathBuf::from(dir).join(f);
+        let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{} is missing or empty", p.display());
+    }
+}
+
+fn lm_config(out: String) -> contextpool_lm::Config {
+    contextpool_lm::Config {
+        data: data("sotu.txt.gz"),
+        model: contextpool_lm::ModelKind::Contextpool,
+        layers: Some(1),
+        compare: false,
+        d_model: 32,
+        heads: 2,
+        seq_len: 32,
+        batch_size: 8,
+        steps: 40,
+        lr: 3e-3,
+        eval_every: 10,
+        eval_chars: 2048,
+        test_chars: 2048,
+        window: 8,
+        sample_chars: 40,
+        prompt: "The Congress".into(),
+        temperature: 0.8,
+        seed: 1,
+        device: Device::Cpu,
+        out,
+        resume: false,
+        stop_at: None,
+        quiet: true,
+    }
+}
+
+#[test]
+fn contextpool_lm_trains_samples_and_resumes_exactly() {
+    let cfg = lm_config(out("lm"));
+    let full = contextpool_lm::run(&cfg).unwrap();
+    assert!(full.finished);
+    // A uniform guess over 99 characters is log2(99) = 6.63 bpc.
+    assert!(
+        full.last_train_bpc < full.first_train_bpc - 1.0,
+        "train bpc {} -> {}",
+        full.first_train_bpc,
+        full.last_train_bpc
+    );
+    assert!(
+        full.valid_bpc < 5.0 && full.test_bpc < 5.0,
+        "{} {}",
+        full.valid_bpc,
+        full.test_bpc
+    );
+    let sample = full.sample.as_deref().unwrap();
+    assert!(sample.starts_with("The Congress") && sample.chars().count() == 12 + 40);
+    exists(
+        &cfg.out,
+        &[
+            "metrics.csv",
+            "metrics.json",
+            "learning_curve.svg",
+            "pool_sizes_layer1.svg",
+            "pool_sizes.csv",
+            "attention_layer1_head1.svg",
+            "sample.txt",
+            "checkpoint.safetensors",
+        ],
+    );
+
+    // Interrupted at step 20, then resumed: the same curve as the run above.
+    let mut cut = lm_config(out("lm-resume"));
+    cut.stop_at = Some(20);
+    assert!(!contextpool_lm::run(&cut).unwrap().finished);
+    cut.stop_at = None;
+    cut.resume = true;
+    let resumed = contextpool_lm::run(&cut).unwrap();
+    assert_eq!(resumed.history.rows.len(), full.history.rows.len());
+    for (a, b) in resumed.history.rows.iter().zip(&full.history.rows) {
+        assert_eq!(a[0], b[0]);
+        assert_eq!(a[1], b[1], "train bpc at step {}", a[0]);
+        assert!(
+            (a[2] - b[2]).abs() < 1e-9,
+            "valid bpc at step {}: {} vs {}",
+            a[0],
+            a[2],
+            b[2]
+        );
+    }
+    assert!((resumed.test_bpc - full.test_bpc).abs() < 1e-9);
+
+    // A checkpoint of another model is refused, naming the file and what differs.
+    let mut other = lm_config(cut.out.clone());
+    other.model = contextpool_lm::ModelKind::Baseline;
+    other.resume = true;
+    let err = contextpool_lm::run(&other).unwrap_err().to_string();
+    assert!(
+        err.contains("checkpoint.safetensors") && err.contains("does not match"),
+        "{err}"
+    );
+}
+
+#[test]
+fn contextpool_lm_compare_tabulates_every_model() {
+    let mut cfg = lm_config(out("lm-compare"));
+    cfg.compare = true;
+    cfg.layers = None;
+    cfg.steps = 12;
+    cfg.eval_every = 6;
+    let reports = contextpool_lm::compare(&cfg).unwrap();
+    let names: Vec<&str> = reports.iter().map(|r| r.model.name()).collect();
+    assert_eq!(names, ["baseline", "contextpool", "adaptive-span", "local"]);
+    assert_eq!(reports[0].layers, 4);
+    assert_eq!(reports[1].layers, 2);
+    for r in &reports {
+        assert!(r.test_bpc.is_finite() && r.params > 0 && r.flops_per_token > 0.0);
+        assert!(r.last_train_bpc < r.first_train_bpc, "{}", r.model.name());
+    }
+    exists(
+        &cfg.out,
+        &[
+            "results.md",
+            "results.csv",
+            "results.json",
+            "compare_valid_bpc.svg",
+        ],
+    );
+    let md = std::fs::read_to_string(PathBuf::from(&cfg.out).join("results.md")).unwrap();
+    assert_eq!(md.lines().count(), 2 + 4, "{md}");
+}
+
+#[test]
+fn contextpool_lm_reports_a_missing_corpus() {
+    let mut cfg = lm_config(out("lm-missing"));
+    cfg.data = data("no-such-corpus.txt");
+    let err = contextpool_lm::run(&cfg).unwrap_err().to_string();
+    assert!(err.contains("no-such-corpus.txt"), "{err}");
+}
+
+#[test]
+fn image_classify_trains_all_four_models() {
+    let cfg = image_classify::Config {
+        data: data("fashion-mnist"),
+        models: vec![],
+        epochs: 3,
+        train_images: 384,
+        test_images: 256,
+        batch_size: 32,
+        lr: 3e-3,
+        d_model: 16,
+        vit_layers: 1,
+        seed: 0,
+        device: Device::Cpu,
+        out: out("images"),
+        resume: false,
+        stop_at: None,
+        quiet: true,
+    };
+    let reports = image_classify::run(&cfg).unwrap();
+    assert_eq!(reports.len(), 4);
+    for r in &reports {
+        assert!(r.finished);
+        assert!(
+            r.last_loss < r.first_loss,
+            "{}: {} -> {}",
+            r.kind.name(),
+            r.first_loss,
+            r.last_loss
+        );
+        // Ten balanced classes: chance is 10%.
+        assert!(
+            r.test_accuracy > 0.2,
+            "{}: {}",
+            r.kind.name(),
+            r.test_accuracy
+        );
+    }
+    exists(
+        &cfg.out,
+        &[
+            "results.md",
+            "results.csv",
+            "results.json",
+            "valid_accuracy.svg",
+            "cnn-contextpool/pool_sizes_block1.svg",
+            "vit-contextpool/pool_sizes_layer1.svg",
+        ],
+    );
+}
+
+#[test]
+fn attention_pooling_learns_a_width_that_beats_average_pooling() {
+    let cfg = attention_pooling::Config {
+        n_train: 50,
+        epochs: 5,
+        lr: 0.5,
+        seed: 0,
+        device: Device::Cpu,
+        out: out("attention-pooling"),
+        resume: false,
+        stop_at: None,
+        quiet: true,
+    };
+    let r = attention_pooling::run(&cfg).unwrap();
+    assert!(r.finished);
+    assert!(r.last_loss < r.first_loss);
+    assert!(r.mse_nonparametric < r.mse_average && r.mse_parametric < r.mse_average);
+    exists(
+        &cfg.out,
+        &[
+            "fits.svg",
+            "weights_nonparametric.svg",
+            "weights_parametric.svg",
+            "metrics.csv",
+            "results.json",
+        ],
+    );
+    // Resumed from epoch 2, the learned width is the same.
+    let mut cut = attention_pooling::Config {
+        out: out("attention-pooling-resume"),
+        stop_at: Some(2),
+        ..cfg
+    };
+    attention_pooling::run(&cut).unwrap();
+    cut.stop_at = None;
+    cut.resume = true;
+    assert_eq!(attention_pooling::run(&cut).unwrap().width, r.width);
+}
+
+#[test]
+fn custom_layer_passes_gradcheck_and_trains() {
+    let cfg = custom_layer::Config {
+        data: data("digits.csv.gz"),
+        epochs: 10,
+        hidden: 32,
+        batch_size: 32,
+        lr: 3e-3,
+        seed: 0,
+        device: Device::Cpu,
+        out: out("custom-layer"),
+        resume: false,
+        stop_at: None,
+        quiet: true,
+    };
+    let r = custom_layer::run(&cfg).unwrap();
+    assert!(r.finished);
+    assert!(r.gradcheck_error < 1e-6, "{}", r.gradcheck_error);
+    for (name, first, last, acc) in &r.runs {
+        assert!(last < first, "{name}");
+        assert!(*acc > 0.9, "{name}: {acc}");
+    }
+    exists(
+        &cfg.out,
+        &["results.md", "learning_curves.svg", "learned_beta.svg"],
+    );
+}
+
+#[test]
+fn translate_trains_both_models_and_scores_bleu() {
+    let cfg = translate::Config {
+        data: data("en_es_verses.tsv.gz"),
+        max_chars: 40,
+        max_tokens: 12,
+        min_freq: 1,
+        model: translate::Which::Both,
+        hidden: 32,
+        layers: 1,
+        heads: 2,
+        dropout: 0.0,
+        epochs: 3,
+        batch_size: 32,
+        lr: 5e-3,
+        bleu_sentences: 20,
+        seed: 0,
+        device: Device::Cpu,
+        out: out("translate"),
+        resume: false,
+        stop_at: None,
+        quiet: true,
+    };
+    let reports = translate::run(&cfg).unwrap();
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert!(r.finished, "{}", r.name);
+        assert!(
+            r.last_loss < r.first_loss,
+            "{}: {} -> {}",
+            r.name,
+            r.first_loss,
+            r.last_loss
+        );
+        assert!((0.0..=1.0).contains(&r.test_bleu), "{}", r.test_bleu);
+    }
+    exists(
+        &cfg.out,
+        &[
+            "results.md",
+            "gru/alignment.svg",
+            "gru/learning_curve.svg",
+            "transformer/metrics.csv",
+        ],
+    );
+}
+
+#[test]
+fn corpus_bleu_matches_hand_computed_values() {
+    let toks = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+    // Clipped precisions 5/6, 3/5, 2/4, 1/3 (the repeated "the" counts once); equal lengths.
+    let b = translate::corpus_bleu(
+        &[toks("the cat sat on the mat")],
+        &[toks("the cat sat on a mat")],
+    );
+    assert!((b - (1.0f64 / 12.0).powf(0.25)).abs() < 1e-12, "{b}");
+    // Every n-gram matches, but 4 words against 6: brevity penalty exp(1 − 6/4).
+    let b = translate::corpus_bleu(&[toks("the cat sat on")], &[toks("the cat sat on the mat")]);
+    assert!((b - (-0.5f64).exp()).abs() < 1e-12, "{b}");
+    // No 4-gram in common: zero without smoothing.
+    assert_eq!(
+        translate::corpus_bleu(&[toks("a b c")], &[toks("a b c")]),
+        0.0
+    );
+    // Counts are pooled over the corpus, not averaged per sentence.
+    let b = translate::corpus_bleu(
+        &[toks("w x y z"), toks("p q r s")],
+        &[toks("w x y z"), toks("p q r t")],
+    );
+    let expected = ((7.0f64 / 8.0) * (5.0 / 6.0) * (3.0 / 4.0) * (1.0 / 2.0)).powf(0.25);
+    assert!((b - expected).abs() < 1e-12, "{b} vs {expected}");
+}
