@@ -94,6 +94,7 @@ fn registry_covers_the_required_ops() {
         "relu",
         "gelu",
         "gelu_tanh",
+        "gru",
         "matmul",
         "matmul_batched_broadcast",
         "sum_axis",

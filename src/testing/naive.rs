@@ -524,3 +524,41 @@ pub fn batch_norm(inputs: &[Array], stats: Option<(f64, f64)>, eps: f64) -> Arra
     }
     Array::new(&x.shape, out)
 }
+
+/// A GRU layer, PyTorch's equations element by element: inputs `[x [B, T, I], h0 [B, H],
+/// w_ih [3H, I], w_hh [3H, H], b_ih [3H], b_hh [3H]]` → every hidden state `[B, T, H]`.
+pub fn gru(inputs: &[Array]) -> Array {
+    let (x, h0, w_ih, w_hh, b_ih, b_hh) = (
+        &inputs[0], &inputs[1], &inputs[2], &inputs[3], &inputs[4], &inputs[5],
+    );
+    let (b, t, i_size, hs) = (x.shape[0], x.shape[1], x.shape[2], h0.shape[1]);
+    let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let mut out = Vec::with_capacity(b * t * hs);
+    for bi in 0..b {
+        let mut h: Vec<f64> = h0.data[bi * hs..(bi + 1) * hs].to_vec();
+        for ti in 0..t {
+            let xt = &x.data[(bi * t + ti) * i_size..(bi * t + ti + 1) * i_size];
+            // Row `r` of W_ih x + b_ih, and of W_hh h + b_hh.
+            let gi = |r: usize| {
+                b_ih.data[r]
+                    + (0..i_size)
+                        .map(|k| w_ih.data[r * i_size + k] * xt[k])
+                        .sum::<f64>()
+            };
+            let gh = |r: usize, h: &[f64]| {
+                b_hh.data[r] + (0..hs).map(|k| w_hh.data[r * hs + k] * h[k]).sum::<f64>()
+            };
+            let next: Vec<f64> = (0..hs)
+                .map(|j| {
+                    let r = sigmoid(gi(j) + gh(j, &h));
+                    let z = sigmoid(gi(hs + j) + gh(hs + j, &h));
+                    let n = (gi(2 * hs + j) + r * gh(2 * hs + j, &h)).tanh();
+                    (1.0 - z) * n + z * h[j]
+                })
+                .collect();
+            h = next;
+            out.extend_from_slice(&h);
+        }
+    }
+    Array::new(&[b, t, hs], out)
+}

@@ -8,7 +8,7 @@ use super::Tolerance;
 use crate::error::Result;
 use crate::nn::{
     try_avg_pool2d, try_context_pool_1d, try_context_pool_2d, try_conv1d, try_conv2d,
-    try_layer_norm, try_max_pool2d, try_scaled_dot_product_attention, BatchNorm2d,
+    try_gru_layer, try_layer_norm, try_max_pool2d, try_scaled_dot_product_attention, BatchNorm2d,
     ContextPoolOptions, Conv2dOptions, Module, SdpaOptions,
 };
 use crate::ops::CrossEntropyOptions;
@@ -700,6 +700,19 @@ pub fn registry() -> Vec<OpCase> {
                 try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
             },
             |a| naive::sdpa(a, None, Some(&a[3]), false),
+        ),
+        case(
+            "gru",
+            vec![
+                f(&[2, 3, 4]),
+                f(&[2, 5]),
+                f(&[15, 4]),
+                f(&[15, 5]),
+                f(&[15]),
+                f(&[15]),
+            ],
+            |x| try_gru_layer(&x[0], &x[1], &x[2], &x[3], &x[4], &x[5]),
+            naive::gru,
         ),
         case(
             "layer_norm",
