@@ -296,6 +296,7 @@ pub struct Report {
     pub layers: usize,
     pub params: usize,
     pub flops_per_token: f64,
+    /// Mean training bpc over the first and the last evaluation interval.
     pub first_train_bpc: f64,
     pub last_train_bpc: f64,
     pub valid_bpc: f64,
@@ -370,7 +371,6 @@ pub fn train_one(
     bar.set_position(step as u64);
     let started = Instant::now();
     let (mut sum_bpc, mut n_bpc) = (0.0, 0usize);
-    let mut first_train_bpc = history.rows.first().map(|r| r[1]);
     while step < end {
         let (x, y) = lm_batch(&corpus.splits.train, cfg.batch_size, cfg.seq_len)?;
         let (x, y) = (x.to_device(cfg.device), y.to_device(cfg.device));
@@ -398,7 +398,6 @@ pub fn train_one(
         let bpc = ce.item() / std::f64::consts::LN_2;
         sum_bpc += bpc;
         n_bpc += 1;
-        first_train_bpc.get_or_insert(bpc);
         let seconds = seconds_before + started.elapsed().as_secs_f64();
         let tps = (step * cfg.batch_size * cfg.seq_len) as f64 / seconds.max(1e-9);
         bar.set_position(step as u64);
@@ -441,7 +440,7 @@ pub fn train_one(
         layers,
         params,
         flops_per_token: flops_per_token(cfg, kind, layers, vocab),
-        first_train_bpc: first_train_bpc.unwrap_or(f64::NAN),
+        first_train_bpc: history.rows.first().map_or(f64::NAN, |r| r[1]),
         last_train_bpc: history.rows.last().map_or(f64::NAN, |r| r[1]),
         valid_bpc: history.rows.last().map_or(f64::NAN, |r| r[2]),
         test_bpc,

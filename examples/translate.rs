@@ -61,7 +61,7 @@ pub struct Config {
     pub heads: usize,
     #[arg(long, default_value_t = 0.1)]
     pub dropout: f64,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 12)]
     pub epochs: usize,
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,

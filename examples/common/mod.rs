@@ -290,14 +290,22 @@ pub fn heatmap(
         .build_cartesian_2d(0..cols as i32, rows as i32..0)?;
     let xl = x_labels.to_vec();
     let yl = y_labels.to_vec();
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(x_labels.len().min(40))
-        .y_labels(y_labels.len().min(40))
-        .x_label_formatter(&|i| xl.get(*i as usize).cloned().unwrap_or_default())
-        .y_label_formatter(&|i| yl.get(*i as usize).cloned().unwrap_or_default())
-        .draw()?;
+    let x_fmt = |i: &i32| xl.get(*i as usize).cloned().unwrap_or_default();
+    let y_fmt = |i: &i32| yl.get(*i as usize).cloned().unwrap_or_default();
+    let mut mesh = chart.configure_mesh();
+    // plotters overflows on a request for zero labels: hide an unlabelled axis instead.
+    mesh.disable_mesh()
+        .x_labels(x_labels.len().clamp(1, 40))
+        .y_labels(y_labels.len().clamp(1, 40))
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt);
+    if x_labels.is_empty() {
+        mesh.disable_x_axis();
+    }
+    if y_labels.is_empty() {
+        mesh.disable_y_axis();
+    }
+    mesh.draw()?;
     chart.draw_series(values.iter().enumerate().flat_map(|(r, row)| {
         row.iter().enumerate().map(move |(c, &v)| {
             let color = ViridisRGB::get_color((v - lo) / range);
