@@ -545,11 +545,13 @@ pub fn passage_figures(
     dir: &Path,
 ) -> AnyResult<()> {
     let n = cfg.seq_len.min(corpus.splits.test.len() - 1);
-    // Start the passage at a line break so that it opens on a sentence.
-    let start = corpus.splits.test[..corpus.splits.test.len() - n]
-        .iter()
-        .position(|&c| corpus.vocab.chars()[c as usize] == '\n')
-        .map_or(0, |p| p + 1);
+    // Open the passage on a paragraph of prose: after a line break, at a capital letter (the
+    // addresses' `=== year_name ===` headers start with '=').
+    let test = &corpus.splits.test;
+    let ch = |i: usize| corpus.vocab.chars()[test[i] as usize];
+    let start = (0..test.len() - n - 1)
+        .find(|&i| ch(i) == '\n' && ch(i + 1).is_uppercase())
+        .map_or(0, |i| i + 1);
     let ids = &corpus.splits.test[start..start + n];
     let chars: Vec<char> = ids
         .iter()
@@ -676,16 +678,32 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
 pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
     let corpus = load_corpus(&cfg.data, cfg.seed)?;
     let dir = out_dir(&cfg.out)?;
-    let kinds = [
-        ModelKind::Baseline,
-        ModelKind::Contextpool,
-        ModelKind::AdaptiveSpan,
-        ModelKind::Local,
+    // The paper's comparison, plus the plain model at ContextPool's depth, which tells a
+    // reader whether pooling helps at equal depth (without --layers, which sets every depth).
+    let mut runs: Vec<(ModelKind, usize)> = vec![
+        (ModelKind::Baseline, ModelKind::Baseline.default_layers()),
+        (
+            ModelKind::Contextpool,
+            ModelKind::Contextpool.default_layers(),
+        ),
     ];
+    if cfg.layers.is_none() {
+        runs.push((ModelKind::Baseline, ModelKind::Contextpool.default_layers()));
+    }
+    runs.push((
+        ModelKind::AdaptiveSpan,
+        ModelKind::AdaptiveSpan.default_layers(),
+    ));
+    runs.push((ModelKind::Local, ModelKind::Local.default_layers()));
     let mut reports = Vec::new();
-    for kind in kinds {
-        let layers = cfg.layers.unwrap_or(kind.default_layers());
-        let sub = out_dir(&format!("{}/{}", cfg.out, kind.name()))?;
+    for (kind, default_layers) in runs {
+        let layers = cfg.layers.unwrap_or(default_layers);
+        let name = if layers == kind.default_layers() {
+            kind.name().to_string()
+        } else {
+            format!("{}-{layers}layers", kind.name())
+        };
+        let sub = out_dir(&format!("{}/{name}", cfg.out))?;
         let sub_cfg = Config {
             model: kind,
             ..cfg.clone()

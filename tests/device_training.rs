@@ -1,7 +1,14 @@
-//! Training on a CubeCL device end to end: the digits MLP reaches the CPU's accuracy, and a
-//! training loop's device memory reaches a steady state (buffers are reused, nothing leaks).
+//! Training on a CubeCL device end to end: the digits MLP reaches the CPU's accuracy, the
+//! examples run there unchanged (`--device`), and a training loop's device memory reaches a
+//! steady state (buffers are reused, nothing leaks).
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
+// Each example brings its own `mod common;`, as it does when built alone.
+#![allow(clippy::duplicate_mod)]
 
+#[path = "../examples/contextpool_lm.rs"]
+mod contextpool_lm;
+#[path = "../examples/custom_layer.rs"]
+mod custom_layer;
 #[path = "../examples/digits_mlp.rs"]
 mod digits_mlp;
 
@@ -88,5 +95,85 @@ fn device_memory_in_use_is_the_same_after_step_2_and_step_100() {
             in_use[0], in_use[1],
             "{device}: bytes in use after step 2 and after step 100"
         );
+    }
+}
+
+/// The ContextPool language model and the custom layer, run with `--device` on a tiny
+/// configuration: the first losses are the CPU's (same seed, same batches) and training works.
+#[test]
+fn examples_run_on_the_device_as_on_the_cpu() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("the examples on a device", device) else {
+            continue;
+        };
+        let out = |name: &str| {
+            let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+                "device-{name}-{}",
+                device.to_string().replace(':', "-")
+            ));
+            d.to_string_lossy().into_owned()
+        };
+        let lm = |device: Device, dir: String| contextpool_lm::Config {
+            data: concat!(env!("CARGO_MANIFEST_DIR"), "/data/sotu.txt.gz").into(),
+            model: contextpool_lm::ModelKind::Contextpool,
+            layers: Some(1),
+            compare: false,
+            d_model: 16,
+            heads: 2,
+            seq_len: 16,
+            batch_size: 4,
+            steps: 20,
+            lr: 3e-3,
+            eval_every: 10,
+            eval_chars: 256,
+            test_chars: 256,
+            window: 8,
+            sample_chars: 8,
+            prompt: "The".into(),
+            temperature: 0.8,
+            seed: 2,
+            device,
+            out: dir,
+            resume: false,
+            stop_at: None,
+            quiet: true,
+        };
+        let cpu = contextpool_lm::run(&lm(Device::Cpu, out("lm-cpu"))).unwrap();
+        let dev = contextpool_lm::run(&lm(device, out("lm"))).unwrap();
+        assert!(dev.finished && dev.sample.is_some());
+        assert!(dev.last_train_bpc < dev.first_train_bpc, "{device}");
+        assert!(
+            (dev.first_train_bpc - cpu.first_train_bpc).abs() < 1e-3,
+            "{device}: first train bpc {} vs {} on the CPU",
+            dev.first_train_bpc,
+            cpu.first_train_bpc
+        );
+
+        let cl = |device: Device, dir: String| custom_layer::Config {
+            data: concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz").into(),
+            epochs: 3,
+            hidden: 16,
+            batch_size: 64,
+            lr: 3e-3,
+            seed: 0,
+            device,
+            out: dir,
+            resume: false,
+            stop_at: None,
+            quiet: true,
+        };
+        let cpu = custom_layer::run(&cl(Device::Cpu, out("custom-cpu"))).unwrap();
+        let dev = custom_layer::run(&cl(device, out("custom"))).unwrap();
+        assert!(dev.finished);
+        for (c, d) in cpu.runs.iter().zip(&dev.runs) {
+            assert!(d.2 < d.1, "{device} {}: loss {} -> {}", d.0, d.1, d.2);
+            assert!(
+                (c.1 - d.1).abs() < 1e-3,
+                "{device} {}: first loss {} vs {}",
+                d.0,
+                d.1,
+                c.1
+            );
+        }
     }
 }

@@ -315,11 +315,11 @@ pub fn heatmap(
             )
         })
     }))?;
-    root.titled(
-        &format!("{lo:.3} (dark) … {hi:.3} (light)"),
+    root.draw(&Text::new(
+        format!("colour: {lo:.3} (dark) to {hi:.3} (light)"),
+        (10, h.max(200) as i32 - 16),
         ("sans-serif", 12),
-    )
-    .ok();
+    ))?;
     root.present()?;
     Ok(())
 }
