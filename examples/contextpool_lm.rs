@@ -74,7 +74,7 @@ pub struct Config {
     /// Number of layers (default: 2 for contextpool, 4 for the others)
     #[arg(long)]
     pub layers: Option<usize>,
-    /// Train baseline, contextpool, adaptive-span and local on the same budget and tabulate
+    /// Train baseline (4 and 2 layers), contextpool, adaptive-span and local on one budget
     #[arg(long)]
     pub compare: bool,
     #[arg(long, default_value_t = 128)]
@@ -301,6 +301,7 @@ pub struct Report {
     pub last_train_bpc: f64,
     pub valid_bpc: f64,
     pub test_bpc: f64,
+    /// Wall time of the training loop, the periodic evaluations included.
     pub train_seconds: f64,
     pub tokens_per_second: f64,
     pub history: History,
@@ -721,7 +722,7 @@ pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
         "FLOPs/char (fwd)",
         "valid bpc",
         "test bpc",
-        "train time (s)",
+        "wall time (s)",
         "chars/s",
     ]);
     for r in &reports {

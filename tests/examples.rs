@@ -292,6 +292,19 @@ fn custom_layer_passes_gradcheck_and_trains() {
         &cfg.out,
         &["results.md", "learning_curves.svg", "learned_beta.svg"],
     );
+
+    // Interrupted after epoch 4 and resumed: the same losses and accuracies (the classifier
+    // loop that image_classify shares).
+    let mut cut = custom_layer::Config {
+        out: out("custom-layer-resume"),
+        stop_at: Some(4),
+        ..cfg
+    };
+    assert!(!custom_layer::run(&cut).unwrap().finished);
+    cut.stop_at = None;
+    cut.resume = true;
+    let resumed = custom_layer::run(&cut).unwrap();
+    assert_eq!(resumed.runs, r.runs);
 }
 
 #[test]
@@ -339,6 +352,25 @@ fn translate_trains_both_models_and_scores_bleu() {
             "transformer/metrics.csv",
         ],
     );
+
+    // Interrupted after epoch 2 and resumed: the same losses and BLEU.
+    let mut cut = translate::Config {
+        out: out("translate-resume"),
+        stop_at: Some(2),
+        ..cfg
+    };
+    translate::run(&cut).unwrap();
+    cut.stop_at = None;
+    cut.resume = true;
+    let resumed = translate::run(&cut).unwrap();
+    for (a, b) in resumed.iter().zip(&reports) {
+        assert_eq!(
+            (a.first_loss, a.last_loss, a.test_bleu),
+            (b.first_loss, b.last_loss, b.test_bleu),
+            "{}",
+            a.name
+        );
+    }
 }
 
 #[test]
