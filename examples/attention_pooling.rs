@@ -58,6 +58,7 @@ pub struct NwKernelRegression {
     pub w: Tensor,
 }
 
+// ANCHOR: nw_forward
 impl NwKernelRegression {
     pub fn new() -> Self {
         NwKernelRegression {
@@ -76,6 +77,7 @@ impl NwKernelRegression {
         (weights.mul(values).sum_axes(&[-1], false), weights)
     }
 }
+// ANCHOR_END: nw_forward
 
 impl Default for NwKernelRegression {
     fn default() -> Self {

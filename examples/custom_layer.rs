@@ -21,6 +21,7 @@ use cubegrad::data::load_digits;
 use cubegrad::nn::{child_name, Linear, Module};
 use cubegrad::{gradcheck, manual_seed, DType, Device, Tensor};
 
+// ANCHOR: swish_op
 /// The op: inputs `x` `[…, d]` and `beta` `[d]`.
 pub struct LearnedSwishOp;
 
@@ -65,7 +66,9 @@ impl Op for LearnedSwishOp {
         Ok(vec![gx, gbeta])
     }
 }
+// ANCHOR_END: swish_op
 
+// ANCHOR: swish_layer
 /// The layer: a parameter `beta` (PyTorch name `beta`), initialised to 1 (SiLU).
 pub struct LearnedSwish {
     pub beta: Tensor,
@@ -90,6 +93,7 @@ impl Module for LearnedSwish {
         f(&child_name(prefix, "beta"), &mut self.beta);
     }
 }
+// ANCHOR_END: swish_layer
 
 /// 64 → hidden → 10, with the learned Swish or a ReLU between.
 pub struct Mlp {
@@ -172,6 +176,7 @@ pub struct Report {
 }
 
 pub fn run(cfg: &Config) -> AnyResult<Report> {
+    // ANCHOR: swish_check
     // 1. The backward against central differences, on odd shapes, in f64.
     manual_seed(cfg.seed);
     let x = Tensor::randn([5, 7], 0.0, 1.5)
@@ -185,6 +190,7 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
         &[x, beta],
         &GradcheckOptions::default(),
     )?;
+    // ANCHOR_END: swish_check
     if !cfg.quiet {
         println!("gradcheck of learned_swish: {check}");
     }

@@ -83,6 +83,7 @@ pub fn gradcheck(
             "no input requires grad; mark them with with_grad()",
         ));
     }
+    // ANCHOR: gradcheck_core
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     let out = f(inputs)?;
     let r: Vec<f64> = (0..out.numel()).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -140,6 +141,7 @@ pub fn gradcheck(
             }
         }
     }
+    // ANCHOR_END: gradcheck_core
     if report.max_error > opts.tol {
         return Err(Error::Autograd(format!(
             "gradcheck failed (tolerance {:.1e}): {report}",

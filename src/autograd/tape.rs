@@ -235,6 +235,7 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
     let mut pending = Gradients::default();
     pending.accumulate(root.id(), seed)?;
 
+    // ANCHOR: backward_walk
     no_grad(|| -> Result<()> {
         for index in (0..=start).rev() {
             let Some(grad_out) = TAPE.with(|t| {
@@ -280,6 +281,7 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
         }
         Ok(())
     })?;
+    // ANCHOR_END: backward_walk
     sweep();
     Ok(grads)
 }

@@ -71,6 +71,7 @@ fn binary_forward(op: &'static str, kind: BinaryKind, a: &Tensor, b: &Tensor) ->
     })
 }
 
+// ANCHOR: binary_op
 impl Op for Binary {
     fn name(&self) -> &'static str {
         self.kind.name()
@@ -125,6 +126,7 @@ impl Op for Binary {
         Ok(vec![ga, gb])
     }
 }
+// ANCHOR_END: binary_op
 
 /// Comparison producing a bool mask (no gradient).
 #[derive(Clone, Copy, Debug)]

@@ -70,6 +70,7 @@ impl Shape {
         Ok(out)
     }
 
+    // ANCHOR: broadcast
     /// NumPy broadcasting: align trailing dimensions; sizes must match or one of them be 1.
     pub fn broadcast(op: &'static str, lhs: &Shape, rhs: &Shape) -> Result<Shape> {
         let rank = lhs.rank().max(rhs.rank());
@@ -96,6 +97,7 @@ impl Shape {
         }
         Ok(Shape(out))
     }
+    // ANCHOR_END: broadcast
 
     /// Strides that read `self` as if it had shape `target` (0 on broadcast axes).
     pub fn broadcast_strides(&self, strides: &[usize], target: &Shape) -> Dims {

@@ -1,0 +1,148 @@
+//! The book's exercise solutions (`book/solutions/`), compiled and run, and its listings and
+//! figures checked: every `{{#include file:anchor}}` names a file that has that anchor, and
+//! every figure a chapter shows exists.
+
+#[path = "../book/solutions/ch01.rs"]
+mod ch01;
+#[path = "../book/solutions/ch02.rs"]
+mod ch02;
+#[path = "../book/solutions/ch05.rs"]
+mod ch05;
+#[path = "../book/solutions/ch14.rs"]
+mod ch14;
+
+use cubegrad::{manual_seed, Tensor};
+use std::path::{Path, PathBuf};
+
+#[test]
+fn ch01_broadcasting() {
+    assert_eq!(ch01::making_tensors().dims(), &[2, 3]);
+    assert_eq!(
+        ch01::broadcast_shapes(),
+        vec![vec![5, 3, 4], vec![2, 2], vec![2, 2]]
+    );
+    let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], [3]);
+    let b = Tensor::from_vec(vec![10.0f32, 20.0], [2]);
+    assert_eq!(
+        ch01::outer(&a, &b).to_vec::<f32>(),
+        vec![10.0, 20.0, 20.0, 40.0, 30.0, 60.0]
+    );
+    let x = Tensor::from_vec(vec![0.0f32, 0.0, 1.0, 1.0], [2, 2]);
+    let y = Tensor::from_vec(vec![3.0f32, 4.0, 1.0, 0.0, 0.0, 1.0], [3, 2]);
+    // |(0,0)−(3,4)|² = 25, |(0,0)−(1,0)|² = 1, … , |(1,1)−(0,1)|² = 1
+    assert_eq!(
+        ch01::sq_distances(&x, &y).to_vec::<f32>(),
+        vec![25.0, 1.0, 1.0, 13.0, 1.0, 1.0]
+    );
+    // The error the chapter shows, word for word.
+    let e = Tensor::zeros([2, 3])
+        .try_add(&Tensor::zeros([3, 2]))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "add: [2, 3] and [3, 2]: cannot broadcast: dim -2 is 2 on the left and 3 on the right"
+    );
+}
+
+#[test]
+fn ch02_autodiff() {
+    manual_seed(0);
+    assert!(ch02::use_gradcheck().max_error < 1e-6);
+    assert_eq!(ch02::grads_of_ab_plus_a(), (4.0, 2.0));
+    assert!(ch02::check_square().unwrap().max_error < 1e-8);
+    let (by_sum, check) = ch02::plain_sum_misses_what_gradcheck_finds();
+    assert_eq!(by_sum, vec![2.0; 4], "a plain sum cannot see the reversal");
+    assert!(check.unwrap_err().to_string().contains("gradcheck failed"));
+}
+
+#[test]
+fn ch05_attention_pooling() {
+    let keys = [0.5f32, 1.0, 2.5, 4.0];
+    let values = [1.0f32, 3.0, -2.0, 6.0];
+    let mean = values.iter().sum::<f32>() / 4.0;
+    let q = [0.9f32, 3.9];
+    // w → 0: every weight 1/n, the average. w large: the nearest key's value.
+    for p in ch05::gaussian_pool(&q, &keys, &values, 1e-3) {
+        assert!((p - mean).abs() < 1e-3, "{p}");
+    }
+    let sharp = ch05::gaussian_pool(&q, &keys, &values, 1e3);
+    assert!(
+        (sharp[0] - 3.0).abs() < 1e-4 && (sharp[1] - 6.0).abs() < 1e-4,
+        "{sharp:?}"
+    );
+    let laplace = ch05::laplace_pool(&q, &keys, &values, 1e3);
+    assert!((laplace[0] - 3.0).abs() < 1e-4, "{laplace:?}");
+    // Weights sum to one: a constant value comes back unchanged.
+    for p in ch05::laplace_pool(&q, &keys, &[2.0; 4], 1.0) {
+        assert!((p - 2.0).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn ch14_your_own_layer() {
+    manual_seed(1);
+    assert!(ch14::check_scaled_tanh().unwrap().max_error < 1e-8);
+    assert!(ch14::check_lean_swish().unwrap().max_error < 1e-8);
+}
+
+fn book() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("book")
+}
+
+fn chapters() -> Vec<(PathBuf, String)> {
+    let mut v: Vec<_> = std::fs::read_dir(book().join("src"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_listing_and_figure_exists() {
+    let mut includes = 0;
+    for (path, text) in chapters() {
+        let dir = path.parent().unwrap();
+        for part in text.split("{{#include ").skip(1) {
+            let spec = &part[..part.find("}}").unwrap()];
+            let (file, anchor) = spec.split_once(':').expect("includes name an anchor");
+            let src = std::fs::read_to_string(dir.join(file))
+                .unwrap_or_else(|e| panic!("{}: {file}: {e}", path.display()));
+            assert!(
+                src.contains(&format!("ANCHOR: {anchor}\n"))
+                    && src.contains(&format!("ANCHOR_END: {anchor}\n")),
+                "{}: {file} has no anchor {anchor:?}",
+                path.display()
+            );
+            includes += 1;
+        }
+        for part in text.split("](figures/").skip(1) {
+            let name = &part[..part.find(')').unwrap()];
+            assert!(
+                Path::new(dir).join("figures").join(name).is_file(),
+                "{}: figure {name} is missing (run book/figures.sh)",
+                path.display()
+            );
+        }
+    }
+    assert!(includes >= 8, "{includes} listings");
+}
+
+#[test]
+fn summary_lists_every_chapter_file() {
+    let summary = std::fs::read_to_string(book().join("src/SUMMARY.md")).unwrap();
+    for (path, _) in chapters() {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        if name != "SUMMARY.md" {
+            assert!(
+                summary.contains(&format!("({name})")),
+                "{name} is not in SUMMARY.md"
+            );
+        }
+    }
+}
