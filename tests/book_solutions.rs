@@ -6,6 +6,10 @@
 mod ch01;
 #[path = "../book/solutions/ch02.rs"]
 mod ch02;
+#[path = "../book/solutions/ch03.rs"]
+mod ch03;
+#[path = "../book/solutions/ch04.rs"]
+mod ch04;
 #[path = "../book/solutions/ch05.rs"]
 mod ch05;
 #[path = "../book/solutions/ch14.rs"]
@@ -53,6 +57,30 @@ fn ch02_autodiff() {
     let (by_sum, check) = ch02::plain_sum_misses_what_gradcheck_finds();
     assert_eq!(by_sum, vec![2.0; 4], "a plain sum cannot see the reversal");
     assert!(check.unwrap_err().to_string().contains("gradcheck failed"));
+}
+
+#[test]
+fn ch03_kernels_simulated() {
+    let (naive, tiled) = ch03::global_reads(64, 128, 32);
+    assert_eq!(naive, 64 * 32 * 2 * 128);
+    assert_eq!(naive / tiled, 16);
+    let v: Vec<f64> = (1..=8).map(f64::from).collect();
+    assert_eq!(ch03::tree_sum(&v), 36.0);
+    // Six units: strides 3, then 1; unit 2's sum (3 + 6) is never added in.
+    let v6: Vec<f64> = (1..=6).map(f64::from).collect();
+    assert_eq!(ch03::tree_sum(&v6), 21.0 - 9.0);
+}
+
+#[test]
+fn ch04_optimizers() {
+    let (hand, lib) = ch04::momentum_by_hand_and_with_sgd(20);
+    for (h, l) in hand.iter().zip(&lib) {
+        assert!((h - l).abs() < 1e-12, "{h} vs {l}");
+    }
+    for scale in [1e-3, 1.0, 1e3] {
+        let step = ch04::adam_first_step(scale, 0.01);
+        assert!((step - 0.01).abs() < 1e-4, "scale {scale}: step {step}");
+    }
 }
 
 #[test]

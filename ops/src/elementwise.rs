@@ -111,6 +111,7 @@ fn pair_offsets(
     (ia, ib)
 }
 
+// ANCHOR: binary_kernel
 /// `out[i] = a[ia] ∘ b[ib]` at the offsets of [`pair_offsets`].
 #[cube(launch)]
 fn binary_kernel<F: Float>(
@@ -143,6 +144,7 @@ fn binary_kernel<F: Float>(
         }
     }
 }
+// ANCHOR_END: binary_kernel
 
 #[cube(launch)]
 fn unary_kernel<F: Float + CubeElement>(

@@ -18,6 +18,7 @@ pub struct Strides {
     pub offset: usize,
 }
 
+// ANCHOR: matmul_kernel
 #[cube(launch)]
 // `div_ceil` is not among the functions a `#[cube]` body can call.
 #[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
@@ -64,6 +65,7 @@ fn matmul_kernel<F: Float>(
         c[(batch * m * n + row * n + col) as usize] = acc;
     }
 }
+// ANCHOR_END: matmul_kernel
 
 /// `C[b] = A[b] @ B[b]` for `batch` products of `[m, k] @ [k, n]`; `a_len`, `b_len` are the
 /// element counts of the operands' buffers. Returns contiguous `[batch, m, n]`.

@@ -7,6 +7,7 @@ use cubecl::server::Handle;
 
 /// Adam/AdamW: `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
 /// `p ← decay·p − step · m / (√v / bc2 + ε)`, where `g` already includes `wd·p` for Adam.
+// ANCHOR: adam_kernel
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn adam_kernel<F: Float + CubeElement>(
@@ -33,6 +34,7 @@ fn adam_kernel<F: Float + CubeElement>(
         p[i] = pd - step_size * mi / (F::sqrt(vi) / bc2_sqrt + eps);
     }
 }
+// ANCHOR_END: adam_kernel
 
 /// SGD with optional momentum (`first` sets the buffer to the gradient, as PyTorch).
 #[cube(launch)]

@@ -26,6 +26,7 @@ fn combine<F: Float>(a: F, b: F, #[comptime] op: u32) -> F {
     }
 }
 
+// ANCHOR: reduce_kernel
 /// The tree reduction of one value per unit, result in `smem[0]`. Every unit must call it
 /// (it synchronises the cube).
 #[cube]
@@ -73,6 +74,7 @@ fn reduce_rows_kernel<F: Float>(
         out[row as usize] = smem[0];
     }
 }
+// ANCHOR_END: reduce_kernel
 
 /// One cube per row: `rows` cubes, spread over y past 65 535.
 pub fn row_grid(rows: usize) -> CubeCount {

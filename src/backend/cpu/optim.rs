@@ -50,6 +50,7 @@ pub struct AdamHyper {
     pub decoupled: bool,
 }
 
+// ANCHOR: adam_cpu
 /// One Adam/AdamW step at step number `t` (1-based), updating `p`, `m` and `v` in place:
 /// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
 /// `p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)`.
@@ -74,3 +75,4 @@ pub fn adam_step<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], t: u6
         *p = *p - step_size * *m / denom;
     }
 }
+// ANCHOR_END: adam_cpu
