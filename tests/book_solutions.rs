@@ -12,6 +12,8 @@ mod ch03;
 mod ch04;
 #[path = "../book/solutions/ch05.rs"]
 mod ch05;
+#[path = "../book/solutions/ch06.rs"]
+mod ch06;
 #[path = "../book/solutions/ch14.rs"]
 mod ch14;
 
@@ -104,6 +106,20 @@ fn ch05_attention_pooling() {
     for p in ch05::laplace_pool(&q, &keys, &[2.0; 4], 1.0) {
         assert!((p - 2.0).abs() < 1e-6);
     }
+}
+
+#[test]
+fn ch06_scoring() {
+    manual_seed(2);
+    let (naive, safe) = ch06::naive_and_safe_softmax();
+    assert!(naive.iter().all(|v| v.is_nan()), "{naive:?}");
+    let e = std::f32::consts::E;
+    assert!((safe[1] - e / (1.0 + e)).abs() < 1e-6, "{safe:?}");
+    assert!(ch06::masked_softmax_gradcheck().unwrap().max_error < 1e-8);
+    let (a, b) = ch06::additive_weights_ignore_padding();
+    assert_eq!((a[2], a[3], b[2], b[3]), (0.0, 0.0, 0.0, 0.0));
+    assert_eq!(a, b, "masked keys change nothing");
+    assert!((a[0] + a[1] - 1.0).abs() < 1e-6);
 }
 
 #[test]

@@ -298,6 +298,7 @@ impl Sdpa {
     /// `dV = P_dᵀ G`, `dP = (G Vᵀ)·drop`, `dS = P·(dP − Σ dP·P)` (the softmax kernel's
     /// backward), `dQ = scale·dS K`, `dK = scale·dSᵀ Q`; the additive mask gets `dS`.
     #[allow(clippy::too_many_arguments)]
+    // ANCHOR: sdpa_backward
     fn backward_on_device(
         &self,
         q: &Tensor,
@@ -336,6 +337,7 @@ impl Sdpa {
         }
         Ok(out)
     }
+    // ANCHOR_END: sdpa_backward
 }
 
 /// Where the scores `[..., L, S]` of a causal attention may look: `j ≤ i`.
@@ -579,6 +581,7 @@ impl AdditiveAttention {
             last: Rc::default(),
         }
     }
+    // ANCHOR: additive_forward
     pub fn try_forward(
         &self,
         q: &Tensor,
@@ -598,6 +601,7 @@ impl AdditiveAttention {
         *self.last.borrow_mut() = Some(p.detach());
         super::dropout(&p, self.dropout, self.training).try_matmul(v)
     }
+    // ANCHOR_END: additive_forward
     #[track_caller]
     pub fn forward(
         &self,

@@ -68,6 +68,7 @@ fn softmax_row_avx512<T: Float>(
     softmax_row(x, r, mask, log, i, o)
 }
 
+// ANCHOR: softmax_row
 /// One row of `softmax_rows`.
 #[inline(always)]
 fn softmax_row<T: Float>(
@@ -136,7 +137,9 @@ fn softmax_row<T: Float>(
         }
     }
 }
+// ANCHOR_END: softmax_row
 
+// ANCHOR: softmax_backward
 /// Backward of softmax from its output `y`: `dx = y · (g − Σ g·y)`.
 /// Masked positions have y = 0 and so get no gradient, as they should.
 pub fn softmax_backward_rows<T: Float>(y: &[T], g: &[T], r: usize) -> Vec<T> {
@@ -155,6 +158,7 @@ pub fn softmax_backward_rows<T: Float>(y: &[T], g: &[T], r: usize) -> Vec<T> {
         write_all(o, y.iter().zip(g).map(move |(&y, &g)| y * (g - dot)));
     })
 }
+// ANCHOR_END: softmax_backward
 
 /// Backward of log-softmax from its output `y`: `dx = g − exp(y) · Σ g`. Masked positions
 /// (y = −∞) get no gradient.
