@@ -8,6 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use cubegrad::nn::{ContextPool, ContextPoolOptions};
 use cubegrad::{manual_seed, Tensor};
 
+// ANCHOR: cp_bench
 fn context_pool(c: &mut Criterion) {
     manual_seed(0);
     let mut grp = c.benchmark_group("context_pool_f32");
@@ -29,6 +30,7 @@ fn context_pool(c: &mut Criterion) {
     }
     grp.finish();
 }
+// ANCHOR_END: cp_bench
 
 criterion_group!(benches, context_pool);
 criterion_main!(benches);

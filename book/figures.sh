@@ -1,15 +1,46 @@
 #!/usr/bin/env bash
-# Regenerates the book's figures from the examples' default runs and copies them into
-# book/src/figures/. Run from anywhere; it takes a few seconds for the chapters written so far.
+# Regenerates the book's figures and results tables from the examples' default runs, and copies
+# them into book/src/figures/ and book/src/results/.
+#
+# An example whose output folder (its default `runs/<example>`) already holds a finished run is
+# not run again; FORCE=1 reruns everything. The full set takes about an hour on 2 cores, most
+# of it `contextpool_lm --compare`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=runs/book
-cargo run --release --example attention_pooling -- --out "$out/attention_pooling" --quiet
-cargo run --release --example custom_layer -- --out "$out/custom_layer" --quiet
+
+# run DIR MARKER EXAMPLE [ARGS...]: run the example unless DIR/MARKER exists.
+run() {
+    local dir=$1 marker=$2 example=$3
+    shift 3
+    if [ -n "${FORCE:-}" ] || [ ! -e "$dir/$marker" ]; then
+        cargo run --release --example "$example" -- "$@"
+    fi
+}
+run runs/attention_pooling results.json attention_pooling
+run runs/custom_layer results.json custom_layer
+run runs/contextpool_lm sample.txt contextpool_lm
+run runs/contextpool_lm_compare results.md contextpool_lm --compare
+run runs/image_classify results.md image_classify
+run runs/translate results.md translate
+
 fig=book/src/figures
-mkdir -p "$fig"
-cp "$out/attention_pooling/fits.svg" "$fig/attention_pooling_fits.svg"
-cp "$out/attention_pooling/weights_nonparametric.svg" "$fig/attention_pooling_weights_nonparametric.svg"
-cp "$out/attention_pooling/weights_parametric.svg" "$fig/attention_pooling_weights_parametric.svg"
-cp "$out/custom_layer/learning_curves.svg" "$fig/custom_layer_learning_curves.svg"
-cp "$out/custom_layer/learned_beta.svg" "$fig/custom_layer_learned_beta.svg"
+res=book/src/results
+mkdir -p "$fig" "$res"
+copy() { cp "runs/$1" "$fig/$2"; }
+copy attention_pooling/fits.svg attention_pooling_fits.svg
+copy attention_pooling/weights_nonparametric.svg attention_pooling_weights_nonparametric.svg
+copy attention_pooling/weights_parametric.svg attention_pooling_weights_parametric.svg
+copy custom_layer/learning_curves.svg custom_layer_learning_curves.svg
+copy custom_layer/learned_beta.svg custom_layer_learned_beta.svg
+copy contextpool_lm/pool_sizes_layer1.svg lm_pool_sizes_layer1.svg
+copy contextpool_lm/pool_sizes_layer2.svg lm_pool_sizes_layer2.svg
+copy contextpool_lm/attention_layer1_head1.svg lm_attention_layer1_head1.svg
+copy contextpool_lm_compare/compare_valid_bpc.svg lm_compare_valid_bpc.svg
+copy image_classify/cnn-contextpool/pool_sizes_block1.svg image_pool_sizes.svg
+copy image_classify/cnn-contextpool/test_image.svg image_test_image.svg
+copy image_classify/vit-contextpool/pool_sizes_layer1.svg image_vit_pool_sizes.svg
+copy translate/gru/alignment.svg translate_alignment.svg
+cp runs/contextpool_lm_compare/results.md "$res/contextpool_lm_compare.md"
+cp runs/image_classify/results.md "$res/image_classify.md"
+cp runs/translate/results.md "$res/translate.md"
+echo "figures in $fig, tables in $res"

@@ -61,6 +61,8 @@ impl ModelKind {
     }
 }
 
+const DEFAULT_OUT: &str = "runs/contextpool_lm";
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     about = "Character-level language model with ContextPool on the State of the Union addresses"
@@ -101,6 +103,9 @@ pub struct Config {
     /// Characters of the test split used for the final bpc
     #[arg(long, default_value_t = 131072)]
     pub test_chars: usize,
+    /// ContextPool: pool only the keys and values, and attend from the unpooled queries
+    #[arg(long)]
+    pub pool_kv_only: bool,
     /// Local attention: keys this far back
     #[arg(long, default_value_t = 32)]
     pub window: usize,
@@ -116,7 +121,8 @@ pub struct Config {
     /// cpu, wgpu[:N] or cuda[:N]
     #[arg(long, default_value = "cpu")]
     pub device: Device,
-    #[arg(long, default_value = "runs/contextpool_lm")]
+    /// Output folder (with --compare, the default is runs/contextpool_lm_compare)
+    #[arg(long, default_value = DEFAULT_OUT)]
     pub out: String,
     /// Continue from the checkpoint in --out
     #[arg(long)]
@@ -156,7 +162,8 @@ pub fn layer_options(cfg: &Config, kind: ModelKind) -> EncoderOptions {
             o.context_pool = Some(ContextPoolOptions {
                 causal: true,
                 ..Default::default()
-            })
+            });
+            o.pool_queries = !cfg.pool_kv_only;
         }
         ModelKind::AdaptiveSpan => {
             o.attention = AttentionKind::AdaptiveSpan {
@@ -313,8 +320,13 @@ pub struct Report {
 const CHECKPOINT: &str = "checkpoint.safetensors";
 
 fn model_tag(cfg: &Config, kind: ModelKind, layers: usize) -> String {
+    let kv_only = if kind == ModelKind::Contextpool && cfg.pool_kv_only {
+        " kv-only"
+    } else {
+        ""
+    };
     format!(
-        "{} layers={layers} d={} heads={} seq={} batch={} steps={}",
+        "{}{kv_only} layers={layers} d={} heads={} seq={} batch={} steps={}",
         kind.name(),
         cfg.d_model,
         cfg.heads,
@@ -678,6 +690,16 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
 /// The comparison: each model on the same steps, batch and context, then one table.
 pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
     let corpus = load_corpus(&cfg.data, cfg.seed)?;
+    // Beside, not inside, the single run's folder.
+    let base = if cfg.out == DEFAULT_OUT {
+        "runs/contextpool_lm_compare".to_string()
+    } else {
+        cfg.out.clone()
+    };
+    let cfg = &Config {
+        out: base,
+        ..cfg.clone()
+    };
     let dir = out_dir(&cfg.out)?;
     // The paper's comparison, plus the plain model at ContextPool's depth, which tells a
     // reader whether pooling helps at equal depth (without --layers, which sets every depth).

@@ -17,6 +17,7 @@ use common::{
 };
 use cubegrad::data::{load_verse_pairs, split_indices, tokenize, WordVocab};
 use cubegrad::io::{load_checkpoint, save_checkpoint, Metadata};
+use cubegrad::metrics::corpus_bleu;
 use cubegrad::nn::{
     child_name, sinusoidal_positions, AdditiveAttention, Embedding, EncoderOptions, Gru, KvCache,
     LayerNorm, Linear, Module, TransformerDecoderLayer, TransformerEncoderLayer,
@@ -26,7 +27,6 @@ use cubegrad::optim::{clip_grad_norm, AdamConfig, Optimizer};
 use cubegrad::tensor::with_rng;
 use cubegrad::{manual_seed, no_grad, Device, Tensor};
 use rand::seq::SliceRandom;
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -84,53 +84,6 @@ pub struct Config {
     pub stop_at: Option<usize>,
     #[arg(long)]
     pub quiet: bool,
-}
-
-// ---------------------------------------------------------------------------------------------
-// BLEU
-
-fn ngram_counts(tokens: &[String], n: usize) -> HashMap<&[String], usize> {
-    let mut m = HashMap::new();
-    if tokens.len() >= n {
-        for w in tokens.windows(n) {
-            *m.entry(w).or_insert(0) += 1;
-        }
-    }
-    m
-}
-
-/// Corpus BLEU-4 (Papineni et al., 2002), one reference per sentence: the clipped n-gram
-/// matches and the candidate n-grams are summed over the corpus for n = 1..4, their ratios
-/// combined by a geometric mean with equal weights, times the brevity penalty
-/// `min(1, exp(1 − r/c))` for total reference length r and candidate length c. Zero when some
-/// order has no match (no smoothing), as in `sacrebleu`'s and NLTK's unsmoothed scores.
-pub fn corpus_bleu(candidates: &[Vec<String>], references: &[Vec<String>]) -> f64 {
-    let (mut matches, mut totals) = ([0usize; 4], [0usize; 4]);
-    let (mut c_len, mut r_len) = (0usize, 0usize);
-    for (cand, refr) in candidates.iter().zip(references) {
-        c_len += cand.len();
-        r_len += refr.len();
-        for n in 1..=4 {
-            let rc = ngram_counts(refr, n);
-            for (g, k) in ngram_counts(cand, n) {
-                matches[n - 1] += k.min(rc.get(g).copied().unwrap_or(0));
-            }
-            totals[n - 1] += cand.len().saturating_sub(n - 1);
-        }
-    }
-    if c_len == 0 || matches.contains(&0) {
-        return 0.0;
-    }
-    let log_p: f64 = (0..4)
-        .map(|i| (matches[i] as f64 / totals[i] as f64).ln())
-        .sum::<f64>()
-        / 4.0;
-    let bp = if c_len < r_len {
-        (1.0 - r_len as f64 / c_len as f64).exp()
-    } else {
-        1.0
-    };
-    bp * log_p.exp()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,6 +238,7 @@ impl GruSeq2Seq {
             dense: Linear::new(hidden, tgt_vocab, true),
         }
     }
+    // ANCHOR: bahdanau_step
     fn step(&self, y: &Tensor, enc: &Tensor, src_len: &Tensor, state: &Tensor) -> (Tensor, Tensor) {
         let l = state.dims()[0];
         let query = state.narrow(0, l - 1, 1).squeeze(0).unsqueeze(1); // [B, 1, H]
@@ -293,6 +247,7 @@ impl GruSeq2Seq {
         let (out, state) = self.decoder.forward(&x, Some(state));
         (self.dense.forward(&out), state)
     }
+    // ANCHOR_END: bahdanau_step
 }
 
 impl Seq2Seq for GruSeq2Seq {

@@ -29,6 +29,7 @@ pub mod backend;
 pub mod data;
 pub mod error;
 pub mod io;
+pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod optim;

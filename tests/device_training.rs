@@ -127,6 +127,7 @@ fn examples_run_on_the_device_as_on_the_cpu() {
             eval_every: 10,
             eval_chars: 256,
             test_chars: 256,
+            pool_kv_only: false,
             window: 8,
             sample_chars: 8,
             prompt: "The".into(),

@@ -53,6 +53,7 @@ fn lm_config(out: String) -> contextpool_lm::Config {
         eval_every: 10,
         eval_chars: 2048,
         test_chars: 2048,
+        pool_kv_only: false,
         window: 8,
         sample_chars: 40,
         prompt: "The Congress".into(),
@@ -377,21 +378,24 @@ fn translate_trains_both_models_and_scores_bleu() {
 fn corpus_bleu_matches_hand_computed_values() {
     let toks = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
     // Clipped precisions 5/6, 3/5, 2/4, 1/3 (the repeated "the" counts once); equal lengths.
-    let b = translate::corpus_bleu(
+    let b = cubegrad::metrics::corpus_bleu(
         &[toks("the cat sat on the mat")],
         &[toks("the cat sat on a mat")],
     );
     assert!((b - (1.0f64 / 12.0).powf(0.25)).abs() < 1e-12, "{b}");
     // Every n-gram matches, but 4 words against 6: brevity penalty exp(1 − 6/4).
-    let b = translate::corpus_bleu(&[toks("the cat sat on")], &[toks("the cat sat on the mat")]);
+    let b = cubegrad::metrics::corpus_bleu(
+        &[toks("the cat sat on")],
+        &[toks("the cat sat on the mat")],
+    );
     assert!((b - (-0.5f64).exp()).abs() < 1e-12, "{b}");
     // No 4-gram in common: zero without smoothing.
     assert_eq!(
-        translate::corpus_bleu(&[toks("a b c")], &[toks("a b c")]),
+        cubegrad::metrics::corpus_bleu(&[toks("a b c")], &[toks("a b c")]),
         0.0
     );
     // Counts are pooled over the corpus, not averaged per sentence.
-    let b = translate::corpus_bleu(
+    let b = cubegrad::metrics::corpus_bleu(
         &[toks("w x y z"), toks("p q r s")],
         &[toks("w x y z"), toks("p q r t")],
     );

@@ -175,6 +175,7 @@ fn predict_kernel<F: Float + CubeElement>(
     }
 }
 
+// ANCHOR: cp_forward_kernel
 /// One cube per output: `y_o = Σ_j u_oj x_j / D_o` over its window, `u_oj = w_j·exp(−dist²/2s²)`
 /// with `s` predicted at the output's centre token. Writes `s_o` and `D_o` for the backward.
 #[cube(launch)]
@@ -234,6 +235,7 @@ fn forward_kernel<F: Float + CubeElement>(
         }
     }
 }
+// ANCHOR_END: cp_forward_kernel
 
 /// Backward pass 1, one cube per output `o`: `du[o, k] = (G_o·x_j − G_o·y_o) / D_o` for the
 /// `k`-th input `j` of its window, and the gradient of `s_o`'s pre-activation.

@@ -638,6 +638,7 @@ impl super::Module for AdditiveAttention {
 
 /// Sliding-window (local) attention's keep-mask: query `i` sees keys with `|i − j| ≤ window`
 /// (`0 ≤ i − j ≤ window` when causal).
+// ANCHOR: local_mask
 pub fn local_mask(l: usize, s: usize, window: usize, causal: bool) -> Tensor {
     let keep: Vec<bool> = (0..l * s)
         .map(|x| {
@@ -651,6 +652,7 @@ pub fn local_mask(l: usize, s: usize, window: usize, causal: bool) -> Tensor {
         .collect();
     Tensor::from_vec(keep, [l, s])
 }
+// ANCHOR_END: local_mask
 
 /// Strided sparse attention's keep-mask (Child et al. 2019, the "strided" pattern): query
 /// `i` sees the previous `stride` keys and every `stride`-th key before them, i.e. keys with

@@ -42,6 +42,7 @@ impl Op for GruLayerOp {
         let w_hh_t = w_hh.t();
         let mut h = h0.clone();
         let (mut outs, mut rs, mut zs, mut ns, mut ghns) = (vec![], vec![], vec![], vec![], vec![]);
+        // ANCHOR: gru_forward_loop
         for t in 0..t_len {
             let gi_t = gi.try_narrow(1, t, 1)?.try_squeeze(1)?; // [B, 3H]
             let gh = h.try_matmul(&w_hh_t)?.try_add(b_hh)?; // [B, 3H]
@@ -58,6 +59,7 @@ impl Op for GruLayerOp {
             ns.push(n);
             ghns.push(ghn);
         }
+        // ANCHOR_END: gru_forward_loop
         let stack = |v: &[Tensor]| Tensor::try_stack(&v.iter().collect::<Vec<_>>(), 1);
         let out = stack(&outs)?;
         let saved = vec![
@@ -74,6 +76,7 @@ impl Op for GruLayerOp {
         Ok(Forward::new(out, saved))
     }
 
+    // ANCHOR: gru_backward_loop
     /// Backpropagation through time: walk the steps in reverse, carrying `∂L/∂h` into the
     /// previous step. Per step, with `dh` the gradient reaching `h'`:
     /// `dn = dh(1 − z)`, `dz = dh(h − n)`, `da_n = dn(1 − n²)`, `da_r = da_n ⊙ ghn ⊙ r(1 − r)`,
@@ -118,6 +121,7 @@ impl Op for GruLayerOp {
             dgh[t] = dgh_t;
             h_prevs[t] = h_prev;
         }
+        // ANCHOR_END: gru_backward_loop
         let stack = |v: &[Tensor]| Tensor::try_stack(&v.iter().collect::<Vec<_>>(), 1);
         let dgi = stack(&dgi)?.try_reshape(&[b * t_len, 3 * hs])?;
         let dgh = stack(&dgh)?.try_reshape(&[b * t_len, 3 * hs])?;

@@ -124,6 +124,7 @@ impl MultiheadAttention {
         self.embed_dim / self.num_heads
     }
 
+    // ANCHOR: mha_heads
     /// Projection `i` (0 = query, 1 = key, 2 = value) of `x` `[B, n, in]` → `[B, heads, n, hd]`.
     pub(crate) fn project(&self, x: &Tensor, i: usize) -> Result<Tensor> {
         let e = self.embed_dim;
@@ -165,6 +166,7 @@ impl MultiheadAttention {
             .try_reshape(&[bsz, l, self.embed_dim])?;
         self.out_proj.try_forward(&o)
     }
+    // ANCHOR_END: mha_heads
 
     pub(crate) fn sdpa_options(&self) -> SdpaOptions {
         SdpaOptions {
@@ -302,6 +304,7 @@ impl MultiheadAttention {
             self.project(kv, 1)?,
             self.project(kv, 2)?,
         );
+        // ANCHOR: kv_cache
         let past = cache.len();
         let (k, v) = match (&cache.k, &cache.v) {
             (Some(pk), Some(pv)) => (
@@ -317,6 +320,7 @@ impl MultiheadAttention {
         let o = sdpa_with(&q, &k, &v, Some(keep), None, &self.sdpa_options(), None)?;
         cache.k = Some(k);
         cache.v = Some(v);
+        // ANCHOR_END: kv_cache
         self.merge(&o)
     }
     #[track_caller]

@@ -31,11 +31,13 @@ impl FeedForward {
             training: true,
         }
     }
+    // ANCHOR: ffn
     pub fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.linear1.try_forward(x)?.try_unary(UnaryKind::GeluErf)?;
         self.linear2
             .try_forward(&dropout(&h, self.dropout, self.training))
     }
+    // ANCHOR_END: ffn
 }
 
 impl Module for FeedForward {
@@ -54,6 +56,7 @@ impl Module for FeedForward {
     }
 }
 
+// ANCHOR: sinusoidal
 /// The sinusoidal positional encoding of "Attention is all you need": `[n, d]` with
 /// `P[i, 2k] = sin(i / 10000^(2k/d))` and `P[i, 2k+1] = cos(i / 10000^(2k/d))`, for
 /// positions `offset .. offset + n`.
@@ -68,6 +71,7 @@ pub fn sinusoidal_positions(n: usize, d: usize, offset: usize) -> Tensor {
     }
     Tensor::from_vec(v, [n, d])
 }
+// ANCHOR_END: sinusoidal
 
 /// Learned absolute positions: `weight` `[max_len, d]`, initialised N(0, 0.02²) (GPT-2).
 pub struct PositionalEmbedding {
@@ -125,6 +129,7 @@ impl AdaptiveSpan {
             max_span,
         }
     }
+    // ANCHOR: adaptive_span_mask
     /// The soft mask `[heads, L, S]` for distances `i − j` (causal: negative distances get 0
     /// through the causal mask applied before).
     fn mask(&self, l: usize, s: usize, dtype: DType) -> Result<Tensor> {
@@ -147,6 +152,7 @@ impl AdaptiveSpan {
         u.try_unary(UnaryKind::Relu)?
             .try_sub(&shifted.try_unary(UnaryKind::Relu)?)
     }
+    // ANCHOR_END: adaptive_span_mask
     /// `coeff · mean(z)`, the L1 penalty on the spans.
     pub fn span_penalty(&self, coeff: f64) -> Result<Tensor> {
         Ok(self.span.try_mean_axes(&[0], false)?.mul_scalar(coeff))
@@ -342,6 +348,7 @@ impl TransformerEncoderLayer {
         mha.merge(&a.try_matmul(&vh)?)
     }
 
+    // ANCHOR: encoder_forward
     /// `x` `[B, n, d_model]`; `key_padding_mask` `[B, n]` (true = padding), as PyTorch.
     pub fn try_forward(&self, x: &Tensor, key_padding_mask: Option<&Tensor>) -> Result<Tensor> {
         let h = self.norm1.try_forward(x)?;
@@ -360,6 +367,7 @@ impl TransformerEncoderLayer {
         let f = self.ffn.try_forward(&self.norm2.try_forward(&x)?)?;
         x.try_add(&dropout(&f, self.options.dropout, self.training))
     }
+    // ANCHOR_END: encoder_forward
     #[track_caller]
     pub fn forward(&self, x: &Tensor, key_padding_mask: Option<&Tensor>) -> Tensor {
         self.try_forward(x, key_padding_mask).or_panic()

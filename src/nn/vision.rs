@@ -42,6 +42,7 @@ impl PatchEmbedding {
             grid,
         }
     }
+    // ANCHOR: patch_embedding
     pub fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
         let (gh, gw) = self.grid;
         let want = [gh * self.patch, gw * self.patch];
@@ -62,6 +63,7 @@ impl PatchEmbedding {
         let cls = self.class_token.try_broadcast_to([b, 1, d])?;
         Tensor::try_concat(&[&cls, &tokens], 1)?.try_add(&self.pos_embedding)
     }
+    // ANCHOR_END: patch_embedding
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
         self.try_forward(x).or_panic()

@@ -239,6 +239,7 @@ pub fn forward<T: Float>(
             *si = s_min + span * sigmoid(dot(b, &x[centre * d..(centre + 1) * d]) + b0);
         }
     });
+    // ANCHOR: cp_forward_loop
     let mut y = pool::filled(batch * n_out * d, T::zero());
     let mut denom = vec![T::zero(); batch * n_out];
     y.par_chunks_mut(d)
@@ -263,6 +264,7 @@ pub fn forward<T: Float>(
                 yo.iter_mut().for_each(|v| *v *= inv);
             },
         );
+    // ANCHOR_END: cp_forward_loop
     PoolForward { y, w, s, denom }
 }
 
@@ -296,6 +298,7 @@ pub fn backward<T: Float>(
             let mut dw = vec![T::zero(); n_in];
             let (mut js, mut gs, mut d2s) = (Vec::new(), Vec::new(), Vec::new());
             let mut dz_size = vec![T::zero(); n_out];
+            // ANCHOR: cp_backward_loop
             for (o, dz_o) in dz_size.iter_mut().enumerate() {
                 let t = bt * n_out + o;
                 let (s, den) = (fwd.s[t], fwd.denom[t]);
@@ -329,6 +332,7 @@ pub fn backward<T: Float>(
                     T::zero()
                 };
             }
+            // ANCHOR_END: cp_backward_loop
             let (mut da, mut da0) = (vec![T::zero(); d], T::zero());
             let (mut db, mut db0) = (vec![T::zero(); d], T::zero());
             for j in 0..n_in {
