@@ -24,10 +24,14 @@ mod ch09;
 mod ch10;
 #[path = "../book/solutions/ch11.rs"]
 mod ch11;
+#[path = "../book/solutions/ch12.rs"]
+mod ch12;
 #[path = "../book/solutions/ch13.rs"]
 mod ch13;
 #[path = "../book/solutions/ch14.rs"]
 mod ch14;
+#[path = "../book/solutions/ch15.rs"]
+mod ch15;
 
 use cubegrad::{manual_seed, Tensor};
 use std::path::{Path, PathBuf};
@@ -191,6 +195,16 @@ fn ch11_cheaper_attention() {
 }
 
 #[test]
+fn ch12_contextpool() {
+    let (hand, layer) = ch12::by_hand_and_layer();
+    for (h, l) in hand.iter().zip(&layer) {
+        assert!((h - *l as f64).abs() < 1e-4, "{h} vs {l}");
+    }
+    manual_seed(8);
+    assert!(ch12::causal_gradcheck().unwrap().max_error < 1e-6);
+}
+
+#[test]
 fn ch13_convnets() {
     manual_seed(7);
     let (max, cp) = ch13::block_shapes();
@@ -207,6 +221,18 @@ fn ch14_your_own_layer() {
     manual_seed(1);
     assert!(ch14::check_scaled_tanh().unwrap().max_error < 1e-8);
     assert!(ch14::check_lean_swish().unwrap().max_error < 1e-8);
+}
+
+#[test]
+fn ch15_counting() {
+    let (add, matmul) = ch15::arithmetic_intensity();
+    assert!(add < 0.1 && matmul > 100.0, "{add} {matmul}");
+    let (p256, a256) = ch15::pooling_vs_attention(256);
+    let (p4096, a4096) = ch15::pooling_vs_attention(4096);
+    // Attention grows 16 times faster than pooling from n = 256 to n = 4096.
+    let ratio = |a: u64, p: u64| a as f64 / p as f64;
+    assert_eq!(ratio(a4096, p4096) / ratio(a256, p256), 16.0);
+    assert_eq!(p4096 / p256, 16);
 }
 
 fn book() -> PathBuf {

@@ -167,6 +167,21 @@ fn contextpool_lm_compare_tabulates_every_model() {
     );
     let md = std::fs::read_to_string(PathBuf::from(&cfg.out).join("results.md")).unwrap();
     assert_eq!(md.lines().count(), 2 + 5, "{md}");
+    // Every CSV row has the header's 8 fields; "818,787" is one quoted field.
+    let csv = std::fs::read_to_string(PathBuf::from(&cfg.out).join("results.csv")).unwrap();
+    for line in csv.lines() {
+        let mut quoted = false;
+        let fields = 1 + line
+            .chars()
+            .filter(|&c| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                c == ',' && !quoted
+            })
+            .count();
+        assert_eq!(fields, 8, "{line}");
+    }
 }
 
 #[test]

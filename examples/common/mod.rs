@@ -137,12 +137,24 @@ impl Table {
         }
         s
     }
+    /// RFC 4180: a cell holding a comma or a quote ("818,787") is quoted.
     pub fn csv(&self) -> String {
-        let mut s = self.headers.join(",");
-        s.push('\n');
+        let line = |cells: &[String]| {
+            let quoted: Vec<String> = cells
+                .iter()
+                .map(|c| {
+                    if c.contains(',') || c.contains('"') {
+                        format!("\"{}\"", c.replace('"', "\"\""))
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
+            quoted.join(",") + "\n"
+        };
+        let mut s = line(&self.headers);
         for r in &self.rows {
-            s.push_str(&r.join(","));
-            s.push('\n');
+            s.push_str(&line(r));
         }
         s
     }
@@ -292,9 +304,15 @@ pub fn heatmap(
     let yl = y_labels.to_vec();
     let x_fmt = |i: &i32| xl.get(*i as usize).cloned().unwrap_or_default();
     let y_fmt = |i: &i32| yl.get(*i as usize).cloned().unwrap_or_default();
+    // Ticks sit on cell edges; shift each label by half a cell to the cell's centre.
+    let (pw, ph) = chart.plotting_area().dim_in_pixel();
+    let half_w = pw as i32 / (2 * cols.max(1) as i32);
+    let half_h = ph as i32 / (2 * rows.max(1) as i32);
     let mut mesh = chart.configure_mesh();
     // plotters overflows on a request for zero labels: hide an unlabelled axis instead.
     mesh.disable_mesh()
+        .x_label_offset(half_w)
+        .y_label_offset(half_h)
         .x_labels(x_labels.len().clamp(1, 40))
         .y_labels(y_labels.len().clamp(1, 40))
         .x_label_formatter(&x_fmt)
