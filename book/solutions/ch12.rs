@@ -48,7 +48,9 @@ pub fn causal_gradcheck() -> cubegrad::Result<GradcheckReport> {
         .into_iter()
         .map(|(_, p)| p.to_dtype(DType::F64).with_grad())
         .collect();
-    let x = Tensor::randn([2, 9, 4], 0.0, 1.0).to_dtype(DType::F64).with_grad();
+    let x = Tensor::randn([2, 9, 4], 0.0, 1.0)
+        .to_dtype(DType::F64)
+        .with_grad();
     let mut inputs = vec![x];
     inputs.extend(params);
     gradcheck(
