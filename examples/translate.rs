@@ -94,6 +94,7 @@ pub struct Config {
 #[derive(Clone)]
 pub struct Pairs {
     pub src: Tensor,
+    /// Stays on the CPU: both models read the lengths on the host to build their masks.
     pub src_len: Tensor,
     pub tgt: Tensor,
     /// The reference translations as tokens (uncut), for BLEU.
@@ -185,10 +186,10 @@ pub fn load_corpus(cfg: &Config) -> AnyResult<Corpus> {
 }
 
 /// `<bos>` then the target without its last position: what the decoder reads under teacher
-/// forcing.
+/// forcing. Built from the batch on the host, since device concatenation takes floats only.
 fn decoder_input(tgt: &Tensor) -> Tensor {
     let (b, t) = (tgt.dims()[0], tgt.dims()[1]);
-    let bos = Tensor::from_vec(vec![WordVocab::BOS; b], [b, 1]).to_device(tgt.device());
+    let bos = Tensor::from_vec(vec![WordVocab::BOS; b], [b, 1]);
     Tensor::concat(&[&bos, &tgt.narrow(1, 0, t - 1)], 1)
 }
 
@@ -453,8 +454,17 @@ impl Module for TransformerSeq2Seq {
 // ---------------------------------------------------------------------------------------------
 // Training and evaluation
 
-fn loss_of(model: &dyn Seq2Seq, src: &Tensor, src_len: &Tensor, tgt: &Tensor) -> Tensor {
-    let logits = model.logits(src, src_len, &decoder_input(tgt));
+/// Teacher-forced cross-entropy of a host batch (`src_len` stays on the host) on `device`.
+fn loss_of(
+    model: &dyn Seq2Seq,
+    src: &Tensor,
+    src_len: &Tensor,
+    tgt: &Tensor,
+    device: Device,
+) -> Tensor {
+    let dec_in = decoder_input(tgt).to_device(device);
+    let tgt = tgt.to_device(device);
+    let logits = model.logits(&src.to_device(device), src_len, &dec_in);
     let (b, t, v) = (logits.dims()[0], logits.dims()[1], logits.dims()[2]);
     logits.reshape(&[b * t, v]).cross_entropy_with(
         &tgt.reshape(&[b * t]),
@@ -473,8 +483,7 @@ fn mean_loss(model: &mut dyn Seq2Seq, data: &Pairs, cfg: &Config) -> f64 {
         for chunk in idx.chunks(256) {
             let (s, l, t) = data.rows(chunk);
             let d = cfg.device;
-            total += loss_of(model, &s.to_device(d), &l.to_device(d), &t.to_device(d)).item()
-                * chunk.len() as f64;
+            total += loss_of(model, &s, &l, &t, d).item() * chunk.len() as f64;
             n += chunk.len();
         }
     });
@@ -499,11 +508,7 @@ pub fn translate_and_score(
     no_grad(|| {
         for chunk in idx.chunks(256) {
             let (s, l, _) = data.rows(chunk);
-            let (ids, w) = model.greedy(
-                &s.to_device(cfg.device),
-                &l.to_device(cfg.device),
-                cfg.max_tokens,
-            );
+            let (ids, w) = model.greedy(&s.to_device(cfg.device), &l, cfg.max_tokens);
             if first_weights.is_empty() {
                 first_weights = w;
             }
@@ -585,7 +590,7 @@ pub fn train_model(
         let (mut total, mut batches) = (0.0, 0usize);
         for chunk in order.chunks(cfg.batch_size) {
             let (s, l, t) = corpus.train.rows(chunk);
-            let loss = loss_of(model, &s.to_device(d), &l.to_device(d), &t.to_device(d));
+            let loss = loss_of(model, &s, &l, &t, d);
             let mut grads = loss.backward();
             clip_grad_norm(model, &mut grads, 1.0);
             opt.step(model, &grads)?;

@@ -5,12 +5,18 @@
 // Each example brings its own `mod common;`, as it does when built alone.
 #![allow(clippy::duplicate_mod)]
 
+#[path = "../examples/attention_pooling.rs"]
+mod attention_pooling;
 #[path = "../examples/contextpool_lm.rs"]
 mod contextpool_lm;
 #[path = "../examples/custom_layer.rs"]
 mod custom_layer;
 #[path = "../examples/digits_mlp.rs"]
 mod digits_mlp;
+#[path = "../examples/image_classify.rs"]
+mod image_classify;
+#[path = "../examples/translate.rs"]
+mod translate;
 
 use cubegrad::backend::cube::device_memory;
 use cubegrad::nn::Module;
@@ -175,6 +181,118 @@ fn examples_run_on_the_device_as_on_the_cpu() {
                 d.1,
                 c.1
             );
+        }
+    }
+}
+
+/// The other examples with `--device`, on tiny configurations: the same first losses as on the
+/// CPU (same seed, same batches, no dropout), and training that lowers them.
+#[test]
+fn more_examples_run_on_the_device_as_on_the_cpu() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("the examples on a device", device) else {
+            continue;
+        };
+        let out = |name: &str, on: Device| {
+            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!(
+                    "device-{name}-{}",
+                    on.to_string().replace(':', "-")
+                ))
+                .to_string_lossy()
+                .into_owned()
+        };
+        let close = |what: &str, cpu: f64, dev: f64| {
+            assert!(
+                (cpu - dev).abs() <= 1e-3 * cpu.abs().max(1.0),
+                "{device} {what}: {dev} vs {cpu} on the CPU"
+            );
+        };
+
+        let ap = |on: Device| attention_pooling::Config {
+            n_train: 50,
+            epochs: 3,
+            lr: 0.5,
+            seed: 0,
+            device: on,
+            out: out("attention-pooling", on),
+            resume: false,
+            stop_at: None,
+            quiet: true,
+        };
+        let (cpu, dev) = (
+            attention_pooling::run(&ap(Device::Cpu)).unwrap(),
+            attention_pooling::run(&ap(device)).unwrap(),
+        );
+        assert!(dev.last_loss < dev.first_loss);
+        close(
+            "attention pooling first loss",
+            cpu.first_loss,
+            dev.first_loss,
+        );
+
+        let ic = |on: Device| image_classify::Config {
+            data: concat!(env!("CARGO_MANIFEST_DIR"), "/data/fashion-mnist").into(),
+            models: vec![],
+            epochs: 2,
+            train_images: 128,
+            test_images: 64,
+            batch_size: 32,
+            lr: 3e-3,
+            d_model: 8,
+            vit_layers: 1,
+            seed: 0,
+            device: on,
+            out: out("images", on),
+            resume: false,
+            stop_at: None,
+            quiet: true,
+        };
+        let (cpu, dev) = (
+            image_classify::run(&ic(Device::Cpu)).unwrap(),
+            image_classify::run(&ic(device)).unwrap(),
+        );
+        for (c, d) in cpu.iter().zip(&dev) {
+            assert!(
+                d.finished && d.last_loss < d.first_loss,
+                "{device} {}",
+                d.kind.name()
+            );
+            close(d.kind.name(), c.first_loss, d.first_loss);
+        }
+
+        let tr = |on: Device| translate::Config {
+            data: concat!(env!("CARGO_MANIFEST_DIR"), "/data/en_es_verses.tsv.gz").into(),
+            max_chars: 30,
+            max_tokens: 8,
+            min_freq: 1,
+            model: translate::Which::Both,
+            hidden: 16,
+            layers: 1,
+            heads: 2,
+            dropout: 0.0,
+            epochs: 2,
+            batch_size: 32,
+            lr: 5e-3,
+            bleu_sentences: 8,
+            seed: 0,
+            device: on,
+            out: out("translate", on),
+            resume: false,
+            stop_at: None,
+            quiet: true,
+        };
+        let (cpu, dev) = (
+            translate::run(&tr(Device::Cpu)).unwrap(),
+            translate::run(&tr(device)).unwrap(),
+        );
+        for (c, d) in cpu.iter().zip(&dev) {
+            assert!(
+                d.finished && d.last_loss < d.first_loss,
+                "{device} {}",
+                d.name
+            );
+            close(&d.name, c.first_loss, d.first_loss);
         }
     }
 }

@@ -589,13 +589,13 @@ impl AdditiveAttention {
         v: &Tensor,
         valid_lens: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let (l, s) = (q.dim(-2), k.dim(-2));
         let qh = self.w_q.try_forward(q)?.try_unsqueeze(2)?; // [B, L, 1, h]
         let kh = self.w_k.try_forward(k)?.try_unsqueeze(1)?; // [B, 1, S, h]
         let features = qh.try_add(&kh)?.try_unary(UnaryKind::Tanh)?;
         let scores = self.w_v.try_forward(&features)?.try_squeeze(-1)?; // [B, L, S]
         let p = match valid_lens {
-            Some(vl) => scores.try_masked_softmax(&lens_mask(vl, l, s, false)?, -1)?,
+            // Builds the mask where the scores live (a device needs it there too).
+            Some(vl) => scores.try_masked_softmax_lens(vl)?,
             None => scores.try_softmax(-1)?,
         };
         *self.last.borrow_mut() = Some(p.detach());
