@@ -542,7 +542,8 @@ pub(crate) fn split_mask(
         None => Ok((None, None)),
         Some(m) if m.dtype() == DType::Bool => {
             let m = if true_means_masked {
-                m.try_eq(&Tensor::scalar(false))?
+                // The constant goes where the mask lives: a padding mask may be on a device.
+                m.try_eq(&Tensor::scalar(false).try_to_device(m.device())?)?
             } else {
                 m
             };
