@@ -86,11 +86,8 @@ impl Default for NwKernelRegression {
 }
 
 impl Module for NwKernelRegression {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        f(&cubegrad::nn::child_name(prefix, "w"), &self.w);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f(&cubegrad::nn::child_name(prefix, "w"), &mut self.w);
+    cubegrad::module_tensors! {
+        param "w" w;
     }
 }
 

@@ -21,8 +21,8 @@ use common::{
 use cubegrad::data::{lm_batch, lm_eval_batches, read_text, split_blocks, CharVocab, TextSplits};
 use cubegrad::io::{load_checkpoint, save_checkpoint, Metadata};
 use cubegrad::nn::{
-    child_name, sinusoidal_positions, AttentionKind, ContextPoolOptions, Embedding, EncoderOptions,
-    LayerCache, LayerNorm, Linear, MhaOptions, Module, TransformerEncoderLayer,
+    sinusoidal_positions, AttentionKind, ContextPoolOptions, Embedding, EncoderOptions, LayerCache,
+    LayerNorm, Linear, MhaOptions, Module, TransformerEncoderLayer,
 };
 use cubegrad::optim::{clip_grad_norm, Adam, AdamConfig, LrSchedule, Optimizer, WarmupCosine};
 use cubegrad::{manual_seed, no_grad, Device, Tensor};
@@ -218,26 +218,11 @@ impl CharLm {
 }
 
 impl Module for CharLm {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.embed.visit_params(&child_name(prefix, "embed"), f);
-        for (i, l) in self.layers.iter().enumerate() {
-            l.visit_params(&child_name(prefix, &format!("layers.{i}")), f);
-        }
-        self.norm.visit_params(&child_name(prefix, "norm"), f);
-        self.head.visit_params(&child_name(prefix, "head"), f);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.embed.visit_params_mut(&child_name(prefix, "embed"), f);
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            l.visit_params_mut(&child_name(prefix, &format!("layers.{i}")), f);
-        }
-        self.norm.visit_params_mut(&child_name(prefix, "norm"), f);
-        self.head.visit_params_mut(&child_name(prefix, "head"), f);
-    }
-    fn set_training(&mut self, training: bool) {
-        for l in &mut self.layers {
-            l.set_training(training);
-        }
+    cubegrad::module_tensors! {
+        child "embed" embed;
+        list "layers" layers;
+        child "norm" norm;
+        child "head" head;
     }
 }
 
@@ -278,7 +263,7 @@ pub fn load_corpus(path: &str, seed: u64) -> cubegrad::Result<Corpus> {
 
 /// Mean bits per character of `model` over the first `max_chars` characters of `ids`.
 pub fn bits_per_char(model: &mut CharLm, ids: &[i64], cfg: &Config, max_chars: usize) -> f64 {
-    model.set_training(false);
+    model.eval();
     let (mut total, mut count) = (0.0, 0usize);
     no_grad(|| {
         for (x, y) in lm_eval_batches(ids, cfg.batch_size, cfg.seq_len, Some(max_chars)) {
@@ -292,7 +277,7 @@ pub fn bits_per_char(model: &mut CharLm, ids: &[i64], cfg: &Config, max_chars: u
             count += n;
         }
     });
-    model.set_training(true);
+    model.train();
     total / count.max(1) as f64 / std::f64::consts::LN_2
 }
 
@@ -507,7 +492,7 @@ pub fn generate(
         return Err("generate: the prompt is empty".into());
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed);
-    model.set_training(false);
+    model.eval();
     let fresh = |model: &CharLm, ids: &[i64], caches: &mut Vec<LayerCache>| {
         *caches = vec![LayerCache::default(); model.layers.len()];
         let x = Tensor::from_vec(ids.to_vec(), [1, ids.len()]).to_device(cfg.device);
@@ -545,7 +530,7 @@ pub fn generate(
             }
         });
     }
-    model.set_training(true);
+    model.train();
     Ok(vocab.decode(&ids))
 }
 
@@ -570,7 +555,7 @@ pub fn passage_figures(
         .iter()
         .map(|&i| corpus.vocab.chars()[i as usize])
         .collect();
-    model.set_training(false);
+    model.eval();
     let x = Tensor::from_vec(ids.to_vec(), [1, n]).to_device(cfg.device);
     let mut sizes_csv = String::from("position,char");
     no_grad(|| -> AnyResult<()> {
@@ -643,7 +628,7 @@ pub fn passage_figures(
         }
         Ok(())
     })?;
-    model.set_training(true);
+    model.train();
     if model.layers.iter().any(|l| l.context_pool.is_some()) {
         common::write_file(&dir.join("pool_sizes.csv"), &sizes_csv)?;
     }

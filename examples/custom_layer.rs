@@ -18,7 +18,7 @@ use common::{
 };
 use cubegrad::autograd::{apply, Forward, GradcheckOptions, Op};
 use cubegrad::data::load_digits;
-use cubegrad::nn::{child_name, Linear, Module};
+use cubegrad::nn::{Linear, Module};
 use cubegrad::{gradcheck, manual_seed, DType, Device, Tensor};
 
 // ANCHOR: swish_op
@@ -86,11 +86,8 @@ impl LearnedSwish {
 }
 
 impl Module for LearnedSwish {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        f(&child_name(prefix, "beta"), &self.beta);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f(&child_name(prefix, "beta"), &mut self.beta);
+    cubegrad::module_tensors! {
+        param "beta" beta;
     }
 }
 // ANCHOR_END: swish_layer
@@ -121,19 +118,10 @@ impl Mlp {
 }
 
 impl Module for Mlp {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.fc1.visit_params(&child_name(prefix, "fc1"), f);
-        if let Some(a) = &self.act {
-            a.visit_params(&child_name(prefix, "act"), f);
-        }
-        self.fc2.visit_params(&child_name(prefix, "fc2"), f);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.fc1.visit_params_mut(&child_name(prefix, "fc1"), f);
-        if let Some(a) = &mut self.act {
-            a.visit_params_mut(&child_name(prefix, "act"), f);
-        }
-        self.fc2.visit_params_mut(&child_name(prefix, "fc2"), f);
+    cubegrad::module_tensors! {
+        child "fc1" fc1;
+        optional "act" act;
+        child "fc2" fc2;
     }
 }
 

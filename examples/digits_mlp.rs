@@ -8,7 +8,7 @@
 
 use clap::Parser;
 use cubegrad::data::{load_digits, Dataset};
-use cubegrad::nn::{child_name, Linear, Module};
+use cubegrad::nn::{Linear, Module};
 use cubegrad::optim::{Adam, AdamConfig, Optimizer};
 use cubegrad::{manual_seed, no_grad, Device, Tensor};
 
@@ -53,13 +53,9 @@ impl Mlp {
 }
 
 impl Module for Mlp {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.fc1.visit_params(&child_name(prefix, "fc1"), f);
-        self.fc2.visit_params(&child_name(prefix, "fc2"), f);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.fc1.visit_params_mut(&child_name(prefix, "fc1"), f);
-        self.fc2.visit_params_mut(&child_name(prefix, "fc2"), f);
+    cubegrad::module_tensors! {
+        child "fc1" fc1;
+        child "fc2" fc2;
     }
 }
 

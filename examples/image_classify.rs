@@ -17,8 +17,8 @@ use common::{
 };
 use cubegrad::data::{load_fashion_mnist, Dataset, FASHION_MNIST_CLASSES};
 use cubegrad::nn::{
-    child_name, ContextPoolOptions, ConvBlock, EncoderOptions, LayerNorm, Linear, Module,
-    PatchEmbedding, Pooling, TransformerEncoderLayer,
+    ContextPoolOptions, ConvBlock, EncoderOptions, LayerNorm, Linear, Module, PatchEmbedding,
+    Pooling, TransformerEncoderLayer,
 };
 use cubegrad::{manual_seed, no_grad, Device, Tensor};
 use std::path::Path;
@@ -110,32 +110,9 @@ impl Cnn {
 }
 
 impl Module for Cnn {
-    fn visit_params(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (i, b) in self.blocks.iter().enumerate() {
-            b.visit_params(&child_name(p, &format!("blocks.{i}")), f);
-        }
-        self.fc.visit_params(&child_name(p, "fc"), f);
-    }
-    fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        for (i, b) in self.blocks.iter_mut().enumerate() {
-            b.visit_params_mut(&child_name(p, &format!("blocks.{i}")), f);
-        }
-        self.fc.visit_params_mut(&child_name(p, "fc"), f);
-    }
-    fn visit_buffers(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (i, b) in self.blocks.iter().enumerate() {
-            b.visit_buffers(&child_name(p, &format!("blocks.{i}")), f);
-        }
-    }
-    fn visit_buffers_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        for (i, b) in self.blocks.iter_mut().enumerate() {
-            b.visit_buffers_mut(&child_name(p, &format!("blocks.{i}")), f);
-        }
-    }
-    fn set_training(&mut self, training: bool) {
-        for b in &mut self.blocks {
-            b.set_training(training);
-        }
+    cubegrad::module_tensors! {
+        list "blocks" blocks;
+        child "fc" fc;
     }
 }
 
@@ -185,26 +162,11 @@ impl Vit {
 }
 
 impl Module for Vit {
-    fn visit_params(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.patch.visit_params(&child_name(p, "patch"), f);
-        for (i, l) in self.layers.iter().enumerate() {
-            l.visit_params(&child_name(p, &format!("layers.{i}")), f);
-        }
-        self.norm.visit_params(&child_name(p, "norm"), f);
-        self.head.visit_params(&child_name(p, "head"), f);
-    }
-    fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.patch.visit_params_mut(&child_name(p, "patch"), f);
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            l.visit_params_mut(&child_name(p, &format!("layers.{i}")), f);
-        }
-        self.norm.visit_params_mut(&child_name(p, "norm"), f);
-        self.head.visit_params_mut(&child_name(p, "head"), f);
-    }
-    fn set_training(&mut self, training: bool) {
-        for l in &mut self.layers {
-            l.set_training(training);
-        }
+    cubegrad::module_tensors! {
+        child "patch" patch;
+        list "layers" layers;
+        child "norm" norm;
+        child "head" head;
     }
 }
 
@@ -352,7 +314,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
                 let (h, done) = train_classifier(&mut m, &mut fwd, &train, valid, &run)?;
                 let acc = accuracy(&mut m, &mut fwd, &test, 256, cfg.device);
                 if kind == ModelKind::CnnContextpool {
-                    m.set_training(false);
+                    m.eval();
                     no_grad(|| m.forward(&image0.to_device(cfg.device)));
                     let Pooling::ContextPool(p) = &m.blocks[0].pool else {
                         unreachable!("built with contextpool")
@@ -378,7 +340,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
                 let (h, done) = train_classifier(&mut m, &mut fwd, &train, valid, &run)?;
                 let acc = accuracy(&mut m, &mut fwd, &test, 256, cfg.device);
                 if kind == ModelKind::VitContextpool {
-                    m.set_training(false);
+                    m.eval();
                     no_grad(|| m.forward(&image0.to_device(cfg.device)));
                     let cp = m.layers[0]
                         .context_pool

@@ -19,12 +19,12 @@ use cubegrad::data::{load_verse_pairs, split_indices, tokenize, WordVocab};
 use cubegrad::io::{load_checkpoint, save_checkpoint, Metadata};
 use cubegrad::metrics::corpus_bleu;
 use cubegrad::nn::{
-    child_name, sinusoidal_positions, AdditiveAttention, Embedding, EncoderOptions, Gru, KvCache,
-    LayerNorm, Linear, Module, TransformerDecoderLayer, TransformerEncoderLayer,
+    sinusoidal_positions, AdditiveAttention, Embedding, EncoderOptions, Gru, KvCache, LayerNorm,
+    Linear, Module, TransformerDecoderLayer, TransformerEncoderLayer,
 };
 use cubegrad::ops::CrossEntropyOptions;
 use cubegrad::optim::{clip_grad_norm, AdamConfig, Optimizer};
-use cubegrad::tensor::with_rng;
+use cubegrad::random::with_rng;
 use cubegrad::{manual_seed, no_grad, Device, Tensor};
 use rand::seq::SliceRandom;
 use std::path::Path;
@@ -295,27 +295,13 @@ impl Seq2Seq for GruSeq2Seq {
 }
 
 impl Module for GruSeq2Seq {
-    fn visit_params(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.src_embed.visit_params(&child_name(p, "src_embed"), f);
-        self.encoder.visit_params(&child_name(p, "encoder"), f);
-        self.tgt_embed.visit_params(&child_name(p, "tgt_embed"), f);
-        self.attention.visit_params(&child_name(p, "attention"), f);
-        self.decoder.visit_params(&child_name(p, "decoder"), f);
-        self.dense.visit_params(&child_name(p, "dense"), f);
-    }
-    fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.src_embed
-            .visit_params_mut(&child_name(p, "src_embed"), f);
-        self.encoder.visit_params_mut(&child_name(p, "encoder"), f);
-        self.tgt_embed
-            .visit_params_mut(&child_name(p, "tgt_embed"), f);
-        self.attention
-            .visit_params_mut(&child_name(p, "attention"), f);
-        self.decoder.visit_params_mut(&child_name(p, "decoder"), f);
-        self.dense.visit_params_mut(&child_name(p, "dense"), f);
-    }
-    fn set_training(&mut self, training: bool) {
-        self.attention.set_training(training);
+    cubegrad::module_tensors! {
+        child "src_embed" src_embed;
+        child "encoder" encoder;
+        child "tgt_embed" tgt_embed;
+        child "attention" attention;
+        child "decoder" decoder;
+        child "dense" dense;
     }
 }
 
@@ -411,43 +397,14 @@ impl Seq2Seq for TransformerSeq2Seq {
 }
 
 impl Module for TransformerSeq2Seq {
-    fn visit_params(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.src_embed.visit_params(&child_name(p, "src_embed"), f);
-        self.tgt_embed.visit_params(&child_name(p, "tgt_embed"), f);
-        for (i, l) in self.encoder.iter().enumerate() {
-            l.visit_params(&child_name(p, &format!("encoder.{i}")), f);
-        }
-        for (i, l) in self.decoder.iter().enumerate() {
-            l.visit_params(&child_name(p, &format!("decoder.{i}")), f);
-        }
-        self.enc_norm.visit_params(&child_name(p, "enc_norm"), f);
-        self.dec_norm.visit_params(&child_name(p, "dec_norm"), f);
-        self.dense.visit_params(&child_name(p, "dense"), f);
-    }
-    fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.src_embed
-            .visit_params_mut(&child_name(p, "src_embed"), f);
-        self.tgt_embed
-            .visit_params_mut(&child_name(p, "tgt_embed"), f);
-        for (i, l) in self.encoder.iter_mut().enumerate() {
-            l.visit_params_mut(&child_name(p, &format!("encoder.{i}")), f);
-        }
-        for (i, l) in self.decoder.iter_mut().enumerate() {
-            l.visit_params_mut(&child_name(p, &format!("decoder.{i}")), f);
-        }
-        self.enc_norm
-            .visit_params_mut(&child_name(p, "enc_norm"), f);
-        self.dec_norm
-            .visit_params_mut(&child_name(p, "dec_norm"), f);
-        self.dense.visit_params_mut(&child_name(p, "dense"), f);
-    }
-    fn set_training(&mut self, training: bool) {
-        for l in &mut self.encoder {
-            l.set_training(training);
-        }
-        for l in &mut self.decoder {
-            l.set_training(training);
-        }
+    cubegrad::module_tensors! {
+        child "src_embed" src_embed;
+        child "tgt_embed" tgt_embed;
+        list "encoder" encoder;
+        list "decoder" decoder;
+        child "enc_norm" enc_norm;
+        child "dec_norm" dec_norm;
+        child "dense" dense;
     }
 }
 
@@ -476,7 +433,7 @@ fn loss_of(
 }
 
 fn mean_loss(model: &mut dyn Seq2Seq, data: &Pairs, cfg: &Config) -> f64 {
-    model.set_training(false);
+    model.eval();
     let idx: Vec<usize> = (0..data.len()).collect();
     let (mut total, mut n) = (0.0, 0usize);
     no_grad(|| {
@@ -487,7 +444,7 @@ fn mean_loss(model: &mut dyn Seq2Seq, data: &Pairs, cfg: &Config) -> f64 {
             n += chunk.len();
         }
     });
-    model.set_training(true);
+    model.train();
     total / n.max(1) as f64
 }
 
@@ -500,7 +457,7 @@ pub fn translate_and_score(
     cfg: &Config,
     max: usize,
 ) -> (f64, Vec<Vec<String>>, Vec<Vec<f64>>) {
-    model.set_training(false);
+    model.eval();
     let n = max.min(data.len());
     let idx: Vec<usize> = (0..n).collect();
     let mut hyps = Vec::new();
@@ -522,7 +479,7 @@ pub fn translate_and_score(
             }
         }
     });
-    model.set_training(true);
+    model.train();
     (
         corpus_bleu(&hyps, &data.references[..n]),
         hyps,

@@ -4,7 +4,7 @@
 //! [`Result`]; the plain form calls it and panics with the same message at the caller's line
 //! (`#[track_caller]`). Errors always name the operation and the shapes, file or key involved.
 
-use crate::tensor::{DType, Device, Shape};
+use crate::tensor::{device::Device, dtype::DType, shape::Shape};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -33,9 +33,11 @@ pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod random;
 pub mod tensor;
 pub mod testing;
 
 pub use autograd::{gradcheck, no_grad, Gradients};
 pub use error::{Error, Result};
-pub use tensor::{manual_seed, DType, Device, Shape, Tensor};
+pub use random::manual_seed;
+pub use tensor::{DType, Device, Shape, Tensor};

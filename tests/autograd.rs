@@ -3,7 +3,7 @@
 //! first-class citizen.
 
 use cubegrad::autograd::{apply, clear_tape, gradcheck, tape_len, Forward, GradcheckOptions, Op};
-use cubegrad::tensor::cpu_memory_in_use;
+use cubegrad::backend::storage::cpu_memory_in_use;
 use cubegrad::{no_grad, DType, Result, Tensor};
 
 fn t64(v: &[f64], shape: &[usize]) -> Tensor {

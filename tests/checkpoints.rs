@@ -3,7 +3,7 @@
 
 use cubegrad::autograd::Gradients;
 use cubegrad::io::{load_checkpoint, load_tensors, save_checkpoint, save_tensors, Metadata};
-use cubegrad::nn::{child_name, Linear, Module};
+use cubegrad::nn::{Linear, Module};
 use cubegrad::optim::{AdamConfig, Optimizer, SgdConfig};
 use cubegrad::{manual_seed, Tensor};
 use std::path::PathBuf;
@@ -30,13 +30,9 @@ impl Net {
     }
 }
 impl Module for Net {
-    fn visit_params(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.a.visit_params(&child_name(p, "a"), f);
-        self.b.visit_params(&child_name(p, "b"), f);
-    }
-    fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.a.visit_params_mut(&child_name(p, "a"), f);
-        self.b.visit_params_mut(&child_name(p, "b"), f);
+    cubegrad::module_tensors! {
+        child "a" a;
+        child "b" b;
     }
 }
 

@@ -3,10 +3,10 @@
 //! One test in its own binary, because the buffer cache is shared by the whole process.
 
 use cubegrad::autograd::tape_len;
-use cubegrad::backend::cpu::pool::cached_bytes;
+use cubegrad::backend::cpu::buffer_cache::cached_bytes;
+use cubegrad::backend::storage::cpu_memory_in_use;
 use cubegrad::nn::Linear;
 use cubegrad::optim::{AdamConfig, Optimizer};
-use cubegrad::tensor::cpu_memory_in_use;
 use cubegrad::{manual_seed, Tensor};
 
 #[test]

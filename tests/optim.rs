@@ -3,7 +3,7 @@
 //! it); here the same gradients go through cubegrad's optimizers, in f64.
 
 use cubegrad::autograd::Gradients;
-use cubegrad::nn::{child_name, Module};
+use cubegrad::nn::Module;
 use cubegrad::optim::{
     clip_grad_norm, AdamConfig, LrSchedule, NoamSchedule, Optimizer, SgdConfig, WarmupCosine,
 };
@@ -17,13 +17,9 @@ struct Params {
 }
 
 impl Module for Params {
-    fn visit_params(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        f(&child_name(p, "w"), &self.w);
-        f(&child_name(p, "b"), &self.b);
-    }
-    fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f(&child_name(p, "w"), &mut self.w);
-        f(&child_name(p, "b"), &mut self.b);
+    cubegrad::module_tensors! {
+        param "w" w;
+        param "b" b;
     }
 }
 

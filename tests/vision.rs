@@ -144,13 +144,9 @@ fn a_cnn_with_context_pooling_learns_a_spatial_task() {
         head: Linear,
     }
     impl Module for Net {
-        fn visit_params(&self, p: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-            self.block.visit_params(&format!("{p}block"), f);
-            self.head.visit_params(&format!("{p}head"), f);
-        }
-        fn visit_params_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-            self.block.visit_params_mut(&format!("{p}block"), f);
-            self.head.visit_params_mut(&format!("{p}head"), f);
+        cubegrad::module_tensors! {
+            child "block" block;
+            child "head" head;
         }
     }
     let mut net = Net {

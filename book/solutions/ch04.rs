@@ -10,11 +10,8 @@ pub struct Scalar {
 }
 
 impl Module for Scalar {
-    fn visit_params(&self, _: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        f("p", &self.p);
-    }
-    fn visit_params_mut(&mut self, _: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f("p", &mut self.p);
+    cubegrad::module_tensors! {
+        param "p" p;
     }
 }
 

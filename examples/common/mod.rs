@@ -425,7 +425,7 @@ pub fn accuracy<M: cubegrad::nn::Module>(
     batch: usize,
     device: cubegrad::Device,
 ) -> f64 {
-    model.set_training(false);
+    model.eval();
     let mut correct = 0usize;
     cubegrad::no_grad(|| {
         for (x, y) in data.batches(batch, false) {
@@ -439,7 +439,7 @@ pub fn accuracy<M: cubegrad::nn::Module>(
                 .count();
         }
     });
-    model.set_training(true);
+    model.train();
     correct as f64 / data.len().max(1) as f64
 }
 

@@ -11,7 +11,7 @@
 //! gradients. Windows stop where the Gaussian falls below e^−80, as on the CPU.
 
 use crate::common::u32s;
-use crate::reduce::{cube_reduce, row_grid};
+use crate::reduce::{cube_reduce, row_grid, Sum};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
@@ -271,7 +271,7 @@ fn backward_outputs_kernel<F: Float + CubeElement>(
             f += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, part, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, part);
     let gy = smem[0];
     sync_cube();
     let mut ds = F::new(0.0);
@@ -302,7 +302,7 @@ fn backward_outputs_kernel<F: Float + CubeElement>(
             q += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, ds, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, ds);
     if t < outputs && UNIT_POS == 0 {
         let si = s[t as usize];
         let span = s_max - s_min;
@@ -438,7 +438,7 @@ fn weighted_column_sum_kernel<F: Float>(
             r += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, acc, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, acc);
     if c <= cols && UNIT_POS == 0 {
         out[c as usize] = smem[0];
     }

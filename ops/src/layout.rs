@@ -174,3 +174,65 @@ pub fn fill<R: Runtime, F: Float + CubeElement>(
     }
     out
 }
+
+#[cube(launch)]
+fn bool_to_float_kernel<F: Float>(x: &Array<u32>, out: &mut Array<F>) {
+    let i = ABSOLUTE_POS;
+    if i < out.len() {
+        let mut v = F::new(0.0);
+        if x[i] != 0 {
+            v = F::new(1.0);
+        }
+        out[i] = v;
+    }
+}
+
+#[cube(launch)]
+fn float_cast_kernel<F: Float, G: Float>(x: &Array<F>, out: &mut Array<G>) {
+    let i = ABSOLUTE_POS;
+    if i < out.len() {
+        out[i] = G::cast_from(x[i]);
+    }
+}
+
+/// A bool buffer (u32 per element) as 0.0 / 1.0.
+pub fn bool_to_float<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    x: &cubecl::server::Handle,
+    n: usize,
+) -> cubecl::server::Handle {
+    let out = client.empty(n.max(1) * std::mem::size_of::<F>());
+    let (count, dim) = grid(n);
+    // SAFETY: x holds n u32 words and out n elements of F.
+    unsafe {
+        bool_to_float_kernel::launch::<F, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(x.clone(), n.max(1)),
+            ArrayArg::from_raw_parts(out.clone(), n.max(1)),
+        );
+    }
+    out
+}
+
+/// `n` elements of float type `F` converted to `G`.
+pub fn float_cast<R: Runtime, F: Float + CubeElement, G: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    x: &cubecl::server::Handle,
+    n: usize,
+) -> cubecl::server::Handle {
+    let out = client.empty(n.max(1) * std::mem::size_of::<G>());
+    let (count, dim) = grid(n);
+    // SAFETY: x holds n elements of F and out n of G.
+    unsafe {
+        float_cast_kernel::launch::<F, G, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(x.clone(), n.max(1)),
+            ArrayArg::from_raw_parts(out.clone(), n.max(1)),
+        );
+    }
+    out
+}

@@ -5,9 +5,9 @@
 
 mod common;
 pub use common::check_device;
+pub mod binary;
 pub mod context_pool;
 pub mod conv;
-pub mod elementwise;
 pub mod index;
 pub mod layout;
 pub mod loss;
@@ -16,7 +16,9 @@ pub mod matmul_cubek;
 pub mod norm;
 pub mod optim;
 pub mod pool;
+pub mod random;
 pub mod reduce;
 pub mod softmax;
+pub mod unary;
 
 pub use cubecl;

@@ -4,7 +4,7 @@
 //! index contributes nothing. Reducing the per-row losses to their mean is a row reduction.
 
 use crate::common::scalar;
-use crate::reduce::{cube_reduce, row_grid, ROW_BLOCK};
+use crate::reduce::{cube_reduce, row_grid, Max, Sum, ROW_BLOCK};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
@@ -38,7 +38,7 @@ fn cross_entropy_kernel<F: Float + CubeElement>(
             j += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, m, 1u32);
+    cube_reduce::<F, Max>(&mut smem, m);
     let m = smem[0];
     sync_cube();
     let mut s = F::new(0.0);
@@ -52,11 +52,11 @@ fn cross_entropy_kernel<F: Float + CubeElement>(
             j += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, s, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, s);
     let s = smem[0];
     sync_cube();
     // Σ x_j, for the uniform part of a smoothed target.
-    cube_reduce::<F>(&mut smem, xs, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, xs);
     let xs = smem[0];
     if row < rows {
         let lo = target[(2 * row) as usize];

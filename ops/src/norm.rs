@@ -10,7 +10,7 @@
 //! γ and β are optional (`has_gamma`, `has_beta`); a missing one is passed as any buffer and
 //! never read.
 
-use crate::reduce::{cube_reduce, row_grid, ROW_BLOCK};
+use crate::reduce::{cube_reduce, row_grid, Sum, ROW_BLOCK};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
@@ -42,7 +42,7 @@ fn layer_norm_kernel<F: Float + CubeElement>(
             j += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, s, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, s);
     let mu = smem[0] / n;
     sync_cube();
     let mut q = F::new(0.0);
@@ -54,7 +54,7 @@ fn layer_norm_kernel<F: Float + CubeElement>(
             j += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, q, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, q);
     let r = F::new(1.0) / F::sqrt(smem[0] / n + eps);
     if row < rows {
         if UNIT_POS == 0 {
@@ -118,10 +118,10 @@ fn layer_norm_backward_kernel<F: Float>(
             j += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, sh, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, sh);
     let a = smem[0] / n;
     sync_cube();
-    cube_reduce::<F>(&mut smem, shx, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, shx);
     let b = smem[0] / n;
     if row < rows {
         let mut j = UNIT_POS;

@@ -8,21 +8,44 @@ use cubecl::server::Handle;
 /// Units per row. A power of two, at most the 1024 units a cube may have everywhere.
 pub const ROW_BLOCK: u32 = 128;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReduceOp {
-    Sum,
-    Max,
-    Min,
+/// How two partial results combine; a type per reduction, chosen at compile time.
+#[cube]
+pub trait ReduceKernel: 'static + Send + Sync {
+    fn combine<F: Float>(a: F, b: F) -> F;
+    /// Where a unit's partial result starts, given the row's first element: 0 for a sum, the
+    /// element itself for max and min (so no infinity constant is needed; units past the end
+    /// of a short row keep it, which changes neither).
+    fn start<F: Float>(first: F) -> F;
 }
 
+pub struct Sum;
 #[cube]
-fn combine<F: Float>(a: F, b: F, #[comptime] op: u32) -> F {
-    if comptime![op == 0] {
+impl ReduceKernel for Sum {
+    fn combine<F: Float>(a: F, b: F) -> F {
         a + b
-    } else if comptime![op == 1] {
+    }
+    fn start<F: Float>(_first: F) -> F {
+        F::new(0.0)
+    }
+}
+pub struct Max;
+#[cube]
+impl ReduceKernel for Max {
+    fn combine<F: Float>(a: F, b: F) -> F {
         F::max(a, b)
-    } else {
+    }
+    fn start<F: Float>(first: F) -> F {
+        first
+    }
+}
+pub struct Min;
+#[cube]
+impl ReduceKernel for Min {
+    fn combine<F: Float>(a: F, b: F) -> F {
         F::min(a, b)
+    }
+    fn start<F: Float>(first: F) -> F {
+        first
     }
 }
 
@@ -30,14 +53,14 @@ fn combine<F: Float>(a: F, b: F, #[comptime] op: u32) -> F {
 /// The tree reduction of one value per unit, result in `smem[0]`. Every unit must call it
 /// (it synchronises the cube).
 #[cube]
-pub fn cube_reduce<F: Float>(smem: &mut SharedMemory<F>, value: F, #[comptime] op: u32) {
+pub fn cube_reduce<F: Float, K: ReduceKernel>(smem: &mut SharedMemory<F>, value: F) {
     let tid = UNIT_POS as usize;
     smem[tid] = value;
     sync_cube();
     let mut stride = CUBE_DIM / 2;
     while stride > 0 {
         if UNIT_POS < stride {
-            smem[tid] = combine::<F>(smem[tid], smem[tid + stride as usize], op);
+            smem[tid] = K::combine::<F>(smem[tid], smem[tid + stride as usize]);
         }
         sync_cube();
         stride /= 2;
@@ -45,31 +68,26 @@ pub fn cube_reduce<F: Float>(smem: &mut SharedMemory<F>, value: F, #[comptime] o
 }
 
 #[cube(launch)]
-fn reduce_rows_kernel<F: Float>(
+fn reduce_rows_kernel<F: Float, K: ReduceKernel>(
     x: &Array<F>,
     out: &mut Array<F>,
     rows: u32,
     cols: u32,
-    #[comptime] op: u32,
     #[comptime] block: usize,
 ) {
     let row = CUBE_POS as u32;
     let mut smem = SharedMemory::<F>::new(block);
-    // Max and min start from the row's first element, so no infinity constant is needed;
-    // units past the end repeat it, which changes neither.
     let mut acc = F::new(0.0);
     if row < rows {
         let base = row * cols;
-        if comptime![op != 0] {
-            acc = x[base as usize];
-        }
+        acc = K::start::<F>(x[base as usize]);
         let mut j = UNIT_POS;
         while j < cols {
-            acc = combine::<F>(acc, x[(base + j) as usize], op);
+            acc = K::combine::<F>(acc, x[(base + j) as usize]);
             j += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, acc, op);
+    cube_reduce::<F, K>(&mut smem, acc);
     if UNIT_POS == 0 && row < rows {
         out[row as usize] = smem[0];
     }
@@ -87,23 +105,17 @@ pub fn row_grid(rows: usize) -> CubeCount {
 }
 
 /// Reduces each row of the contiguous `[rows, cols]` buffer `x` (cols ≥ 1) to one value.
-pub fn reduce_rows<R: Runtime, F: Float + CubeElement>(
+pub fn reduce_rows<R: Runtime, F: Float + CubeElement, K: ReduceKernel>(
     client: &ComputeClient<R>,
-    op: ReduceOp,
     x: &Handle,
     rows: usize,
     cols: usize,
 ) -> Handle {
     assert!(cols > 0, "reduce_rows: empty rows");
     let out = client.empty(rows.max(1) * std::mem::size_of::<F>());
-    let code = match op {
-        ReduceOp::Sum => 0,
-        ReduceOp::Max => 1,
-        ReduceOp::Min => 2,
-    };
     // SAFETY: x holds rows·cols elements and out rows; the kernel guards both.
     unsafe {
-        reduce_rows_kernel::launch::<F, R>(
+        reduce_rows_kernel::launch::<F, K, R>(
             client,
             row_grid(rows),
             CubeDim::new_1d(ROW_BLOCK),
@@ -111,7 +123,6 @@ pub fn reduce_rows<R: Runtime, F: Float + CubeElement>(
             ArrayArg::from_raw_parts(out.clone(), rows.max(1)),
             rows as u32,
             cols as u32,
-            code,
             ROW_BLOCK as usize,
         );
     }

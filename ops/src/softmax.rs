@@ -2,7 +2,7 @@
 //! cube per row. Stable: the row maximum is subtracted before `exp`. With a mask (1 = keep),
 //! masked entries get weight 0 and a row with nothing kept is all zeros, as on the CPU.
 
-use crate::reduce::{cube_reduce, row_grid, ROW_BLOCK};
+use crate::reduce::{cube_reduce, row_grid, Max, Sum, ROW_BLOCK};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
@@ -39,7 +39,7 @@ fn softmax_kernel<F: Float>(
             j += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, m, 1u32);
+    cube_reduce::<F, Max>(&mut smem, m);
     let m = smem[0];
     sync_cube();
     // 2. Σ exp(x − max).
@@ -57,7 +57,7 @@ fn softmax_kernel<F: Float>(
             j += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, s, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, s);
     let s = smem[0];
     // 3. Write.
     if row < rows {
@@ -114,7 +114,7 @@ fn softmax_backward_kernel<F: Float>(
             j += CUBE_DIM;
         }
     }
-    cube_reduce::<F>(&mut smem, acc, 0u32);
+    cube_reduce::<F, Sum>(&mut smem, acc);
     let total = smem[0];
     if row < rows {
         let mut j = UNIT_POS;

@@ -1,19 +1,25 @@
 //! Reverse-mode automatic differentiation: the tape, the op trait, the gradient store, and
 //! the finite-difference gradient check.
 
+mod custom;
 mod gradcheck;
 mod grads;
+pub(crate) mod node_ref;
 mod op;
 mod tape;
 
+pub use custom::apply_custom;
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport};
 pub use grads::Gradients;
+pub use node_ref::NodeRef;
 pub use op::{apply, Forward, Op};
-pub(crate) use tape::retain_output_grad;
-pub use tape::{clear_tape, is_recording, no_grad, tape_len, NodeRef};
+pub use tape::{clear_tape, is_recording, no_grad, tape_len};
+
+/// The per-device hooks of an op with kernels of its own, and what they receive.
+pub use crate::backend::custom::{CubeContext, CustomOp};
 
 use crate::error::{OrPanic, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{GradMeta, Tensor};
 
 impl Tensor {
     /// Gradients of this tensor with respect to every leaf that requires grad. A non-scalar
@@ -32,5 +38,13 @@ impl Tensor {
     }
     pub fn try_backward_with(&self, seed: &Tensor) -> Result<Gradients> {
         tape::backward(self, seed.detach())
+    }
+    /// Keep this intermediate tensor's gradient in the store that `backward` returns (leaves
+    /// that require grad always get one).
+    pub fn retain_grad(self) -> Tensor {
+        if let GradMeta::Node(r) = self.grad_meta() {
+            tape::retain_output_grad(*r);
+        }
+        self
     }
 }

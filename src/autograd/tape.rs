@@ -15,22 +15,16 @@
 //! `no_grad`) must not stay on the tape forever. Each node holds a weak reference to its output,
 //! and `sweep` frees every node whose output is gone and that no live later node consumes: one
 //! pass in reverse order, the same order backward uses. It runs after each backward and when
-//! the tape has doubled since the last sweep.
+//! the tape has grown by as many nodes as were live after the last sweep.
 
-use super::{Gradients, Op};
+use super::grads::Gradients;
+use super::node_ref::NodeRef;
+use super::op::Op;
 use crate::error::{Error, Result};
 use crate::tensor::{GradMeta, Inner, Shape, Tensor, TensorId};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Weak};
-
-/// Where a recorded tensor's node sits on this thread's tape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NodeRef {
-    index: usize,
-    /// Bumped each time the tape is emptied, so old references are recognised as freed.
-    epoch: u64,
-}
 
 /// One input of a node, as seen by the backward walk.
 struct Input {

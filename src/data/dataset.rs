@@ -1,7 +1,8 @@
 //! A data set of examples `x` (first dim = example) and targets `y`, with deterministic splits
 //! and shuffled mini-batches.
 
-use crate::tensor::{with_rng, Tensor};
+use crate::random::with_rng;
+use crate::tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 

@@ -3,7 +3,8 @@
 
 use super::read_maybe_gz;
 use crate::error::{Error, Result};
-use crate::tensor::{with_rng, Tensor};
+use crate::random::with_rng;
+use crate::tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;

@@ -7,7 +7,7 @@ use super::safetensors_io::{assign_state, load_tensors, save_tensors, Metadata};
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::optim::{Optimizer, OptimizerState};
-use crate::tensor::{rng_state, set_rng_state, RngState};
+use crate::random::{rng_state, set_rng_state, RngState};
 use std::path::Path;
 
 const FORMAT: &str = "cubegrad-checkpoint-1";

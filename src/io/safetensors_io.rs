@@ -1,9 +1,11 @@
 //! safetensors files: a JSON header (names, dtypes, shapes, offsets, string metadata) and the
 //! raw little-endian data. The same files load in PyTorch with `safetensors.torch.load_file`.
 
+use crate::backend::host_tensor;
+use crate::backend::storage::CpuData;
 use crate::error::{Error, Result};
 use crate::nn::Module;
-use crate::tensor::{CpuData, DType, Tensor};
+use crate::tensor::{DType, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -169,7 +171,7 @@ fn from_view(
             ),
         ));
     }
-    Ok(Tensor::from_cpu(cpu, crate::tensor::Shape::new(shape)))
+    Ok(host_tensor(cpu, crate::tensor::Shape::new(shape)))
 }
 
 /// Reads every tensor of a safetensors file, sorted by name, and its metadata.

@@ -2,7 +2,7 @@
 //! initialised N(0, 1) as in PyTorch) for every index. The backward (a scatter-add into the
 //! rows that were used) is `index_select`'s.
 
-use super::{child_name, Module};
+use super::Module;
 use crate::error::{Error, OrPanic, Result};
 use crate::tensor::{DType, Tensor};
 
@@ -68,10 +68,7 @@ impl Embedding {
 }
 
 impl Module for Embedding {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        f(&child_name(prefix, "weight"), &self.weight);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f(&child_name(prefix, "weight"), &mut self.weight);
+    crate::module_tensors! {
+        param "weight" weight;
     }
 }

@@ -1,7 +1,7 @@
 //! `y = x Wᵀ + b`, with PyTorch's layout (`weight` is `[out_features, in_features]`) and
 //! initialisation (both uniform in ±1/√in_features).
 
-use super::{visit_named, visit_named_mut, Module};
+use super::Module;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -50,21 +50,8 @@ impl Linear {
 }
 
 impl Module for Linear {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        visit_named(
-            prefix,
-            &[("weight", Some(&self.weight)), ("bias", self.bias.as_ref())],
-            f,
-        );
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        visit_named_mut(
-            prefix,
-            [
-                ("weight", Some(&mut self.weight)),
-                ("bias", self.bias.as_mut()),
-            ],
-            f,
-        );
+    crate::module_tensors! {
+        param "weight" weight;
+        param "bias" bias;
     }
 }

@@ -13,9 +13,9 @@
 //! `key_padding_mask` (`[B, S]`) or `attn_mask` (`[L, S]` or `[B·heads, L, S]`), **true marks
 //! a position to ignore**; float masks are added to the scores.
 
-use super::attention::{and_masks, sdpa_with, split_mask, SdpaOptions, WeightsStash};
-use super::{child_name, visit_named, visit_named_mut, Linear, Module};
+use super::{Linear, Module};
 use crate::error::{Error, OrPanic, Result};
+use crate::ops::attention::{and_masks, sdpa_with, split_mask, SdpaOptions, WeightsStash};
 use crate::tensor::Tensor;
 use std::rc::Rc;
 
@@ -330,29 +330,13 @@ impl MultiheadAttention {
 }
 
 impl Module for MultiheadAttention {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        let named = [
-            ("in_proj_weight", self.in_proj_weight.as_ref()),
-            ("q_proj_weight", self.q_proj_weight.as_ref()),
-            ("k_proj_weight", self.k_proj_weight.as_ref()),
-            ("v_proj_weight", self.v_proj_weight.as_ref()),
-            ("in_proj_bias", self.in_proj_bias.as_ref()),
-        ];
-        visit_named(prefix, &named, f);
-        self.out_proj
-            .visit_params(&child_name(prefix, "out_proj"), f);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        let named = [
-            ("in_proj_weight", self.in_proj_weight.as_mut()),
-            ("q_proj_weight", self.q_proj_weight.as_mut()),
-            ("k_proj_weight", self.k_proj_weight.as_mut()),
-            ("v_proj_weight", self.v_proj_weight.as_mut()),
-            ("in_proj_bias", self.in_proj_bias.as_mut()),
-        ];
-        visit_named_mut(prefix, named, f);
-        self.out_proj
-            .visit_params_mut(&child_name(prefix, "out_proj"), f);
+    crate::module_tensors! {
+        param "in_proj_weight" in_proj_weight;
+        param "q_proj_weight" q_proj_weight;
+        param "k_proj_weight" k_proj_weight;
+        param "v_proj_weight" v_proj_weight;
+        param "in_proj_bias" in_proj_bias;
+        child "out_proj" out_proj;
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;

@@ -5,13 +5,13 @@
 //! (the paper's placement) and can use the attention patterns the paper compares against:
 //! sliding-window, strided sparse, and adaptive span.
 
-use super::attention::{local_mask, strided_mask};
 use super::{
-    child_name, dropout, ContextPool, ContextPoolOptions, KvCache, LayerNorm, Linear, MhaOptions,
-    Module, MultiheadAttention,
+    dropout, ContextPool, ContextPoolOptions, KvCache, LayerNorm, Linear, MhaOptions, Module,
+    MultiheadAttention,
 };
 use crate::error::{Error, OrPanic, Result};
-use crate::ops::UnaryKind;
+use crate::ops::masks::{local_mask, strided_mask};
+use crate::ops::Unary;
 use crate::tensor::{DType, Tensor};
 
 /// `linear2(dropout(gelu(linear1(x))))`: the position-wise feed-forward network.
@@ -33,7 +33,7 @@ impl FeedForward {
     }
     // ANCHOR: ffn
     pub fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.linear1.try_forward(x)?.try_unary(UnaryKind::GeluErf)?;
+        let h = self.linear1.try_forward(x)?.try_unary(Unary::GeluErf)?;
         self.linear2
             .try_forward(&dropout(&h, self.dropout, self.training))
     }
@@ -41,15 +41,9 @@ impl FeedForward {
 }
 
 impl Module for FeedForward {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.linear1.visit_params(&child_name(prefix, "linear1"), f);
-        self.linear2.visit_params(&child_name(prefix, "linear2"), f);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.linear1
-            .visit_params_mut(&child_name(prefix, "linear1"), f);
-        self.linear2
-            .visit_params_mut(&child_name(prefix, "linear2"), f);
+    crate::module_tensors! {
+        child "linear1" linear1;
+        child "linear2" linear2;
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;
@@ -103,11 +97,8 @@ impl PositionalEmbedding {
 }
 
 impl Module for PositionalEmbedding {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        f(&child_name(prefix, "weight"), &self.weight);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f(&child_name(prefix, "weight"), &mut self.weight);
+    crate::module_tensors! {
+        param "weight" weight;
     }
 }
 
@@ -141,16 +132,16 @@ impl AdaptiveSpan {
             .try_to_device(self.span.device())?;
         let z = self.span.try_reshape(&[self.span.numel(), 1, 1])?;
         // u = (R + z − x) / R, then clamp(u, 0, 1) = relu(u) − relu(u − 1).
-        let u = z.try_sub(&dist)?.try_unary(UnaryKind::Affine {
+        let u = z.try_sub(&dist)?.try_unary(Unary::Affine {
             scale: 1.0 / self.ramp,
             shift: 1.0,
         })?;
-        let shifted = u.try_unary(UnaryKind::Affine {
+        let shifted = u.try_unary(Unary::Affine {
             scale: 1.0,
             shift: -1.0,
         })?;
-        u.try_unary(UnaryKind::Relu)?
-            .try_sub(&shifted.try_unary(UnaryKind::Relu)?)
+        u.try_unary(Unary::Relu)?
+            .try_sub(&shifted.try_unary(Unary::Relu)?)
     }
     // ANCHOR_END: adaptive_span_mask
     /// `coeff · mean(z)`, the L1 penalty on the spans.
@@ -323,7 +314,7 @@ impl TransformerEncoderLayer {
         let scale = 1.0 / (mha.head_dim() as f64).sqrt();
         let scores = qh
             .try_matmul(&kh.try_transpose(-2, -1)?)?
-            .try_unary(UnaryKind::Affine { scale, shift: 0.0 })?;
+            .try_unary(Unary::Affine { scale, shift: 0.0 })?;
         let mut keep: Vec<bool> = (0..l * s)
             .map(|x| !self.options.causal || x % s <= x / s)
             .collect();
@@ -340,7 +331,7 @@ impl TransformerEncoderLayer {
         let weighted = p.try_mul(&span.mask(l, s, p.dtype())?)?;
         let z = weighted
             .try_sum_axes(&[-1], true)?
-            .try_unary(UnaryKind::Affine {
+            .try_unary(Unary::Affine {
                 scale: 1.0,
                 shift: 1e-8,
             })?;
@@ -417,36 +408,22 @@ impl TransformerEncoderLayer {
 }
 
 impl Module for TransformerEncoderLayer {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.self_attn
-            .visit_params(&child_name(prefix, "self_attn"), f);
-        self.ffn.visit_params(prefix, f);
-        self.norm1.visit_params(&child_name(prefix, "norm1"), f);
-        self.norm2.visit_params(&child_name(prefix, "norm2"), f);
-        if let Some(cp) = &self.context_pool {
-            cp.visit_params(&child_name(prefix, "context_pool"), f);
-        }
-        if let Some(sp) = &self.adaptive_span {
-            f(&child_name(prefix, "adaptive_span.span"), &sp.span);
-        }
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.self_attn
-            .visit_params_mut(&child_name(prefix, "self_attn"), f);
-        self.ffn.visit_params_mut(prefix, f);
-        self.norm1.visit_params_mut(&child_name(prefix, "norm1"), f);
-        self.norm2.visit_params_mut(&child_name(prefix, "norm2"), f);
-        if let Some(cp) = &mut self.context_pool {
-            cp.visit_params_mut(&child_name(prefix, "context_pool"), f);
-        }
-        if let Some(sp) = &mut self.adaptive_span {
-            f(&child_name(prefix, "adaptive_span.span"), &mut sp.span);
-        }
+    crate::module_tensors! {
+        child "self_attn" self_attn;
+        flatten ffn;
+        child "norm1" norm1;
+        child "norm2" norm2;
+        optional "context_pool" context_pool;
+        optional "adaptive_span" adaptive_span;
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;
-        self.self_attn.set_training(training);
-        self.ffn.set_training(training);
+    }
+}
+
+impl Module for AdaptiveSpan {
+    crate::module_tensors! {
+        param "span" span;
     }
 }
 
@@ -537,30 +514,15 @@ impl TransformerDecoderLayer {
 }
 
 impl Module for TransformerDecoderLayer {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.self_attn
-            .visit_params(&child_name(prefix, "self_attn"), f);
-        self.multihead_attn
-            .visit_params(&child_name(prefix, "multihead_attn"), f);
-        self.ffn.visit_params(prefix, f);
-        self.norm1.visit_params(&child_name(prefix, "norm1"), f);
-        self.norm2.visit_params(&child_name(prefix, "norm2"), f);
-        self.norm3.visit_params(&child_name(prefix, "norm3"), f);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.self_attn
-            .visit_params_mut(&child_name(prefix, "self_attn"), f);
-        self.multihead_attn
-            .visit_params_mut(&child_name(prefix, "multihead_attn"), f);
-        self.ffn.visit_params_mut(prefix, f);
-        self.norm1.visit_params_mut(&child_name(prefix, "norm1"), f);
-        self.norm2.visit_params_mut(&child_name(prefix, "norm2"), f);
-        self.norm3.visit_params_mut(&child_name(prefix, "norm3"), f);
+    crate::module_tensors! {
+        child "self_attn" self_attn;
+        child "multihead_attn" multihead_attn;
+        flatten ffn;
+        child "norm1" norm1;
+        child "norm2" norm2;
+        child "norm3" norm3;
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;
-        self.self_attn.set_training(training);
-        self.multihead_attn.set_training(training);
-        self.ffn.set_training(training);
     }
 }

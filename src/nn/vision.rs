@@ -4,11 +4,10 @@
 
 use super::conv::AvgPool2d;
 use super::{
-    child_name, BatchNorm2d, ContextPool2d, ContextPoolOptions, Conv2d, Conv2dOptions, MaxPool2d,
-    Module,
+    BatchNorm2d, ContextPool2d, ContextPoolOptions, Conv2d, Conv2dOptions, MaxPool2d, Module,
 };
 use crate::error::{Error, OrPanic, Result};
-use crate::ops::UnaryKind;
+use crate::ops::Unary;
 use crate::tensor::Tensor;
 
 /// Cuts `[B, C, H, W]` into `p×p` patches, projects each to `d` features (a convolution with
@@ -71,20 +70,10 @@ impl PatchEmbedding {
 }
 
 impl Module for PatchEmbedding {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.conv_proj
-            .visit_params(&child_name(prefix, "conv_proj"), f);
-        f(&child_name(prefix, "class_token"), &self.class_token);
-        f(&child_name(prefix, "pos_embedding"), &self.pos_embedding);
-    }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.conv_proj
-            .visit_params_mut(&child_name(prefix, "conv_proj"), f);
-        f(&child_name(prefix, "class_token"), &mut self.class_token);
-        f(
-            &child_name(prefix, "pos_embedding"),
-            &mut self.pos_embedding,
-        );
+    crate::module_tensors! {
+        child "conv_proj" conv_proj;
+        param "class_token" class_token;
+        param "pos_embedding" pos_embedding;
     }
 }
 
@@ -135,7 +124,7 @@ impl ConvBlock {
     }
     pub fn try_forward(&mut self, x: &Tensor) -> Result<Tensor> {
         let h = self.conv.try_forward(x)?;
-        let h = self.bn.try_forward(&h)?.try_unary(UnaryKind::Relu)?;
+        let h = self.bn.try_forward(&h)?.try_unary(Unary::Relu)?;
         match &self.pool {
             Pooling::Max(p) => p.try_forward(&h),
             Pooling::Avg(p) => p.try_forward(&h),
@@ -149,27 +138,37 @@ impl ConvBlock {
 }
 
 impl Module for ConvBlock {
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.conv.visit_params(&child_name(prefix, "conv"), f);
-        self.bn.visit_params(&child_name(prefix, "bn"), f);
-        if let Pooling::ContextPool(p) = &self.pool {
-            p.visit_params(&child_name(prefix, "pool"), f);
+    crate::module_tensors! {
+        child "conv" conv;
+        child "bn" bn;
+        child "pool" pool;
+    }
+}
+
+impl Pooling {
+    /// The pooling layer, as a module.
+    fn layer(&self) -> &dyn Module {
+        match self {
+            Pooling::Max(p) => p,
+            Pooling::Avg(p) => p,
+            Pooling::ContextPool(p) => p,
         }
     }
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.conv.visit_params_mut(&child_name(prefix, "conv"), f);
-        self.bn.visit_params_mut(&child_name(prefix, "bn"), f);
-        if let Pooling::ContextPool(p) = &mut self.pool {
-            p.visit_params_mut(&child_name(prefix, "pool"), f);
+    fn layer_mut(&mut self) -> &mut dyn Module {
+        match self {
+            Pooling::Max(p) => p,
+            Pooling::Avg(p) => p,
+            Pooling::ContextPool(p) => p,
         }
     }
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.bn.visit_buffers(&child_name(prefix, "bn"), f);
+}
+
+/// Only ContextPool pooling has tensors; the walk goes to whichever layer is chosen.
+impl Module for Pooling {
+    fn visit(&self, v: &mut super::Visit<'_>) {
+        self.layer().visit(v)
     }
-    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.bn.visit_buffers_mut(&child_name(prefix, "bn"), f);
-    }
-    fn set_training(&mut self, training: bool) {
-        self.bn.set_training(training);
+    fn visit_mut(&mut self, v: &mut super::VisitMut<'_>) {
+        self.layer_mut().visit_mut(v)
     }
 }

@@ -3,20 +3,12 @@
 //! The backward of broadcasting is a sum: an input that was stretched along an axis receives
 //! the sum of the gradients along that axis (`sum_to_shape`).
 
-use super::{from_float, panicking, same_kind, sum_to_shape, with_float};
+use super::{panicking, same_kind, sum_to_shape};
 use crate::autograd::{apply, Forward, Op};
-use crate::backend::cpu::elementwise::zip_broadcast;
-use crate::error::{Error, Result};
-use crate::tensor::{CpuData, Shape, Tensor};
-use cubegrad_ops::elementwise::{BinaryOp, CompareOp};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinaryKind {
-    Add,
-    Sub,
-    Mul,
-    Div,
-}
+use crate::backend;
+use crate::backend::elementwise::{Binary as BinaryKind, Compare};
+use crate::error::Result;
+use crate::tensor::{Shape, Tensor};
 
 /// The op also keeps both input shapes: the backward needs them to undo broadcasting.
 struct Binary {
@@ -35,46 +27,25 @@ impl Binary {
     }
 }
 
-impl BinaryKind {
-    fn name(self) -> &'static str {
-        match self {
-            BinaryKind::Add => "add",
-            BinaryKind::Sub => "sub",
-            BinaryKind::Mul => "mul",
-            BinaryKind::Div => "div",
-        }
+fn kind_name(kind: BinaryKind) -> &'static str {
+    match kind {
+        BinaryKind::Add => "add",
+        BinaryKind::Sub => "sub",
+        BinaryKind::Mul => "mul",
+        BinaryKind::Div => "div",
     }
 }
 
 fn binary_forward(op: &'static str, kind: BinaryKind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_kind(op, a, b)?;
     let shape = Shape::broadcast(op, a.shape(), b.shape())?;
-    if a.cube().is_some() {
-        let k = match kind {
-            BinaryKind::Add => BinaryOp::Add,
-            BinaryKind::Sub => BinaryOp::Sub,
-            BinaryKind::Mul => BinaryOp::Mul,
-            BinaryKind::Div => BinaryOp::Div,
-        };
-        return crate::backend::cube::ops::binary(k, a, b, &shape);
-    }
-    with_float!(op, a.dtype(), |T| {
-        let (x, y) = (a.raw::<T>(op)?, b.raw::<T>(op)?);
-        let (la, lb) = (a.layout(), b.layout());
-        let v = match kind {
-            BinaryKind::Add => zip_broadcast(x, la, y, lb, &shape, |p: T, q: T| p + q),
-            BinaryKind::Sub => zip_broadcast(x, la, y, lb, &shape, |p: T, q: T| p - q),
-            BinaryKind::Mul => zip_broadcast(x, la, y, lb, &shape, |p: T, q: T| p * q),
-            BinaryKind::Div => zip_broadcast(x, la, y, lb, &shape, |p: T, q: T| p / q),
-        };
-        Ok(from_float(v, shape))
-    })
+    backend::of(a).binary(kind, a, b, &shape)
 }
 
 // ANCHOR: binary_op
 impl Op for Binary {
     fn name(&self) -> &'static str {
-        self.kind.name()
+        kind_name(self.kind)
     }
     /// Saves: nothing for add/sub (the shapes are in the op); both inputs for mul
     /// (each one's gradient is the other); the divisor and the output for div
@@ -128,57 +99,11 @@ impl Op for Binary {
 }
 // ANCHOR_END: binary_op
 
-/// Comparison producing a bool mask (no gradient).
-#[derive(Clone, Copy, Debug)]
-pub enum Compare {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
+/// A comparison, as a bool mask (no gradient).
 fn compare(op: &'static str, c: Compare, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_kind(op, a, b)?;
     let shape = Shape::broadcast(op, a.shape(), b.shape())?;
-    if a.cube().is_some() {
-        let k = match c {
-            Compare::Eq => CompareOp::Eq,
-            Compare::Ne => CompareOp::Ne,
-            Compare::Lt => CompareOp::Lt,
-            Compare::Le => CompareOp::Le,
-            Compare::Gt => CompareOp::Gt,
-            Compare::Ge => CompareOp::Ge,
-        };
-        return crate::backend::cube::ops::compare(k, a, b, &shape);
-    }
-    fn run<T: Copy + PartialOrd + Send + Sync>(
-        x: &[T],
-        y: &[T],
-        a: &Tensor,
-        b: &Tensor,
-        s: &Shape,
-        c: Compare,
-    ) -> Vec<bool> {
-        let (la, lb) = (a.layout(), b.layout());
-        match c {
-            Compare::Eq => zip_broadcast(x, la, y, lb, s, |p, q| p == q),
-            Compare::Ne => zip_broadcast(x, la, y, lb, s, |p, q| p != q),
-            Compare::Lt => zip_broadcast(x, la, y, lb, s, |p, q| p < q),
-            Compare::Le => zip_broadcast(x, la, y, lb, s, |p, q| p <= q),
-            Compare::Gt => zip_broadcast(x, la, y, lb, s, |p, q| p > q),
-            Compare::Ge => zip_broadcast(x, la, y, lb, s, |p, q| p >= q),
-        }
-    }
-    let v = match (a.raw_data(op)?, b.raw_data(op)?) {
-        (CpuData::F32(x), CpuData::F32(y)) => run(x, y, a, b, &shape, c),
-        (CpuData::F64(x), CpuData::F64(y)) => run(x, y, a, b, &shape, c),
-        (CpuData::I64(x), CpuData::I64(y)) => run(x, y, a, b, &shape, c),
-        (CpuData::Bool(x), CpuData::Bool(y)) => run(x, y, a, b, &shape, c),
-        _ => return Err(Error::invalid(op, "dtypes differ")),
-    };
-    Ok(Tensor::from_cpu(CpuData::Bool(v), shape))
+    backend::of(a).compare(c, a, b, &shape)
 }
 
 impl Tensor {

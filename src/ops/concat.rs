@@ -1,11 +1,10 @@
 //! Concatenation along an existing axis and stacking along a new one. Each input's gradient
 //! is its slice of the output's gradient; nothing is saved but the sizes.
 
-use crate::autograd::apply;
-use crate::autograd::{Forward, Op};
-use crate::backend::cpu::layout;
+use crate::autograd::{apply, Forward, Op};
+use crate::backend;
 use crate::error::{Error, OrPanic, Result};
-use crate::tensor::{contiguous_cow, CpuData, Tensor};
+use crate::tensor::Tensor;
 
 // ----- concat ---------------------------------------------------------------------------------
 
@@ -14,51 +13,13 @@ struct Concat {
     sizes: Vec<usize>,
 }
 
-/// Concatenates tensors of any one dtype along `axis` (their other dims already checked).
-fn concat_data(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
-    if parts[0].cube().is_some() {
-        return crate::backend::cube::ops::concat(parts, axis);
-    }
-    let d = parts[0].dims();
-    let (outer, inner): (usize, usize) =
-        (d[..axis].iter().product(), d[axis + 1..].iter().product());
-    let mut shape = parts[0].shape().clone();
-    shape.0[axis] = parts.iter().map(|p| p.dims()[axis]).sum();
-    macro_rules! cat {
-        ($variant:ident) => {{
-            let cows: Vec<_> = parts
-                .iter()
-                .map(|p| match p.raw_data("concat")? {
-                    CpuData::$variant(v) => Ok(contiguous_cow(v, p.layout())),
-                    other => Err(Error::invalid(
-                        "concat",
-                        format!("dtypes differ: {} and {}", parts[0].dtype(), other.dtype()),
-                    )),
-                })
-                .collect::<Result<_>>()?;
-            let refs: Vec<(&[_], usize)> = cows
-                .iter()
-                .zip(parts)
-                .map(|(c, p)| (c.as_ref(), p.dims()[axis]))
-                .collect();
-            CpuData::$variant(layout::concat(&refs, outer, inner))
-        }};
-    }
-    let data = match parts[0].raw_data("concat")? {
-        CpuData::F32(_) => cat!(F32),
-        CpuData::F64(_) => cat!(F64),
-        CpuData::I64(_) => cat!(I64),
-        CpuData::Bool(_) => cat!(Bool),
-    };
-    Ok(Tensor::from_cpu(data, shape))
-}
-
 impl Op for Concat {
     fn name(&self) -> &'static str {
         "concat"
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
-        Ok(Forward::new(concat_data(inputs, self.axis)?, vec![]))
+        let out = backend::of(inputs[0]).concat(inputs, self.axis)?;
+        Ok(Forward::new(out, vec![]))
     }
     /// Each input's gradient is its slice of the output's gradient.
     fn backward(&self, _: &[Tensor], g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {

@@ -5,9 +5,9 @@
 //! Backward: `dA = dC · Bᵀ`, `dB = Aᵀ · dC`, each summed over the batch dimensions it was
 //! broadcast along. Saves both inputs. The transposes are views: `gemm` reads them by stride.
 
-use super::{from_float, panicking, same_kind, sum_to_shape, with_float};
+use super::{panicking, same_kind, sum_to_shape};
 use crate::autograd::{apply, Forward, Op};
-use crate::backend::cpu::matmul::{batched_matmul, MatRef};
+use crate::backend;
 use crate::error::{Error, Result};
 use crate::tensor::{Shape, Tensor};
 
@@ -48,36 +48,11 @@ fn matmul_shapes(a: &Shape, b: &Shape) -> Result<(Shape, Shape)> {
     Ok((Shape(out), batch))
 }
 
-/// Storage offset of batch `bi` (row-major over `batch`) for an operand with `strides`.
-fn batch_offset(
-    bi: usize,
-    batch: &Shape,
-    shape: &[usize],
-    strides: &[usize],
-    base: usize,
-) -> usize {
-    let nb = batch.rank();
-    let extra = nb - (shape.len() - 2);
-    let mut off = base;
-    let mut rest = bi;
-    for d in (0..nb).rev() {
-        let i = rest % batch.dims()[d];
-        rest /= batch.dims()[d];
-        if d >= extra {
-            let od = d - extra;
-            if shape[od] != 1 {
-                off += i * strides[od];
-            }
-        }
-    }
-    off
-}
-
 fn matmul_forward(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_kind("matmul", a, b)?;
     let (out_shape, batch) = matmul_shapes(a.shape(), b.shape())?;
     let (ra, rb) = (a.rank(), b.rank());
-    let (m, k, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 1]);
+    let k = a.dims()[ra - 1];
     if rb == 2 && ra > 2 && a.is_contiguous() && k > 0 {
         // A batch of inputs times one matrix (a Linear layer on [B, L, in]) is one tall
         // product [B·L, in] @ [in, out]: gemm blocks and parallelises it far better than
@@ -85,32 +60,7 @@ fn matmul_forward(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let flat = a.try_reshape(&[a.numel() / k, k])?;
         return matmul_forward(&flat, b)?.try_reshape(out_shape.dims());
     }
-    if a.cube().is_some() {
-        return crate::backend::cube::ops::matmul(a, b, &batch, &out_shape);
-    }
-    let (la, lb) = (a.layout(), b.layout());
-    with_float!("matmul", a.dtype(), |T| {
-        let (xa, xb) = (a.raw::<T>("matmul")?, b.raw::<T>("matmul")?);
-        let v = batched_matmul::<T>(
-            batch.numel(),
-            m,
-            k,
-            n,
-            |bi| MatRef {
-                data: xa,
-                offset: batch_offset(bi, &batch, la.shape.dims(), &la.strides, la.offset),
-                row_stride: la.strides[ra - 2],
-                col_stride: la.strides[ra - 1],
-            },
-            |bi| MatRef {
-                data: xb,
-                offset: batch_offset(bi, &batch, lb.shape.dims(), &lb.strides, lb.offset),
-                row_stride: lb.strides[rb - 2],
-                col_stride: lb.strides[rb - 1],
-            },
-        );
-        Ok(from_float(v, out_shape))
-    })
+    backend::of(a).matmul(a, b, &batch, &out_shape)
 }
 
 impl Op for Matmul {

@@ -1,69 +1,42 @@
-//! Tensor operations. One file per family; in each, an op's forward and its backward sit side by
-//! side, with a note of what the forward saves for the backward and why.
+//! Tensor operations. One file per family; in each, an op's forward and its backward sit side
+//! by side, with a note of what the forward saves for the backward and why.
 //!
 //! Every op is a struct implementing the public [`Op`](crate::autograd::Op) trait and is run
-//! through [`apply`](crate::autograd::apply), exactly as a user-defined op would be. The tensor
-//! methods (`a.add(&b)`, `x.softmax(-1)`) are thin wrappers: the `try_` form returns a
-//! `Result`, the plain form panics at the caller's line.
+//! through [`apply`](crate::autograd::apply), exactly as a user-defined op would be. An op
+//! checks its inputs, says what to compute by calling a primitive on its input's backend
+//! (`backend::of(x).unary(..)`), and never looks at where a tensor lives. The tensor methods
+//! (`a.add(&b)`, `x.softmax(-1)`) are thin wrappers: the `try_` form returns a `Result`, the
+//! plain form panics at the caller's line.
+//!
+//! The fused layers (attention, ContextPool, convolution, pooling, the norms, the GRU) are
+//! ops here too, with hand-written backward passes; `crate::nn` wraps them in modules.
 
+pub mod attention;
+pub mod batch_norm;
 mod binary;
 mod concat;
+pub mod context_pool;
+pub mod conv;
+mod convert;
+mod create;
+pub mod dropout;
+pub mod gru;
 mod index;
+pub mod layer_norm;
 mod loss;
+pub mod masks;
 mod matmul;
+pub mod pooling;
 mod reduce;
 mod shape;
 mod softmax;
 mod unary;
 
+pub use crate::backend::unary::{Reads, Unary};
 pub use loss::CrossEntropyOptions;
-pub use unary::UnaryKind;
 
 use crate::error::{Error, Result};
-use crate::tensor::{CpuData, DType, Float, Shape, Tensor};
-
-/// Runs `$body` with the type alias `$T` bound to the float type of `$dtype` (f32 or f64).
-macro_rules! with_float {
-    ($op:expr, $dtype:expr, |$T:ident| $body:block) => {
-        match $dtype {
-            $crate::tensor::DType::F32 => {
-                #[allow(dead_code)]
-                type $T = f32;
-                $body
-            }
-            $crate::tensor::DType::F64 => {
-                #[allow(dead_code)]
-                type $T = f64;
-                $body
-            }
-            other => Err($crate::error::Error::DType {
-                op: $op,
-                got: other,
-                expected: "f32 or f64",
-            }),
-        }
-    };
-}
-pub(crate) use with_float;
-
-/// A new tensor from a kernel's output.
-pub(crate) fn from_float<T: Float>(v: Vec<T>, shape: Shape) -> Tensor {
-    Tensor::from_cpu(T::wrap(v), shape)
-}
-
-impl Tensor {
-    /// The whole storage as a float slice (views index into it through their layout).
-    pub(crate) fn raw<T: Float>(&self, op: &'static str) -> Result<&[T]> {
-        T::slice_of(self.cpu_data(op)?).ok_or(Error::DType {
-            op,
-            got: self.dtype(),
-            expected: if T::DTYPE == DType::F32 { "f32" } else { "f64" },
-        })
-    }
-    pub(crate) fn raw_data(&self, op: &'static str) -> Result<&CpuData> {
-        self.cpu_data(op)
-    }
-}
+use crate::tensor::{Shape, Tensor};
 
 /// Checks that two inputs can meet in one kernel: same dtype and same device.
 pub(crate) fn same_kind(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {

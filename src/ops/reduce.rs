@@ -4,12 +4,11 @@
 //! min save the input and the output: the gradient goes to the elements equal to the extreme,
 //! shared equally among ties (like `torch.amax`).
 
-use super::{from_float, with_float};
 use crate::autograd::{apply, Forward, Op};
-use crate::backend::cpu::reduce::{arg_reduce, reduce_axis, ReduceKind};
+use crate::backend;
+use crate::backend::reduce::Reduce as ReduceKind;
 use crate::error::{OrPanic, Result};
-use crate::tensor::{CpuData, Dims, Shape, Tensor};
-use cubegrad_ops::reduce::ReduceOp;
+use crate::tensor::{Dims, Shape, Tensor};
 
 struct Reduce {
     kind: ReduceKind,
@@ -58,11 +57,7 @@ impl Op for Reduce {
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
         let x = inputs[0];
-        let out = if x.cube().is_some() {
-            self.on_device(x)?
-        } else {
-            self.on_cpu(x)?
-        };
+        let out = backend::of(x).reduce(self.kind, x, &self.axes, &self.out_shape())?;
         let saved = match self.kind {
             ReduceKind::Sum => vec![],
             _ => vec![x.clone(), out.clone()],
@@ -85,46 +80,6 @@ impl Op for Reduce {
             }
         };
         Ok(vec![Some(gx)])
-    }
-}
-
-impl Reduce {
-    /// The reduced axes are moved last and made contiguous, so the kernel reduces rows.
-    fn on_device(&self, x: &Tensor) -> Result<Tensor> {
-        let r = x.rank();
-        let mut perm: Vec<isize> = (0..r)
-            .filter(|a| !self.axes.contains(a))
-            .map(|a| a as isize)
-            .collect();
-        perm.extend(self.axes.iter().map(|&a| a as isize));
-        let moved = x.try_permute(&perm)?;
-        let cols: usize = self.axes.iter().map(|&a| x.dims()[a]).product();
-        let op = match self.kind {
-            ReduceKind::Sum => ReduceOp::Sum,
-            ReduceKind::Max => ReduceOp::Max,
-            ReduceKind::Min => ReduceOp::Min,
-        };
-        crate::backend::cube::ops::reduce_rows(op, &moved, cols, self.out_shape())
-    }
-    fn on_cpu(&self, x: &Tensor) -> Result<Tensor> {
-        with_float!(self.name(), x.dtype(), |T| {
-            let xs = x.float_slice::<T>(self.name())?;
-            let mut dims: Vec<usize> = x.dims().to_vec();
-            // Highest axis first, so the lower axes keep their positions. The first reduction
-            // reads the input in place; later ones read the previous result.
-            let mut data: Option<Vec<T>> = None;
-            for &a in self.axes.iter().rev() {
-                data = Some(reduce_axis(
-                    data.as_deref().unwrap_or(&xs),
-                    &dims,
-                    a,
-                    self.kind,
-                ));
-                dims[a] = 1;
-            }
-            let data = data.unwrap_or_else(|| xs.into_owned());
-            Ok(from_float(data, self.out_shape()))
-        })
     }
 }
 
@@ -224,14 +179,5 @@ fn arg(x: &Tensor, axis: isize, keepdim: bool, largest: bool) -> Result<Tensor> 
     } else {
         dropped_shape(x.shape(), &[a])
     };
-    if x.cube().is_some() {
-        let r = x.rank() as isize;
-        let mut perm: Vec<isize> = (0..r).filter(|&d| d != a as isize).collect();
-        perm.push(a as isize);
-        return crate::backend::cube::ops::arg_rows(&x.try_permute(&perm)?, largest, shape);
-    }
-    let v = with_float!(op, x.dtype(), |T| {
-        Ok(arg_reduce(&x.float_slice::<T>(op)?, x.dims(), a, largest))
-    })?;
-    Ok(Tensor::from_cpu(CpuData::I64(v), shape))
+    backend::of(x).arg_reduce(x, a, largest, &shape)
 }

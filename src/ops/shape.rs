@@ -5,9 +5,9 @@
 //! layout over the same storage and copy nothing. Their backward passes are the inverse layout
 //! change (or, for broadcast, a sum). None of them saves a tensor; the op keeps the shapes.
 
-use super::{from_float, panicking, sum_to_shape, with_float};
+use super::{panicking, sum_to_shape};
 use crate::autograd::{apply, Forward, Op};
-use crate::backend::cpu::layout;
+use crate::backend;
 use crate::error::{Error, OrPanic, Result};
 use crate::tensor::{Dims, Layout, Shape, Tensor};
 
@@ -27,7 +27,7 @@ impl Op for Reshape {
         let x = if x.is_contiguous() {
             x.clone()
         } else {
-            x.try_contiguous_copy()?
+            backend::of(x).contiguous(x)?
         };
         let layout = Layout {
             strides: self.to.contiguous_strides(),
@@ -47,22 +47,12 @@ struct Permute {
     perm: Dims,
 }
 
-fn permute_view(x: &Tensor, perm: &[usize]) -> Tensor {
-    let l = x.layout();
-    let layout = Layout {
-        shape: Shape(perm.iter().map(|&p| l.shape.dims()[p]).collect()),
-        strides: perm.iter().map(|&p| l.strides[p]).collect(),
-        offset: l.offset,
-    };
-    x.view_with(layout)
-}
-
 impl Op for Permute {
     fn name(&self) -> &'static str {
         "permute"
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
-        Ok(Forward::new(permute_view(inputs[0], &self.perm), vec![]))
+        Ok(Forward::new(inputs[0].permute_view(&self.perm), vec![]))
     }
     fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let mut inverse = vec![0isize; self.perm.len()];
@@ -95,23 +85,7 @@ impl Op for Narrow {
     }
     /// The gradient goes back into the slice it came from; the rest of the input gets zeros.
     fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let d = self.from.dims();
-        let (outer, r, inner) = (
-            d[..self.axis].iter().product(),
-            d[self.axis],
-            d[self.axis + 1..].iter().product(),
-        );
-        if g.cube().is_some() {
-            let gx = crate::backend::cube::ops::pad_axis(g, &self.from, self.axis, self.start)?;
-            return Ok(vec![Some(gx)]);
-        }
-        let gx = with_float!("narrow", g.dtype(), |T| {
-            let gs = g.float_slice::<T>("narrow")?;
-            Ok(from_float(
-                layout::pad_axis(&gs, outer, r, inner, self.start, self.len),
-                self.from.clone(),
-            ))
-        })?;
+        let gx = backend::of(g).pad_axis(g, &self.from, self.axis, self.start)?;
         Ok(vec![Some(gx)])
     }
 }
@@ -144,7 +118,10 @@ impl Op for Contiguous {
         "contiguous"
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
-        Ok(Forward::new(inputs[0].try_contiguous_copy()?, vec![]))
+        Ok(Forward::new(
+            backend::of(inputs[0]).contiguous(inputs[0])?,
+            vec![],
+        ))
     }
     fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.clone())])
@@ -152,17 +129,6 @@ impl Op for Contiguous {
 }
 
 impl Tensor {
-    /// A view reading this tensor as `shape` under broadcasting (stride 0 on stretched dims).
-    pub(crate) fn broadcast_view(&self, shape: &Shape) -> Tensor {
-        let l = self.layout();
-        let layout = Layout {
-            strides: l.shape.broadcast_strides(&l.strides, shape),
-            shape: shape.clone(),
-            offset: l.offset,
-        };
-        self.view_with(layout)
-    }
-
     pub fn try_reshape(&self, dims: &[usize]) -> Result<Tensor> {
         let to = Shape::new(dims);
         if to.numel() != self.numel() {

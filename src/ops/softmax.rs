@@ -5,13 +5,10 @@
 //! `g − exp(y) · Σ g`. A mask (true = keep) gives masked positions a weight of exactly 0, and
 //! so no gradient; a row with nothing kept is all zeros (see `backend::cpu::softmax`).
 
-use super::{from_float, with_float};
 use crate::autograd::{apply, Forward, Op};
-use crate::backend::cpu::softmax::{
-    log_softmax_backward_rows, softmax_backward_rows, softmax_rows,
-};
+use crate::backend;
 use crate::error::{Error, OrPanic, Result};
-use crate::tensor::{CpuData, DType, Shape, Tensor};
+use crate::tensor::{DType, Shape, Tensor};
 
 struct Softmax {
     axis: usize,
@@ -65,45 +62,14 @@ impl Op for Softmax {
             .map(|m| to_last(m, self.axis))
             .transpose()?
             .map(|m| m.0);
-        let r = x.dims().last().copied().unwrap_or(1);
-        let y = if x.cube().is_some() {
-            crate::backend::cube::ops::softmax_rows(&x, mask.as_ref(), self.log)?
-        } else {
-            with_float!(self.name(), x.dtype(), |T| {
-                let xs = x.float_slice::<T>(self.name())?;
-                let ms = mask
-                    .as_ref()
-                    .map(|m| m.bool_slice(self.name()))
-                    .transpose()?;
-                Ok(from_float(
-                    softmax_rows(&xs, r, ms.as_deref(), self.log),
-                    x.shape().clone(),
-                ))
-            })?
-        };
+        let y = backend::of(&x).softmax(&x, mask.as_ref(), self.log)?;
         let y = from_last(y, &back)?;
         Ok(Forward::new(y.clone(), vec![y]))
     }
     fn backward(&self, saved: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let (y, back) = to_last(&saved[0], self.axis)?;
         let (g, _) = to_last(g, self.axis)?;
-        let r = y.dims().last().copied().unwrap_or(1);
-        if y.cube().is_some() {
-            let gx = crate::backend::cube::ops::softmax_rows_backward(&y, &g, self.log)?;
-            return Ok(vec![Some(from_last(gx, &back)?)]);
-        }
-        let gx = with_float!(self.name(), y.dtype(), |T| {
-            let (ys, gs) = (
-                y.float_slice::<T>(self.name())?,
-                g.float_slice::<T>(self.name())?,
-            );
-            let v = if self.log {
-                log_softmax_backward_rows(&ys, &gs, r)
-            } else {
-                softmax_backward_rows(&ys, &gs, r)
-            };
-            Ok(from_float(v, y.shape().clone()))
-        })?;
+        let gx = backend::of(&y).softmax_backward(&y, &g, self.log)?;
         Ok(vec![Some(from_last(gx, &back)?)])
     }
 }
@@ -137,7 +103,8 @@ fn softmax(x: &Tensor, axis: isize, log: bool, mask: Option<&Tensor>) -> Result<
                     rhs: m.device(),
                 });
             }
-            Some(m.broadcast_view(x.shape()).try_contiguous_copy()?)
+            let view = m.broadcast_view(x.shape());
+            Some(backend::of(&view).contiguous(&view)?)
         }
     };
     apply(Softmax { axis: a, log, mask }, &[x])
@@ -194,8 +161,8 @@ impl Tensor {
         }
         // On a device the lengths were read back and the mask goes up again: small, but a
         // synchronisation (there is no kernel that builds the mask from lengths yet).
-        let mask = Tensor::from_cpu(CpuData::Bool(mask), self.shape().clone())
-            .try_to_device(self.device())?;
+        let mask =
+            Tensor::try_from_vec(mask, self.shape().clone())?.try_to_device(self.device())?;
         softmax(self, -1, false, Some(&mask))
     }
 

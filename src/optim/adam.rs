@@ -3,11 +3,11 @@
 
 use super::{expect_kind, for_each_param_with_grad, Optimizer, OptimizerState};
 use crate::autograd::Gradients;
-use crate::backend::cpu::optim::{adam_step, AdamHyper};
+use crate::backend;
+use crate::backend::optim::AdamHyper;
 use crate::error::{Error, Result};
 use crate::nn::Module;
-use crate::ops::with_float;
-use crate::tensor::{FloatSlice, Tensor};
+use crate::tensor::Tensor;
 use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug)]
@@ -104,37 +104,10 @@ impl Optimizer for Adam {
                 step: 0,
             });
             s.step += 1;
-            if p.cube().is_some() {
-                // State loaded from a checkpoint arrives on the CPU; it follows the parameter.
-                s.exp_avg = s.exp_avg.try_to_device(p.device())?;
-                s.exp_avg_sq = s.exp_avg_sq.try_to_device(p.device())?;
-                let hk = cubegrad_ops::optim::AdamHyper {
-                    lr: h.lr,
-                    beta1: h.beta1,
-                    beta2: h.beta2,
-                    eps: h.eps,
-                    weight_decay: h.weight_decay,
-                    decoupled: h.decoupled,
-                };
-                return crate::backend::cube::ops::adam_step(
-                    p,
-                    g,
-                    &mut s.exp_avg,
-                    &mut s.exp_avg_sq,
-                    s.step,
-                    hk,
-                );
-            }
-            with_float!("Adam", p.dtype(), |T| {
-                let gs = g.float_slice::<T>("Adam")?;
-                let ps = T::slice_of_mut(p.cpu_data_mut()).expect("dtype checked");
-                let m =
-                    T::slice_of_mut(s.exp_avg.cpu_data_mut()).expect("same dtype as the parameter");
-                let v = T::slice_of_mut(s.exp_avg_sq.cpu_data_mut())
-                    .expect("same dtype as the parameter");
-                adam_step(ps, &gs, m, v, s.step, h);
-                Ok(())
-            })
+            // State loaded from a checkpoint arrives on the CPU; it follows the parameter.
+            s.exp_avg = s.exp_avg.try_to_device(p.device())?;
+            s.exp_avg_sq = s.exp_avg_sq.try_to_device(p.device())?;
+            backend::of(p).adam_step(p, g, &mut s.exp_avg, &mut s.exp_avg_sq, s.step, h)
         })
     }
     fn lr(&self) -> f64 {
@@ -186,8 +159,8 @@ impl Optimizer for Adam {
             let (param, slot) = n.rsplit_once('.').ok_or_else(bad)?;
             let e = parts.entry(param.to_string()).or_default();
             match slot {
-                "exp_avg" => e.0 = Some(t.contiguous_copy()),
-                "exp_avg_sq" => e.1 = Some(t.contiguous_copy()),
+                "exp_avg" => e.0 = Some(t.contiguous()),
+                "exp_avg_sq" => e.1 = Some(t.contiguous()),
                 "step" => e.2 = Some(t.item() as u64),
                 _ => return Err(bad()),
             }

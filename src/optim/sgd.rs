@@ -2,11 +2,11 @@
 
 use super::{expect_kind, for_each_param_with_grad, Optimizer, OptimizerState};
 use crate::autograd::Gradients;
-use crate::backend::cpu::optim::{sgd_step, SgdHyper};
+use crate::backend;
+use crate::backend::optim::SgdHyper;
 use crate::error::{Error, Result};
 use crate::nn::Module;
-use crate::ops::with_float;
-use crate::tensor::{FloatSlice, Tensor};
+use crate::tensor::Tensor;
 use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug)]
@@ -63,46 +63,19 @@ impl Optimizer for Sgd {
         };
         let bufs = &mut self.momentum;
         for_each_param_with_grad("Sgd", model, grads, |name, p, g| {
-            if p.cube().is_some() {
-                let first = c.momentum != 0.0 && !bufs.contains_key(name);
-                let buf = match c.momentum != 0.0 {
-                    true => {
-                        let b = bufs
-                            .entry(name.to_string())
-                            .or_insert_with(|| Tensor::zeros_like(p));
-                        // A buffer loaded from a checkpoint arrives on the CPU.
-                        *b = b.try_to_device(p.device())?;
-                        Some(b)
-                    }
-                    false => None,
-                };
-                let hk = cubegrad_ops::optim::SgdHyper {
-                    lr: h.lr,
-                    momentum: h.momentum,
-                    dampening: h.dampening,
-                    weight_decay: h.weight_decay,
-                    nesterov: h.nesterov,
-                };
-                return crate::backend::cube::ops::sgd_step(p, g, buf, first, hk);
-            }
-            with_float!("Sgd", p.dtype(), |T| {
-                let gs = g.float_slice::<T>("Sgd")?;
-                let first = c.momentum != 0.0 && !bufs.contains_key(name);
-                let buf = if c.momentum != 0.0 {
-                    Some(
-                        bufs.entry(name.to_string())
-                            .or_insert_with(|| Tensor::zeros_like(p)),
-                    )
-                } else {
-                    None
-                };
-                let ps = T::slice_of_mut(p.cpu_data_mut()).expect("dtype checked");
-                match buf {
-                    Some(b) => sgd_step(ps, &gs, T::slice_of_mut(b.cpu_data_mut()), first, h),
-                    None => sgd_step(ps, &gs, None, false, h),
+            let first = c.momentum != 0.0 && !bufs.contains_key(name);
+            let buf = match c.momentum != 0.0 {
+                true => {
+                    let b = bufs
+                        .entry(name.to_string())
+                        .or_insert_with(|| Tensor::zeros_like(p));
+                    // A buffer loaded from a checkpoint arrives on the CPU.
+                    *b = b.try_to_device(p.device())?;
+                    Some(b)
                 }
-                Ok(())
-            })
+                false => None,
+            };
+            backend::of(p).sgd_step(p, g, buf, first, h)
         })
     }
     fn lr(&self) -> f64 {
@@ -149,7 +122,7 @@ impl Optimizer for Sgd {
             let name = n.strip_suffix(".momentum_buffer").ok_or_else(|| {
                 Error::invalid("load_state", format!("unexpected sgd state tensor {n:?}"))
             })?;
-            self.momentum.insert(name.to_string(), t.contiguous_copy());
+            self.momentum.insert(name.to_string(), t.contiguous());
         }
         Ok(())
     }

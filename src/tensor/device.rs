@@ -1,5 +1,6 @@
 //! Where a tensor lives. Chosen at run time and stored inside the tensor, so user code is
-//! the same on every device (`backend::cube` holds the data of the GPU devices).
+//! the same on every device. Parsing a name (`"wgpu:1"`) and opening a device are the
+//! backend's business (`backend/mod.rs`).
 
 use std::fmt;
 
@@ -13,32 +14,23 @@ pub enum Device {
     Cuda(usize),
 }
 
+impl Device {
+    /// The device family's name, as the `--device` flags and `CUBEGRAD_REQUIRE_DEVICE` spell it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Wgpu(_) => "wgpu",
+            Device::Cuda(_) => "cuda",
+        }
+    }
+}
+
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Cpu => f.write_str("cpu"),
             Device::Wgpu(i) => write!(f, "wgpu:{i}"),
             Device::Cuda(i) => write!(f, "cuda:{i}"),
-        }
-    }
-}
-
-impl std::str::FromStr for Device {
-    type Err = crate::Error;
-    /// Parses `cpu`, `wgpu`, `wgpu:1`, `cuda`, `cuda:0`.
-    fn from_str(s: &str) -> crate::Result<Self> {
-        let (kind, idx) = match s.split_once(':') {
-            Some((k, i)) => (k, i.parse::<usize>().ok()),
-            None => (s, Some(0)),
-        };
-        match (kind, idx) {
-            ("cpu", _) => Ok(Device::Cpu),
-            ("wgpu", Some(i)) => Ok(Device::Wgpu(i)),
-            ("cuda", Some(i)) => Ok(Device::Cuda(i)),
-            _ => Err(crate::Error::invalid(
-                "Device::from_str",
-                format!("unknown device {s:?}; expected cpu, wgpu[:N] or cuda[:N]"),
-            )),
         }
     }
 }

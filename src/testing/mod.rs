@@ -44,14 +44,10 @@ pub fn validate_kernel_bounds() {
 /// an out-of-bounds access is reported instead of read as zero.
 pub fn device_or_skip(test: &'static str, device: Device) -> Option<Device> {
     validate_kernel_bounds();
-    let kind = match device {
-        Device::Wgpu(_) => "wgpu",
-        Device::Cuda(_) => "cuda",
-        Device::Cpu => return Some(device),
-    };
+    let kind = device.kind();
     let required =
         std::env::var("CUBEGRAD_REQUIRE_DEVICE").is_ok_and(|v| v.split(',').any(|d| d == kind));
-    match crate::backend::cube::open(test, device) {
+    match crate::backend::open(test, device) {
         Ok(()) => Some(device),
         Err(e) if required => panic!("CUBEGRAD_REQUIRE_DEVICE={kind}, but {e}"),
         Err(e) => {

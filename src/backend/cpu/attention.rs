@@ -1,11 +1,144 @@
-//! Scaled dot-product attention, forward and backward, one (batch, head) at a time (the op
-//! is `nn::attention`). Each head's scores live in one L×S buffer that stays in cache:
+//! Scaled dot-product attention on the CPU, forward and backward, one (batch, head) at a
+//! time. Each head's scores live in one L×S buffer that stays in cache:
 //! `gemm` writes `Q Kᵀ` into it, the masks and the softmax run over it in place, and `gemm`
 //! multiplies it by `V`. Heads run in parallel, each gemm on one thread.
 
+use super::float::Float;
 use super::matmul::{gemm_into, MatRef};
-use crate::tensor::Float;
+use super::{data, raw, tensor, with_float, Cpu};
+use crate::backend::attention::{AttentionDims, AttentionKernels, AttentionMasks};
+use crate::backend::storage::CpuData;
+use crate::error::{Error, Result};
+use crate::tensor::{Shape, Tensor};
 use rayon::prelude::*;
+
+impl AttentionKernels for Cpu {
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        masks: AttentionMasks<'_>,
+        scale: f64,
+        drop: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
+        const OP: &str = "scaled_dot_product_attention";
+        let d = AttentionDims::of(q, k, v);
+        let lead = &q.dims()[..q.rank() - 2];
+        let keep_strides = masks.keep.map(|m| mask_strides(m, lead, d.l, d.s));
+        let add_strides = masks.add.map(|m| mask_strides(m, lead, d.l, d.s));
+        let keep_data = match masks.keep {
+            Some(m) => match data(OP, m)? {
+                CpuData::Bool(b) => Some(b.as_slice()),
+                _ => return Err(Error::invalid(OP, "the keep-mask must be bool")),
+            },
+            None => None,
+        };
+        with_float!(OP, q.dtype(), |T| {
+            let f = |t| super::slice::<T>(OP, t);
+            let (qs, ks, vs) = (f(q)?, f(k)?, f(v)?);
+            let ds = drop.map(f).transpose()?;
+            let add_data = masks.add.map(|m| raw::<T>(OP, m)).transpose()?;
+            let m = Masks {
+                causal: masks.causal,
+                keep: keep_strides
+                    .as_ref()
+                    .zip(keep_data)
+                    .map(|(st, b)| view(st, b)),
+                add: add_strides
+                    .as_ref()
+                    .zip(add_data)
+                    .map(|(st, a)| view(st, a)),
+            };
+            let (o, p) = forward(&qs, &ks, &vs, d, T::from_f64(scale), m, ds.as_deref());
+            Ok((
+                tensor(o, with_last(lead, [d.l, d.ev])),
+                tensor(p, with_last(lead, [d.l, d.s])),
+            ))
+        })
+    }
+
+    fn attention_backward(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        p: &Tensor,
+        drop: Option<&Tensor>,
+        g: &Tensor,
+        scale: f64,
+        causal: bool,
+        want_ds: bool,
+    ) -> Result<(Tensor, Tensor, Tensor, Option<Tensor>)> {
+        const OP: &str = "scaled_dot_product_attention";
+        let d = AttentionDims::of(q, k, v);
+        with_float!(OP, q.dtype(), |T| {
+            let f = |t| super::slice::<T>(OP, t);
+            let (qs, ks, vs, ps, gs) = (f(q)?, f(k)?, f(v)?, f(p)?, f(g)?);
+            let dr = drop.map(f).transpose()?;
+            let (dq, dk, dv, ds) = backward(
+                &qs,
+                &ks,
+                &vs,
+                &ps,
+                &gs,
+                d,
+                T::from_f64(scale),
+                dr.as_deref(),
+                causal,
+                want_ds,
+            );
+            Ok((
+                tensor(dq, q.shape().clone()),
+                tensor(dk, k.shape().clone()),
+                tensor(dv, v.shape().clone()),
+                ds.map(|ds| tensor(ds, p.shape().clone())),
+            ))
+        })
+    }
+}
+
+/// A mask's data read through the strides `mask_strides` computed.
+fn view<'a, U>(
+    (offsets, rs, cs): &'a (Vec<usize>, usize, usize),
+    data: &'a [U],
+) -> MaskView<'a, U> {
+    MaskView {
+        data,
+        offsets,
+        row_stride: *rs,
+        col_stride: *cs,
+    }
+}
+
+/// `lead + last`, as a shape.
+fn with_last(lead: &[usize], last: [usize; 2]) -> Shape {
+    let mut dims = lead.to_vec();
+    dims.extend(last);
+    Shape::new(&dims)
+}
+
+/// Per-head offsets and the row/column strides of `m` broadcast to `lead + [L, S]`.
+fn mask_strides(m: &Tensor, lead: &[usize], l: usize, s: usize) -> (Vec<usize>, usize, usize) {
+    let full = with_last(lead, [l, s]);
+    let view = m.broadcast_view(&full);
+    let lay = view.layout();
+    let st = &lay.strides;
+    let r = full.rank();
+    let n: usize = lead.iter().product();
+    let offsets = (0..n)
+        .map(|h| {
+            let mut rest = h;
+            let mut off = lay.offset;
+            for ax in (0..r - 2).rev() {
+                off += (rest % lead[ax]) * st[ax];
+                rest /= lead[ax];
+            }
+            off
+        })
+        .collect();
+    (offsets, st[r - 2], st[r - 1])
+}
 
 /// A mask read through strides, so that a broadcast mask (`[B, 1, 1, S]` key padding, or
 /// one `[L, S]` for every head) is never expanded: head `n`'s entry `(i, j)` is
@@ -34,17 +167,6 @@ pub struct Masks<'a, T> {
     pub keep: Option<MaskView<'a, bool>>,
     /// Added to the scores.
     pub add: Option<MaskView<'a, T>>,
-}
-
-/// Sizes: `n` heads (batch × heads), `l` queries, `s` keys, `e` query/key features, `ev`
-/// value features.
-#[derive(Clone, Copy, Debug)]
-pub struct Dims {
-    pub n: usize,
-    pub l: usize,
-    pub s: usize,
-    pub e: usize,
-    pub ev: usize,
 }
 
 /// Softmax of one score row in place, over the keys that `masks` allow; a row with none
@@ -117,14 +239,14 @@ pub fn forward<T: Float>(
     q: &[T],
     k: &[T],
     v: &[T],
-    d: Dims,
+    d: AttentionDims,
     scale: T,
     masks: Masks<'_, T>,
     drop: Option<&[T]>,
 ) -> (Vec<T>, Vec<T>) {
-    let Dims { n, l, s, e, ev } = d;
-    let mut p = super::pool::filled(n * l * s, T::zero());
-    let mut o = super::pool::filled(n * l * ev, T::zero());
+    let AttentionDims { n, l, s, e, ev } = d;
+    let mut p = super::buffer_cache::filled(n * l * s, T::zero());
+    let mut o = super::buffer_cache::filled(n * l * ev, T::zero());
     if l * s == 0 {
         return (o, p);
     }
@@ -192,16 +314,16 @@ pub fn backward<T: Float>(
     v: &[T],
     p: &[T],
     g: &[T],
-    d: Dims,
+    d: AttentionDims,
     scale: T,
     drop: Option<&[T]>,
     causal: bool,
     want_ds: bool,
 ) -> (Vec<T>, Vec<T>, Vec<T>, Option<Vec<T>>) {
-    let Dims { n, l, s, e, ev } = d;
-    let mut dq = super::pool::filled(n * l * e, T::zero());
-    let mut dk = super::pool::filled(n * s * e, T::zero());
-    let mut dv = super::pool::filled(n * s * ev, T::zero());
+    let AttentionDims { n, l, s, e, ev } = d;
+    let mut dq = super::buffer_cache::filled(n * l * e, T::zero());
+    let mut dk = super::buffer_cache::filled(n * s * e, T::zero());
+    let mut dv = super::buffer_cache::filled(n * s * ev, T::zero());
     let mut ds_all = want_ds.then(|| vec![T::zero(); n * l * s]);
     if l * s == 0 {
         return (dq, dk, dv, ds_all);

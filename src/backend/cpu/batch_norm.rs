@@ -2,7 +2,7 @@
 //! the N·L values (the op is `nn::norm`). Channels' statistics run in parallel; the
 //! element-wise passes run over (sample, channel) planes in parallel.
 
-use crate::tensor::Float;
+use super::float::Float;
 use rayon::prelude::*;
 
 /// Per-channel `(mean, biased variance)` of `x` `[n, c, l]`.
@@ -36,7 +36,7 @@ pub fn normalize<T: Float>(
     gamma: Option<&[T]>,
     beta: Option<&[T]>,
 ) -> Vec<T> {
-    let mut y = super::pool::filled(x.len(), T::zero());
+    let mut y = super::buffer_cache::filled(x.len(), T::zero());
     y.par_chunks_mut(l.max(1))
         .zip(x.par_chunks(l.max(1)))
         .enumerate()
@@ -82,7 +82,7 @@ pub fn backward<T: Float>(
             (sg, sgx)
         })
         .unzip();
-    let mut dx = super::pool::filled(x.len(), T::zero());
+    let mut dx = super::buffer_cache::filled(x.len(), T::zero());
     dx.par_chunks_mut(l.max(1)).enumerate().for_each(|(p, dp)| {
         let ch = p % c;
         let k = rstd[ch] * gamma.map_or(T::one(), |gm| gm[ch]);

@@ -1,5 +1,5 @@
-//! ContextPool's forward and backward loops (spec: `shared/specs/contextpool.md`; the op that
-//! calls them is `nn::context_pool`).
+//! ContextPool's forward and backward loops on the CPU (the geometry and the contract are in
+//! `backend/context_pool.rs`).
 //!
 //! Every output token `o` pools the input tokens `j` inside a window around its centre, with
 //! weights `u_oj = w_j · exp(−dist²(o, j) / (2 s_o²))`. The window is enumerated directly, so
@@ -7,119 +7,86 @@
 //! One geometry type covers the three layouts of the spec: a sequence, an H×W grid, and a grid
 //! pooled with a stride (the ConvNet variant); causal masking applies to sequences.
 
-use super::pool;
-use crate::tensor::Float;
+use super::buffer_cache;
+use super::float::Float;
+use super::{tensor, with_float, Cpu};
+use crate::backend::context_pool::{self as cp, ContextPoolKernels, Geometry, Params};
+use crate::error::Result;
+use crate::tensor::Tensor;
 use rayon::prelude::*;
 
-/// Where the tokens sit, which output pools which inputs, and at what squared distance.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Geometry {
-    /// `n` tokens in a row; output `o` is centred on token `stride · o`.
-    Seq {
-        n: usize,
-        stride: usize,
-        radius: usize,
-        causal: bool,
-    },
-    /// `h × w` tokens stored row-major; output `(r, c)` is centred on `(stride·r, stride·c)`
-    /// and pools the square window of `radius` around it.
-    Grid {
-        h: usize,
-        w: usize,
-        stride: usize,
-        radius: usize,
-    },
-}
+impl ContextPoolKernels for Cpu {
+    fn context_pool(
+        &self,
+        x: &Tensor,
+        predictors: [&Tensor; 4],
+        geo: &Geometry,
+        params: &Params,
+    ) -> Result<cp::PoolOutputs> {
+        const OP: &str = "context_pool";
+        let [a, a0, b, b0] = predictors;
+        let (batch, d) = (x.dims()[0], x.dims()[2]);
+        let n_out = geo.n_out();
+        with_float!(OP, x.dtype(), |T| {
+            let f = |t| super::slice::<T>(OP, t);
+            let (xs, av, bv) = (f(x)?, f(a)?, f(b)?);
+            let (a0, b0) = (f(a0)?[0], f(b0)?[0]);
+            let o = forward(&xs, batch, d, *geo, *params, &av, a0, &bv, b0);
+            Ok(cp::PoolOutputs {
+                y: tensor(o.y, [batch, n_out, d]),
+                w: tensor(o.w, [batch, geo.n_in()]),
+                s: tensor(o.s, [batch, n_out]),
+                denom: tensor(o.denom, [batch, n_out]),
+            })
+        })
+    }
 
-impl Geometry {
-    pub fn n_in(&self) -> usize {
-        match *self {
-            Geometry::Seq { n, .. } => n,
-            Geometry::Grid { h, w, .. } => h * w,
-        }
+    fn context_pool_backward(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        fwd: &cp::PoolOutputs,
+        g: &Tensor,
+        geo: &Geometry,
+        params: &Params,
+    ) -> Result<cp::PoolGrads> {
+        const OP: &str = "context_pool";
+        let (batch, d) = (x.dims()[0], x.dims()[2]);
+        with_float!(OP, x.dtype(), |T| {
+            let f = |t| super::slice::<T>(OP, t);
+            let (xs, ys, ws, ss, ds) = (f(x)?, f(&fwd.y)?, f(&fwd.w)?, f(&fwd.s)?, f(&fwd.denom)?);
+            let saved = Saved {
+                x: &xs,
+                y: &ys,
+                w: &ws,
+                s: &ss,
+                denom: &ds,
+            };
+            let (av, bv, gs) = (f(a)?, f(b)?, f(g)?);
+            let gr = backward(saved, batch, d, *geo, *params, &av, &bv, &gs);
+            Ok(cp::PoolGrads {
+                dx: tensor(gr.dx, x.shape().clone()),
+                da: tensor(gr.da, [d]),
+                da0: tensor(vec![gr.da0], [1]),
+                db: tensor(gr.db, [d]),
+                db0: tensor(vec![gr.db0], [1]),
+            })
+        })
     }
-    /// Output count: like a pooling layer with kernel = stride = `stride` (`n / stride`,
-    /// rounded down), so stride 1 keeps every token.
-    pub fn n_out(&self) -> usize {
-        match *self {
-            Geometry::Seq { n, stride, .. } => n / stride,
-            Geometry::Grid { h, w, stride, .. } => (h / stride) * (w / stride),
-        }
-    }
-    /// The input token whose features predict output `o`'s pooling size.
-    #[inline]
-    pub fn centre(&self, o: usize) -> usize {
-        match *self {
-            Geometry::Seq { stride, .. } => stride * o,
-            Geometry::Grid { w, stride, .. } => {
-                let w_out = w / stride;
-                let (r, c) = (o / w_out, o % w_out);
-                stride * r * w + stride * c
-            }
-        }
-    }
-    /// Calls `f(j, dist²)` for every input `j` in output `o`'s window, in increasing `j`,
-    /// with the window's radius lowered to `cap` (never raised).
-    #[inline(always)]
-    pub fn for_each_neighbour(&self, o: usize, cap: usize, mut f: impl FnMut(usize, usize)) {
-        match *self {
-            Geometry::Seq {
-                n,
-                stride,
-                radius,
-                causal,
-            } => {
-                let radius = radius.min(cap);
-                let i = stride * o;
-                let lo = i.saturating_sub(radius);
-                let hi = if causal { i } else { (i + radius).min(n - 1) };
-                for j in lo..=hi {
-                    f(j, i.abs_diff(j).pow(2));
-                }
-            }
-            Geometry::Grid {
-                h,
-                w,
-                stride,
-                radius,
-            } => {
-                let radius = radius.min(cap);
-                let w_out = w / stride;
-                let (r, c) = (stride * (o / w_out), stride * (o % w_out));
-                let (r0, r1) = (r.saturating_sub(radius), (r + radius).min(h - 1));
-                let (c0, c1) = (c.saturating_sub(radius), (c + radius).min(w - 1));
-                for rj in r0..=r1 {
-                    let dr = rj.abs_diff(r);
-                    for cj in c0..=c1 {
-                        let dc = cj.abs_diff(c);
-                        f(rj * w + cj, dr * dr + dc * dc);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The numbers that shape the pooling: the size range and how the weights are normalised.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Params {
-    pub s_min: f64,
-    pub s_max: f64,
-    pub normalize: bool,
-    pub eps: f64,
 }
 
 /// What the forward computes. Besides the output it keeps the per-token weights `w`
 /// (`[B, n_in]`), sizes `s` and denominators `Z + eps` (both `[B, n_out]`): the backward
 /// needs all three, and the layer shows `w` and `s` to the user.
-pub struct PoolForward<T> {
+pub struct Outputs<T> {
     pub y: Vec<T>,
     pub w: Vec<T>,
     pub s: Vec<T>,
     pub denom: Vec<T>,
 }
 
-/// What the backward reads: the forward's input and output and the `PoolForward` extras.
+/// What the backward reads: the forward's input and output and the other `Outputs`.
 pub struct Saved<'a, T> {
     pub x: &'a [T],
     pub y: &'a [T],
@@ -128,7 +95,7 @@ pub struct Saved<'a, T> {
     pub denom: &'a [T],
 }
 
-pub struct PoolGrads<T> {
+pub struct Grads<T> {
     pub dx: Vec<T>,
     pub da: Vec<T>,
     pub da0: T,
@@ -219,7 +186,7 @@ pub fn forward<T: Float>(
     a0: T,
     b: &[T],
     b0: T,
-) -> PoolForward<T> {
+) -> Outputs<T> {
     let (n_in, n_out) = (geo.n_in(), geo.n_out());
     debug_assert_eq!(x.len(), batch * n_in * d);
     let (s_min, span) = (T::from_f64(p.s_min), T::from_f64(p.s_max - p.s_min));
@@ -240,7 +207,7 @@ pub fn forward<T: Float>(
         }
     });
     // ANCHOR: cp_forward_loop
-    let mut y = pool::filled(batch * n_out * d, T::zero());
+    let mut y = buffer_cache::filled(batch * n_out * d, T::zero());
     let mut denom = vec![T::zero(); batch * n_out];
     y.par_chunks_mut(d)
         .zip(denom.par_iter_mut())
@@ -265,7 +232,7 @@ pub fn forward<T: Float>(
             },
         );
     // ANCHOR_END: cp_forward_loop
-    PoolForward { y, w, s, denom }
+    Outputs { y, w, s, denom }
 }
 
 /// Backward: the gradients of the loss with respect to `x`, `a`, `a0`, `b`, `b0`, given the
@@ -282,12 +249,12 @@ pub fn backward<T: Float>(
     a: &[T],
     b: &[T],
     g: &[T],
-) -> PoolGrads<T> {
+) -> Grads<T> {
     let x = fwd.x;
     let (n_in, n_out) = (geo.n_in(), geo.n_out());
     let (s_min, s_max) = (T::from_f64(p.s_min), T::from_f64(p.s_max));
     let span = s_max - s_min;
-    let mut dx = pool::filled(batch * n_in * d, T::zero());
+    let mut dx = buffer_cache::filled(batch * n_in * d, T::zero());
     // Per batch: (da, da0, db, db0), summed after the parallel loop.
     let partials: Vec<(Vec<T>, T, Vec<T>, T)> = dx
         .par_chunks_mut(n_in * d)
@@ -351,7 +318,7 @@ pub fn backward<T: Float>(
             (da, da0, db, db0)
         })
         .collect();
-    let mut out = PoolGrads {
+    let mut out = Grads {
         dx,
         da: vec![T::zero(); d],
         da0: T::zero(),

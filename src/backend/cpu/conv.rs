@@ -1,52 +1,51 @@
-//! 2-D convolution by im2col + gemm, and its backward (the op is `nn::conv`). For each
+//! 2-D convolution on the CPU by im2col + gemm, and its backward. For each
 //! sample and group, the input patches are unrolled into a `[C/g · kh · kw, Ho · Wo]`
 //! matrix, so the convolution is one matrix product with the `[O/g, C/g · kh · kw]` weight;
 //! the backward multiplies by the transposes and folds the patches back (col2im). Samples
 //! run in parallel.
 
+use super::float::Float;
 use super::matmul::{gemm_into, MatRef};
-use crate::tensor::Float;
+use super::{tensor, with_float, Cpu};
+use crate::backend::conv::{ConvGeometry, ConvGrads, ConvKernels};
+use crate::error::Result;
+use crate::tensor::Tensor;
 use rayon::prelude::*;
 
-/// Sizes and hyper-parameters of one convolution (PyTorch's `Conv2d` arguments).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ConvGeometry {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub o: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: (usize, usize),
-    pub padding: (usize, usize),
-    pub dilation: (usize, usize),
-    pub groups: usize,
-}
+impl ConvKernels for Cpu {
+    fn conv2d(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        g: &ConvGeometry,
+    ) -> Result<Tensor> {
+        let (ho, wo) = g.out_hw().expect("checked by the op");
+        with_float!("conv2d", x.dtype(), |T| {
+            let f = |t| super::slice::<T>("conv2d", t);
+            let bias = b.map(f).transpose()?;
+            let y = forward(&f(x)?, &f(w)?, bias.as_deref(), g);
+            Ok(tensor(y, [g.n, g.o, ho, wo]))
+        })
+    }
 
-impl ConvGeometry {
-    /// Output height and width; `None` when the kernel does not fit.
-    pub fn out_hw(&self) -> Option<(usize, usize)> {
-        let span_h = self.dilation.0 * (self.kh - 1) + 1;
-        let span_w = self.dilation.1 * (self.kw - 1) + 1;
-        let (ph, pw) = (self.h + 2 * self.padding.0, self.w + 2 * self.padding.1);
-        if ph < span_h || pw < span_w {
-            return None;
-        }
-        Some((
-            (ph - span_h) / self.stride.0 + 1,
-            (pw - span_w) / self.stride.1 + 1,
-        ))
-    }
-    fn cg(&self) -> usize {
-        self.c / self.groups
-    }
-    fn og(&self) -> usize {
-        self.o / self.groups
-    }
-    /// Rows of the patch matrix of one group: `C/g · kh · kw`.
-    fn k(&self) -> usize {
-        self.cg() * self.kh * self.kw
+    fn conv2d_backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        gy: &Tensor,
+        g: &ConvGeometry,
+        need_x: bool,
+    ) -> Result<ConvGrads> {
+        with_float!("conv2d", x.dtype(), |T| {
+            let f = |t| super::slice::<T>("conv2d", t);
+            let (dx, dw, db) = backward(&f(x)?, &f(w)?, &f(gy)?, g, need_x);
+            Ok(ConvGrads {
+                dx: need_x.then(|| tensor(dx, x.shape().clone())),
+                dw: tensor(dw, w.shape().clone()),
+                db: tensor(db, [g.o]),
+            })
+        })
     }
 }
 
@@ -129,7 +128,7 @@ fn mat<T>(data: &[T], offset: usize, row_stride: usize, col_stride: usize) -> Ma
 pub fn forward<T: Float>(x: &[T], w: &[T], b: Option<&[T]>, g: &ConvGeometry) -> Vec<T> {
     let (ho, wo) = g.out_hw().expect("checked by the op");
     let (hw, k, og) = (ho * wo, g.k(), g.og());
-    let mut y = super::pool::filled(g.n * g.o * hw, T::zero());
+    let mut y = super::buffer_cache::filled(g.n * g.o * hw, T::zero());
     y.par_chunks_mut(g.o * hw)
         .enumerate()
         .for_each_init(Vec::new, |cols, (s, ys)| {
@@ -170,7 +169,7 @@ pub fn backward<T: Float>(
     let (ho, wo) = g.out_hw().expect("checked by the op");
     let (hw, k, og) = (ho * wo, g.k(), g.og());
     let sample = g.c * g.h * g.w;
-    let mut dx = super::pool::filled(if need_x { g.n * sample } else { 0 }, T::zero());
+    let mut dx = super::buffer_cache::filled(if need_x { g.n * sample } else { 0 }, T::zero());
     let zeros = || (vec![T::zero(); g.o * k], vec![T::zero(); g.o]);
     let one =
         |(dw, db): &mut (Vec<T>, Vec<T>), cols: &mut Vec<T>, s: usize, dxs: Option<&mut [T]>| {

@@ -1,182 +1,92 @@
-//! Element-wise loops: map one slice, or zip two strided inputs under broadcasting.
-//! Large outputs are split across rayon's threads; chunks are long enough that the split
-//! costs less than it saves.
+//! Element-wise primitives on the CPU: the unary table's host formulas, and arithmetic,
+//! comparisons and `where` read through each operand's layout under broadcasting.
 
-use super::simd::widest;
-use crate::tensor::{Dims, Layout, Shape};
-use rayon::prelude::*;
-use std::mem::MaybeUninit;
+use super::loops::{select, zip_broadcast};
+use super::{data, raw, tensor, with_float, wrap, Cpu};
+use crate::backend::elementwise::{Binary, Compare, ElementwiseKernels};
+use crate::backend::storage::CpuData;
+use crate::backend::unary::Unary;
+use crate::error::{Error, Result};
+use crate::tensor::{Layout, Shape, Tensor};
 
-/// Below this many elements one thread is faster than waking the pool.
-pub const PAR_MIN: usize = 1 << 15;
-const CHUNK: usize = 1 << 13;
-
-/// A new vector of `n` elements written by `fill(start, chunk)` over disjoint chunks (in
-/// parallel when large), without zeroing it first: zeroing is a full extra pass over memory,
-/// which costs as much as a cheap op itself. `fill` must write every element of its chunk.
-pub(crate) fn filled_vec<U: Copy + Send + Sync + 'static>(
-    n: usize,
-    chunk: usize,
-    fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync,
-) -> Vec<U> {
-    let mut v: Vec<U> = super::pool::take(n);
-    let spare = &mut v.spare_capacity_mut()[..n];
-    if n >= PAR_MIN && chunk < n {
-        spare
-            .par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(i, c)| fill(i * chunk, c));
-    } else {
-        fill(0, spare);
-    }
-    // SAFETY: the first n slots were handed to `fill`, whose contract is to write all of them;
-    // U is Copy, so there is no drop to worry about.
-    unsafe { v.set_len(n) };
-    v
-}
-
-/// Writes `values` into `o` (which must yield exactly `o.len()` items) and returns it as
-/// initialised. Zipping iterators, rather than indexing, keeps the loop free of bounds checks
-/// so that it vectorises.
-pub fn write_all<U: Copy>(
-    o: &mut [MaybeUninit<U>],
-    values: impl ExactSizeIterator<Item = U>,
-) -> &mut [U] {
-    assert_eq!(
-        values.len(),
-        o.len(),
-        "write_all: every slot must be written"
-    );
-    for (slot, v) in o.iter_mut().zip(values) {
-        slot.write(v);
-    }
-    // SAFETY: the assert and the zip wrote every element; MaybeUninit<U> has U's layout.
-    unsafe { &mut *(o as *mut [MaybeUninit<U>] as *mut [U]) }
-}
-
-pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync + 'static>(
-    x: &[T],
-    f: impl Fn(T) -> U + Sync,
-) -> Vec<U> {
-    filled_vec(x.len(), CHUNK, |start, o| {
-        widest(|| {
-            for (o, &i) in o.iter_mut().zip(&x[start..]) {
-                o.write(f(i));
-            }
+impl ElementwiseKernels for Cpu {
+    fn unary(&self, op: Unary, x: &Tensor) -> Result<Tensor> {
+        with_float!(op.name(), x.dtype(), |T| {
+            let xs = super::slice::<T>(op.name(), x)?;
+            Ok(tensor(op.host_forward(&xs), x.shape().clone()))
         })
-    })
-}
+    }
 
-/// `f(a, b)` over two equally long contiguous slices.
-pub fn zip_same<T: Copy + Send + Sync, U: Copy + Send + Sync + 'static>(
-    a: &[T],
-    b: &[T],
-    f: impl Fn(T, T) -> U + Sync,
-) -> Vec<U> {
-    filled_vec(a.len(), CHUNK, |start, o| {
-        widest(|| {
-            for ((o, &a), &b) in o.iter_mut().zip(&a[start..]).zip(&b[start..]) {
-                o.write(f(a, b));
-            }
+    fn unary_backward(&self, op: Unary, g: &Tensor, saved: Option<&Tensor>) -> Result<Tensor> {
+        with_float!(op.name(), g.dtype(), |T| {
+            let gs = super::slice::<T>(op.name(), g)?;
+            let v = match saved {
+                Some(s) => op.host_backward(&gs, &super::slice::<T>(op.name(), s)?),
+                None => op.host_backward(&gs, &[]),
+            };
+            Ok(tensor(v, g.shape().clone()))
         })
-    })
-}
+    }
 
-/// Storage offset of row `row` (all dims but the last) under `strides`.
-fn row_offset(mut row: usize, outer: &[usize], strides: &[usize], base: usize) -> usize {
-    let mut off = base;
-    for d in (0..outer.len()).rev() {
-        off += (row % outer[d]) * strides[d];
-        row /= outer[d];
+    fn binary(&self, op: Binary, a: &Tensor, b: &Tensor, out: &Shape) -> Result<Tensor> {
+        let name = match op {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+        };
+        with_float!(name, a.dtype(), |T| {
+            let (x, y) = (raw::<T>(name, a)?, raw::<T>(name, b)?);
+            let (la, lb) = (a.layout(), b.layout());
+            let v = match op {
+                Binary::Add => zip_broadcast(x, la, y, lb, out, |p: T, q: T| p + q),
+                Binary::Sub => zip_broadcast(x, la, y, lb, out, |p: T, q: T| p - q),
+                Binary::Mul => zip_broadcast(x, la, y, lb, out, |p: T, q: T| p * q),
+                Binary::Div => zip_broadcast(x, la, y, lb, out, |p: T, q: T| p / q),
+            };
+            Ok(tensor(v, out.clone()))
+        })
     }
-    off
-}
 
-/// `f(a, b)` with NumPy broadcasting, reading both inputs through their layouts (so
-/// transposed and broadcast views need no copy). `a` and `b` are the whole storages.
-pub fn zip_broadcast<T: Copy + Send + Sync, U: Copy + Send + Sync + 'static>(
-    a: &[T],
-    la: &Layout,
-    b: &[T],
-    lb: &Layout,
-    out_shape: &Shape,
-    f: impl Fn(T, T) -> U + Sync,
-) -> Vec<U> {
-    let n = out_shape.numel();
-    if la.is_contiguous() && lb.is_contiguous() && &la.shape == out_shape && &lb.shape == out_shape
-    {
-        return zip_same(
-            &a[la.offset..la.offset + n],
-            &b[lb.offset..lb.offset + n],
-            f,
-        );
-    }
-    if n == 0 {
-        return Vec::new();
-    }
-    let sa = la.shape.broadcast_strides(&la.strides, out_shape);
-    let sb = lb.shape.broadcast_strides(&lb.strides, out_shape);
-    let rank = out_shape.rank();
-    let (outer, inner, ia, ib): (Dims, usize, usize, usize) = if rank == 0 {
-        (Dims::new(), 1, 0, 0)
-    } else {
-        (
-            Dims::from_slice(&out_shape.dims()[..rank - 1]),
-            out_shape.dims()[rank - 1],
-            sa[rank - 1],
-            sb[rank - 1],
-        )
-    };
-    if inner == 0 {
-        return Vec::new();
-    }
-    // Whole rows per chunk, so each chunk starts at a row boundary.
-    let rows_per = (CHUNK / inner).max(1);
-    filled_vec(n, rows_per * inner, |start, o| {
-        for (k, o) in o.chunks_mut(inner).enumerate() {
-            let row = start / inner + k;
-            let oa = row_offset(row, &outer, &sa, la.offset);
-            let ob = row_offset(row, &outer, &sb, lb.offset);
-            match (ia, ib) {
-                (1, 1) => {
-                    for ((o, &x), &y) in
-                        o.iter_mut().zip(&a[oa..oa + inner]).zip(&b[ob..ob + inner])
-                    {
-                        o.write(f(x, y));
-                    }
-                }
-                (1, 0) => {
-                    let y = b[ob];
-                    for (o, &x) in o.iter_mut().zip(&a[oa..oa + inner]) {
-                        o.write(f(x, y));
-                    }
-                }
-                (0, 1) => {
-                    let x = a[oa];
-                    for (o, &y) in o.iter_mut().zip(&b[ob..ob + inner]) {
-                        o.write(f(x, y));
-                    }
-                }
-                _ => {
-                    for (j, o) in o.iter_mut().enumerate() {
-                        o.write(f(a[oa + j * ia], b[ob + j * ib]));
-                    }
-                }
+    fn compare(&self, op: Compare, a: &Tensor, b: &Tensor, out: &Shape) -> Result<Tensor> {
+        fn run<T: Copy + PartialOrd + Send + Sync>(
+            x: &[T],
+            la: &Layout,
+            y: &[T],
+            lb: &Layout,
+            s: &Shape,
+            c: Compare,
+        ) -> Vec<bool> {
+            match c {
+                Compare::Eq => zip_broadcast(x, la, y, lb, s, |p, q| p == q),
+                Compare::Ne => zip_broadcast(x, la, y, lb, s, |p, q| p != q),
+                Compare::Lt => zip_broadcast(x, la, y, lb, s, |p, q| p < q),
+                Compare::Le => zip_broadcast(x, la, y, lb, s, |p, q| p <= q),
+                Compare::Gt => zip_broadcast(x, la, y, lb, s, |p, q| p > q),
+                Compare::Ge => zip_broadcast(x, la, y, lb, s, |p, q| p >= q),
             }
         }
-    })
-}
-
-/// `cond ? a : b` with all three broadcast to `out_shape` (already contiguous and expanded
-/// by the caller when needed).
-pub fn select<T: Copy + Send + Sync + Default + 'static>(
-    cond: &[bool],
-    a: &[T],
-    b: &[T],
-) -> Vec<T> {
-    let mut out = super::pool::filled(cond.len(), T::default());
-    for (((o, &c), &x), &y) in out.iter_mut().zip(cond).zip(a).zip(b) {
-        *o = if c { x } else { y };
+        let (la, lb) = (a.layout(), b.layout());
+        let v = match (data("compare", a)?, data("compare", b)?) {
+            (CpuData::F32(x), CpuData::F32(y)) => run(x, la, y, lb, out, op),
+            (CpuData::F64(x), CpuData::F64(y)) => run(x, la, y, lb, out, op),
+            (CpuData::I64(x), CpuData::I64(y)) => run(x, la, y, lb, out, op),
+            (CpuData::Bool(x), CpuData::Bool(y)) => run(x, la, y, lb, out, op),
+            _ => return Err(Error::invalid("compare", "dtypes differ")),
+        };
+        Ok(wrap(CpuData::Bool(v), out.clone()))
     }
-    out
+
+    fn select(&self, cond: &Tensor, a: &Tensor, b: &Tensor, out: &Shape) -> Result<Tensor> {
+        let cv = cond.broadcast_view(out);
+        let c = super::bools("where", &cv)?;
+        with_float!("where", a.dtype(), |T| {
+            // Inputs already of the output's shape are read in place; broadcast ones are
+            // gathered.
+            let (va, vb) = (a.broadcast_view(out), b.broadcast_view(out));
+            let av = super::slice::<T>("where", &va)?;
+            let bv = super::slice::<T>("where", &vb)?;
+            Ok(tensor(select(&c, &av, &bv), out.clone()))
+        })
+    }
 }

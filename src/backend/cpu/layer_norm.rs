@@ -1,7 +1,7 @@
 //! Layer normalisation over the last `row` elements, forward and backward (the op is
 //! `nn::layer_norm`). Rows run in parallel; each is a few passes over `row` numbers.
 
-use crate::tensor::Float;
+use super::float::Float;
 use rayon::prelude::*;
 
 /// Rows per parallel task: enough work to pay for the split.
@@ -17,7 +17,7 @@ pub fn forward<T: Float>(
     eps: f64,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let rows = x.len() / row;
-    let mut y = super::pool::filled(x.len(), T::zero());
+    let mut y = super::buffer_cache::filled(x.len(), T::zero());
     let mut mean = vec![T::zero(); rows];
     let mut rstd = vec![T::zero(); rows];
     let n = T::from_f64(row as f64);
@@ -52,7 +52,7 @@ pub fn backward<T: Float>(
     mean: &[T],
     rstd: &[T],
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
-    let mut dx = super::pool::filled(x.len(), T::zero());
+    let mut dx = super::buffer_cache::filled(x.len(), T::zero());
     let n = T::from_f64(row as f64);
     let chunk = ROWS_PER_TASK * row;
     let partials: Vec<(Vec<T>, Vec<T>)> = dx

@@ -2,10 +2,69 @@
 //! time and blocks for the caches. Strided operands (a transposed view) are passed as strides,
 //! not copied.
 
-use crate::tensor::Float;
+use super::float::Float;
+use super::{raw, tensor, with_float, Cpu};
+use crate::backend::matmul::MatmulKernels;
+use crate::error::Result;
+use crate::tensor::{Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 use std::any::TypeId;
+
+impl MatmulKernels for Cpu {
+    fn matmul(&self, a: &Tensor, b: &Tensor, batch: &Shape, out: &Shape) -> Result<Tensor> {
+        let (ra, rb) = (a.rank(), b.rank());
+        let (m, k, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 1]);
+        let (la, lb) = (a.layout(), b.layout());
+        with_float!("matmul", a.dtype(), |T| {
+            let (xa, xb) = (raw::<T>("matmul", a)?, raw::<T>("matmul", b)?);
+            let v = batched_matmul::<T>(
+                batch.numel(),
+                m,
+                k,
+                n,
+                |bi| MatRef {
+                    data: xa,
+                    offset: batch_offset(bi, batch, la.shape.dims(), &la.strides, la.offset),
+                    row_stride: la.strides[ra - 2],
+                    col_stride: la.strides[ra - 1],
+                },
+                |bi| MatRef {
+                    data: xb,
+                    offset: batch_offset(bi, batch, lb.shape.dims(), &lb.strides, lb.offset),
+                    row_stride: lb.strides[rb - 2],
+                    col_stride: lb.strides[rb - 1],
+                },
+            );
+            Ok(tensor(v, out.clone()))
+        })
+    }
+}
+
+/// Storage offset of batch `bi` (row-major over `batch`) for an operand with `strides`.
+fn batch_offset(
+    bi: usize,
+    batch: &Shape,
+    shape: &[usize],
+    strides: &[usize],
+    base: usize,
+) -> usize {
+    let nb = batch.rank();
+    let extra = nb - (shape.len() - 2);
+    let mut off = base;
+    let mut rest = bi;
+    for d in (0..nb).rev() {
+        let i = rest % batch.dims()[d];
+        rest /= batch.dims()[d];
+        if d >= extra {
+            let od = d - extra;
+            if shape[od] != 1 {
+                off += i * strides[od];
+            }
+        }
+    }
+    off
+}
 
 /// One `[m, k] @ [k, n]` operand: the whole storage, an offset, and row/column strides.
 #[derive(Clone, Copy)]
@@ -31,9 +90,9 @@ pub fn batched_matmul<'a, T: Float>(
     rhs: impl Fn(usize) -> MatRef<'a, T> + Sync,
 ) -> Vec<T> {
     if m * n == 0 || k == 0 {
-        return super::pool::filled(batch * m * n, T::zero());
+        return super::buffer_cache::filled(batch * m * n, T::zero());
     }
-    let mut out = super::pool::take(batch * m * n);
+    let mut out = super::buffer_cache::take(batch * m * n);
     // gemm writes every element without reading it (read_dst = false below), so the buffer
     // needs no zero-filling pass first.
     // SAFETY: T is a plain float; the elements are written by gemm before anyone reads them.

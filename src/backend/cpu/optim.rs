@@ -1,15 +1,54 @@
-//! Fused optimizer updates: one pass over a parameter, its gradient and its state, in place.
-//! The formulas are PyTorch's (`torch.optim.SGD`, `Adam`, `AdamW`, single-tensor path).
+//! Fused optimizer updates on the CPU: one pass over a parameter, its gradient and its state,
+//! in place. The formulas are PyTorch's (`torch.optim.SGD`, `Adam`, `AdamW`, single-tensor
+//! path).
 
-use crate::tensor::Float;
+use super::float::Float;
+use super::{exclusive, with_float, Cpu};
+use crate::backend::optim::{AdamHyper, OptimKernels, SgdHyper};
+use crate::error::Result;
+use crate::tensor::Tensor;
 
-#[derive(Clone, Copy, Debug)]
-pub struct SgdHyper {
-    pub lr: f64,
-    pub momentum: f64,
-    pub dampening: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
+impl OptimKernels for Cpu {
+    fn sgd_step(
+        &self,
+        p: &mut Tensor,
+        g: &Tensor,
+        buf: Option<&mut Tensor>,
+        first: bool,
+        h: SgdHyper,
+    ) -> Result<()> {
+        with_float!("Sgd", p.dtype(), |T| {
+            let gs = super::slice::<T>("Sgd", g)?;
+            let ps = T::slice_of_mut(exclusive("Sgd", p)?).expect("the dtype was matched");
+            match buf {
+                Some(b) => {
+                    let bs = T::slice_of_mut(exclusive("Sgd", b)?);
+                    sgd_step(ps, &gs, bs, first, h)
+                }
+                None => sgd_step(ps, &gs, None, false, h),
+            }
+            Ok(())
+        })
+    }
+
+    fn adam_step(
+        &self,
+        p: &mut Tensor,
+        g: &Tensor,
+        m: &mut Tensor,
+        v: &mut Tensor,
+        t: u64,
+        h: AdamHyper,
+    ) -> Result<()> {
+        with_float!("Adam", p.dtype(), |T| {
+            let gs = super::slice::<T>("Adam", g)?;
+            let ps = T::slice_of_mut(exclusive("Adam", p)?).expect("the dtype was matched");
+            let ms = T::slice_of_mut(exclusive("Adam", m)?).expect("same dtype as the parameter");
+            let vs = T::slice_of_mut(exclusive("Adam", v)?).expect("same dtype as the parameter");
+            adam_step(ps, &gs, ms, vs, t, h);
+            Ok(())
+        })
+    }
 }
 
 /// `d = g + wd·p`; with momentum `buf = μ·buf + (1−τ)·d` (on the first step `buf = d`);
@@ -36,18 +75,6 @@ pub fn sgd_step<T: Float>(p: &mut [T], g: &[T], buf: Option<&mut [T]>, first: bo
             }
         }
     }
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct AdamHyper {
-    pub lr: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-    /// AdamW: decay the weights directly (`p ← p·(1 − lr·wd)`) instead of adding `wd·p` to
-    /// the gradient.
-    pub decoupled: bool,
 }
 
 // ANCHOR: adam_cpu

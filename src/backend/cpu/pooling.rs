@@ -1,45 +1,71 @@
-//! Max and average pooling over the last two dims of `[planes, H, W]` (the ops are in
-//! `nn::conv`). Windows that reach into the padding see −∞ (max) or zeros (average).
+//! Max and average pooling on the CPU, over the last two dims of `[planes, H, W]`. Windows that reach into the padding see −∞ (max) or zeros (average).
 //! Planes run in parallel.
 
-use crate::tensor::Float;
+use super::float::Float;
+use super::{i64s, tensor, with_float, wrap, Cpu};
+use crate::backend::pooling::{PoolGeometry, PoolKind, PoolingKernels};
+use crate::backend::storage::CpuData;
+use crate::error::Result;
+use crate::tensor::{Shape, Tensor};
 use rayon::prelude::*;
 
-/// Window size, stride and padding, per axis (height, width).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PoolGeometry {
-    pub h: usize,
-    pub w: usize,
-    pub kernel: (usize, usize),
-    pub stride: (usize, usize),
-    pub padding: (usize, usize),
-}
-
-impl PoolGeometry {
-    /// `floor((H + 2p − k) / s) + 1` per axis (PyTorch's `ceil_mode = False`); `None` when
-    /// the window does not fit.
-    pub fn out_hw(&self) -> Option<(usize, usize)> {
-        let (ph, pw) = (self.h + 2 * self.padding.0, self.w + 2 * self.padding.1);
-        if ph < self.kernel.0 || pw < self.kernel.1 || self.stride.0 == 0 || self.stride.1 == 0 {
-            return None;
-        }
-        Some((
-            (ph - self.kernel.0) / self.stride.0 + 1,
-            (pw - self.kernel.1) / self.stride.1 + 1,
-        ))
+impl PoolingKernels for Cpu {
+    fn pool2d(
+        &self,
+        x: &Tensor,
+        geo: &PoolGeometry,
+        planes: usize,
+        kind: PoolKind,
+        out: &Shape,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        with_float!("pool2d", x.dtype(), |T| {
+            let xs = super::slice::<T>("pool2d", x)?;
+            Ok(match kind {
+                PoolKind::Max => {
+                    let (y, idx) = max_forward(&xs, planes, geo);
+                    let idx = idx.into_iter().map(|i| i as i64).collect();
+                    (
+                        tensor(y, out.clone()),
+                        Some(wrap(CpuData::I64(idx), out.clone())),
+                    )
+                }
+                PoolKind::Avg { count_include_pad } => (
+                    tensor(
+                        avg_forward(&xs, planes, geo, count_include_pad),
+                        out.clone(),
+                    ),
+                    None,
+                ),
+            })
+        })
     }
-    /// The window of output `(oh, ow)` clipped to the image: rows `r0..r1`, cols `c0..c1`.
-    #[inline]
-    fn window(&self, oh: usize, ow: usize) -> (usize, usize, usize, usize) {
-        let y0 = (oh * self.stride.0) as isize - self.padding.0 as isize;
-        let x0 = (ow * self.stride.1) as isize - self.padding.1 as isize;
-        let clip = |v: isize, hi: usize| v.clamp(0, hi as isize) as usize;
-        (
-            clip(y0, self.h),
-            clip(y0 + self.kernel.0 as isize, self.h),
-            clip(x0, self.w),
-            clip(x0 + self.kernel.1 as isize, self.w),
-        )
+
+    fn pool2d_backward(
+        &self,
+        gy: &Tensor,
+        argmax: Option<&Tensor>,
+        geo: &PoolGeometry,
+        planes: usize,
+        kind: PoolKind,
+        from: &Shape,
+    ) -> Result<Tensor> {
+        with_float!("pool2d", gy.dtype(), |T| {
+            let gs = super::slice::<T>("pool2d", gy)?;
+            let dx = match (kind, argmax) {
+                (PoolKind::Max, Some(idx)) => {
+                    let idx: Vec<usize> = i64s("max_pool2d", idx)?
+                        .iter()
+                        .map(|&i| i as usize)
+                        .collect();
+                    max_backward(&gs, &idx, planes, geo.h, geo.w)
+                }
+                (PoolKind::Avg { count_include_pad }, _) => {
+                    avg_backward(&gs, planes, geo, count_include_pad)
+                }
+                (PoolKind::Max, None) => unreachable!("max pooling saves its indices"),
+            };
+            Ok(tensor(dx, from.clone()))
+        })
     }
 }
 

@@ -1,31 +1,69 @@
-//! Reductions over one axis of a contiguous array seen as `[outer, r, inner]`. Reducing over
-//! several axes reduces them one at a time.
+//! Reductions on the CPU: over one axis of a contiguous array seen as `[outer, r, inner]`;
+//! reducing over several axes reduces them one at a time, highest first.
 
-use super::elementwise::PAR_MIN;
-use crate::tensor::Float;
+use super::float::Float;
+use super::loops::PAR_MIN;
+use super::{tensor, with_float, wrap, Cpu};
+use crate::backend::reduce::{Reduce, ReduceKernels};
+use crate::backend::storage::CpuData;
+use crate::error::Result;
+use crate::tensor::{Shape, Tensor};
 use rayon::prelude::*;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceKind {
-    Sum,
-    Max,
-    Min,
+impl ReduceKernels for Cpu {
+    fn reduce(&self, op: Reduce, x: &Tensor, axes: &[usize], out: &Shape) -> Result<Tensor> {
+        let name = match op {
+            Reduce::Sum => "sum",
+            Reduce::Max => "max",
+            Reduce::Min => "min",
+        };
+        with_float!(name, x.dtype(), |T| {
+            let xs = super::slice::<T>(name, x)?;
+            let mut dims: Vec<usize> = x.dims().to_vec();
+            // Highest axis first, so the lower axes keep their positions. The first reduction
+            // reads the input in place; later ones read the previous result.
+            let mut data: Option<Vec<T>> = None;
+            for &a in axes.iter().rev() {
+                data = Some(reduce_axis(data.as_deref().unwrap_or(&xs), &dims, a, op));
+                dims[a] = 1;
+            }
+            let data = data.unwrap_or_else(|| xs.into_owned());
+            Ok(tensor(data, out.clone()))
+        })
+    }
+
+    fn arg_reduce(&self, x: &Tensor, axis: usize, largest: bool, out: &Shape) -> Result<Tensor> {
+        let op = if largest { "argmax" } else { "argmin" };
+        let v = with_float!(op, x.dtype(), |T| {
+            Ok(arg_reduce(
+                &super::slice::<T>(op, x)?,
+                x.dims(),
+                axis,
+                largest,
+            ))
+        })?;
+        Ok(wrap(CpuData::I64(v), out.clone()))
+    }
 }
 
-impl ReduceKind {
+trait Combine {
+    fn combine<T: Float>(self, a: T, b: T) -> T;
+}
+
+impl Combine for Reduce {
     #[inline(always)]
     fn combine<T: Float>(self, a: T, b: T) -> T {
         match self {
-            ReduceKind::Sum => a + b,
+            Reduce::Sum => a + b,
             // NaN propagates, as in PyTorch.
-            ReduceKind::Max => {
+            Reduce::Max => {
                 if a > b || a.is_nan() {
                     a
                 } else {
                     b
                 }
             }
-            ReduceKind::Min => {
+            Reduce::Min => {
                 if a < b || a.is_nan() {
                     a
                 } else {
@@ -57,9 +95,9 @@ pub fn sum_slice<T: Float>(x: &[T]) -> T {
     s
 }
 
-fn reduce_slice<T: Float>(x: &[T], kind: ReduceKind) -> T {
+fn reduce_slice<T: Float>(x: &[T], kind: Reduce) -> T {
     match kind {
-        ReduceKind::Sum => sum_slice(x),
+        Reduce::Sum => sum_slice(x),
         _ => x[1..].iter().fold(x[0], |a, &b| kind.combine(a, b)),
     }
 }
@@ -73,15 +111,15 @@ fn split(dims: &[usize], axis: usize) -> (usize, usize, usize) {
 }
 
 /// Reduces contiguous `x` of shape `dims` over `axis`, keeping it as a size-1 dimension.
-pub fn reduce_axis<T: Float>(x: &[T], dims: &[usize], axis: usize, kind: ReduceKind) -> Vec<T> {
+pub fn reduce_axis<T: Float>(x: &[T], dims: &[usize], axis: usize, kind: Reduce) -> Vec<T> {
     let (outer, r, inner) = split(dims, axis);
     if r == 0 {
-        let fill = if kind == ReduceKind::Sum {
+        let fill = if kind == Reduce::Sum {
             T::zero()
         } else {
             T::nan()
         };
-        return super::pool::filled(outer * inner, fill);
+        return super::buffer_cache::filled(outer * inner, fill);
     }
     let big = x.len() >= PAR_MIN;
     if inner == 1 {
@@ -92,7 +130,7 @@ pub fn reduce_axis<T: Float>(x: &[T], dims: &[usize], axis: usize, kind: ReduceK
             (0..outer).map(f).collect()
         };
     }
-    let mut out = super::pool::filled(outer * inner, T::zero());
+    let mut out = super::buffer_cache::filled(outer * inner, T::zero());
     // Reduce columns [j0, j0 + len) of one outer block into `o`.
     let block = |ob: usize, j0: usize, o: &mut [T]| {
         let base = ob * r * inner;
@@ -100,7 +138,7 @@ pub fn reduce_axis<T: Float>(x: &[T], dims: &[usize], axis: usize, kind: ReduceK
         for k in 1..r {
             let row = &x[base + k * inner + j0..base + k * inner + j0 + o.len()];
             match kind {
-                ReduceKind::Sum => o.iter_mut().zip(row).for_each(|(a, &b)| *a += b),
+                Reduce::Sum => o.iter_mut().zip(row).for_each(|(a, &b)| *a += b),
                 _ => o
                     .iter_mut()
                     .zip(row)

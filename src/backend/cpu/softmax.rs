@@ -1,9 +1,43 @@
 //! Numerically stable softmax and log-softmax over the last axis, with an optional mask, and
 //! their backward passes. One row is small enough to stay in cache across its three passes.
 
-use super::elementwise::{filled_vec, write_all};
-use crate::tensor::Float;
+use super::float::Float;
+use super::loops::{filled_vec, write_all};
+use super::{bools, tensor, with_float, Cpu};
+use crate::backend::softmax::SoftmaxKernels;
+use crate::error::Result;
+use crate::tensor::Tensor;
 use std::mem::MaybeUninit;
+
+impl SoftmaxKernels for Cpu {
+    fn softmax(&self, x: &Tensor, mask: Option<&Tensor>, log: bool) -> Result<Tensor> {
+        let r = x.dims().last().copied().unwrap_or(1);
+        with_float!("softmax", x.dtype(), |T| {
+            let xs = super::slice::<T>("softmax", x)?;
+            let ms = mask.map(|m| bools("softmax", m)).transpose()?;
+            Ok(tensor(
+                softmax_rows(&xs, r, ms.as_deref(), log),
+                x.shape().clone(),
+            ))
+        })
+    }
+
+    fn softmax_backward(&self, y: &Tensor, g: &Tensor, log: bool) -> Result<Tensor> {
+        let r = y.dims().last().copied().unwrap_or(1);
+        with_float!("softmax", y.dtype(), |T| {
+            let (ys, gs) = (
+                super::slice::<T>("softmax", y)?,
+                super::slice::<T>("softmax", g)?,
+            );
+            let v = if log {
+                log_softmax_backward_rows(&ys, &gs, r)
+            } else {
+                softmax_backward_rows(&ys, &gs, r)
+            };
+            Ok(tensor(v, y.shape().clone()))
+        })
+    }
+}
 
 /// A new array of length-`r` rows, each produced by `f(row_index, row)`, in parallel blocks of
 /// rows big enough (≥ 8K elements) that scheduling a block costs far less than computing it.

@@ -1,244 +1,63 @@
 // Without a runtime feature the kernels are still compiled (CubeCL IR) but nothing launches
-// them: every path below returns `DeviceUnavailable` before reaching them.
-#![cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused))]
+// them: every path returns `DeviceUnavailable` before reaching them.
+#![cfg_attr(
+    not(any(feature = "wgpu", feature = "cuda")),
+    allow(unused, clippy::extra_unused_type_parameters)
+)]
 
 //! The CubeCL backend: a tensor on `Device::Wgpu(i)` or `Device::Cuda(i)` holds a device
-//! buffer, and ops launch the kernels of `cubegrad-ops` on it. Data crosses to the host only
-//! when asked (`to_vec`, `item`, `to_device(Device::Cpu)`, a checkpoint).
+//! buffer (`storage.rs`), and each family file implements its family's trait for [`Cube`] by
+//! launching the kernels of `cubegrad-ops` on it. Data crosses to the host only when asked
+//! (`to_vec`, `item`, `to_device(Device::Cpu)`, a checkpoint); an op without a kernel returns
+//! `Error::Unsupported`, and nothing falls back to the host behind the user's back.
 //!
-//! Which runtimes exist is decided at build time (features `wgpu`, `cuda`); which device a
-//! tensor is on, at run time. [`with_runtime!`] turns the second into the first: it binds the
-//! runtime type and its client for the tensor's device, or returns `DeviceUnavailable`.
-//!
-//! Buffers hold f32 and f64 as themselves, i64 as its two little-endian u32 words, and bool
-//! as one u32 per element (0 or 1), so that kernels read masks and indices without a
-//! conversion pass. Dropping the last tensor on a buffer gives it back to CubeCL's memory
-//! pool, which hands it to the next allocation of a fitting size: a training loop reaches a
-//! steady state after its first steps.
+//! The helpers below turn tensors into what the kernel launchers take: a dense buffer
+//! ([`dense`], [`handle`]), or a strided view ([`view`]) with broadcast strides.
 
-pub(crate) mod ops;
+pub mod attention;
+pub mod context_pool;
+pub mod conv;
+pub mod elementwise;
+pub mod index;
+pub mod layout;
+pub mod loss;
+pub mod matmul;
+pub mod norm;
+pub mod optim;
+pub mod pooling;
+pub mod random;
+pub mod reduce;
+pub mod runtime;
+pub mod softmax;
+pub mod storage;
 
+use super::storage::Storage;
 use crate::error::{Error, Result};
-use crate::tensor::{CpuData, DType, Device, Layout, Shape, Storage, Tensor};
-use cubegrad_ops::cubecl::prelude::*;
+use crate::tensor::{DType, Device, Layout, Shape, Tensor};
 use cubegrad_ops::cubecl::server::Handle;
 use cubegrad_ops::layout::View;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use storage::CubeStorage;
 
-/// A tensor's data on a CubeCL device.
-pub struct CubeStorage {
-    pub(crate) handle: Handle,
-    /// Elements in the buffer.
-    pub(crate) len: usize,
-    pub(crate) dtype: DType,
-    pub(crate) device: Device,
-}
+/// The CubeCL backend (every CubeCL device: the runtime is picked from the tensor's device).
+pub struct Cube;
 
-// A tensor stays usable after a caught panic, on a device as on the CPU: CubeCL's handle
-// keeps its bookkeeping in cells, but a panic between two launches leaves nothing half
-// updated that a later op could observe.
-impl std::panic::RefUnwindSafe for CubeStorage {}
-impl std::panic::UnwindSafe for CubeStorage {}
+impl super::Backend for Cube {}
 
-impl std::fmt::Debug for CubeStorage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "CubeStorage({} {} on {})",
-            self.len, self.dtype, self.device
-        )
+/// The device buffer of a tensor, or the error of an op handed a tensor from elsewhere.
+pub(crate) fn buffer<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a CubeStorage> {
+    match t.storage() {
+        Storage::Cube(c) => Ok(c),
+        Storage::Cpu(_) => Err(Error::invalid(
+            op,
+            format!(
+                "expected a tensor on a CubeCL device, got one on {}",
+                t.device()
+            ),
+        )),
     }
 }
 
-impl Clone for CubeStorage {
-    /// A copy in a new buffer on the same device (copy on write, see `Tensor::update_`).
-    fn clone(&self) -> Self {
-        let layout = Layout::contiguous(Shape::new(&[self.len]));
-        copy_words(self, &layout).expect("the device was opened when the buffer was made")
-    }
-}
-
-/// Runs `$body` with `$R` bound to the CubeCL runtime of `$device` and `$client` to its
-/// client, or returns `DeviceUnavailable` for a device whose runtime this build lacks.
-macro_rules! with_runtime {
-    ($op:expr, $device:expr, |$R:ident, $client:ident| $body:expr) => {{
-        #[allow(unused_imports)]
-        use cubegrad_ops::cubecl::Runtime as _;
-        match $device {
-            #[cfg(feature = "wgpu")]
-            $crate::tensor::Device::Wgpu(i) => {
-                #[allow(dead_code)]
-                type $R = cubegrad_ops::cubecl::wgpu::WgpuRuntime;
-                let $client = $R::client(&$crate::backend::cube::wgpu_device(i));
-                $body
-            }
-            #[cfg(feature = "cuda")]
-            $crate::tensor::Device::Cuda(i) => {
-                #[allow(dead_code)]
-                type $R = cubegrad_ops::cubecl::cuda::CudaRuntime;
-                let $client = $R::client(&cubegrad_ops::cubecl::cuda::CudaDevice::new(i));
-                $body
-            }
-            #[allow(unreachable_patterns)]
-            other => Err($crate::backend::cube::not_built($op, other)),
-        }
-    }};
-}
-pub(crate) use with_runtime;
-
-/// Runs `$body` with `$F` bound to the kernel float type of `$dtype`.
-macro_rules! with_cube_float {
-    ($op:expr, $dtype:expr, |$F:ident| $body:expr) => {
-        match $dtype {
-            $crate::tensor::DType::F32 => {
-                #[allow(dead_code)]
-                type $F = f32;
-                $body
-            }
-            $crate::tensor::DType::F64 => {
-                #[allow(dead_code)]
-                type $F = f64;
-                $body
-            }
-            other => Err($crate::error::Error::DType {
-                op: $op,
-                got: other,
-                expected: "f32 or f64",
-            }),
-        }
-    };
-}
-pub(crate) use with_cube_float;
-
-/// `wgpu:0` is wgpu's default adapter (the most powerful one; `CUBECL_WGPU_DEFAULT_DEVICE`
-/// overrides it, e.g. `Cpu` for lavapipe); `wgpu:N` for N ≥ 1 is the N-th discrete GPU.
-#[cfg(feature = "wgpu")]
-pub(crate) fn wgpu_device(i: usize) -> cubegrad_ops::cubecl::wgpu::WgpuDevice {
-    use cubegrad_ops::cubecl::wgpu::WgpuDevice;
-    if i == 0 {
-        WgpuDevice::DefaultDevice
-    } else {
-        WgpuDevice::DiscreteGpu(i)
-    }
-}
-
-/// Whether this build has the runtime of `device`.
-fn built(device: Device) -> bool {
-    match device {
-        Device::Cpu => true,
-        Device::Wgpu(_) => cfg!(feature = "wgpu"),
-        Device::Cuda(_) => cfg!(feature = "cuda"),
-    }
-}
-
-pub(crate) fn not_built(op: &'static str, device: Device) -> Error {
-    let feature = match device {
-        Device::Wgpu(_) => "wgpu",
-        Device::Cuda(_) => "cuda",
-        Device::Cpu => "cpu",
-    };
-    Error::DeviceUnavailable {
-        op,
-        device,
-        reason: format!("cubegrad was built without the `{feature}` feature"),
-    }
-}
-
-/// Opens `device` once and remembers the outcome: CubeCL panics when no adapter exists, and
-/// that must reach the user as an error naming the device.
-pub(crate) fn open(op: &'static str, device: Device) -> Result<()> {
-    static OPENED: Mutex<Option<HashMap<Device, std::result::Result<(), String>>>> =
-        Mutex::new(None);
-    let mut guard = OPENED.lock().unwrap_or_else(|e| e.into_inner());
-    let known = guard.get_or_insert_with(HashMap::new);
-    let outcome = match known.get(&device) {
-        Some(r) => r.clone(),
-        None => {
-            if !built(device) {
-                return Err(not_built(op, device));
-            }
-            // A device too small for the kernels is refused here, by name, rather than
-            // failing inside the first launch.
-            let opened = std::panic::catch_unwind(|| {
-                with_runtime!(op, device, |R, client| {
-                    Ok(cubegrad_ops::check_device(client.properties()))
-                })
-            });
-            let r = match opened {
-                Ok(Ok(fits)) => fits,
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(p) => Err(panic_text(p)),
-            };
-            known.insert(device, r.clone());
-            r
-        }
-    };
-    outcome.map_err(|reason| Error::DeviceUnavailable { op, device, reason })
-}
-
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "the runtime could not open it".into()
-    }
-}
-
-/// Whether `device` can be opened: what tests ask before they decide to skip.
-pub fn is_available(device: Device) -> bool {
-    device == Device::Cpu || open("is_available", device).is_ok()
-}
-
-/// Waits until every kernel queued on `device` has finished (CubeCL launches return before
-/// the work is done). Benchmarks call it to time the work rather than its queuing; the CPU
-/// has nothing to wait for.
-pub fn synchronize(device: Device) -> Result<()> {
-    if device == Device::Cpu {
-        return Ok(());
-    }
-    open("synchronize", device)?;
-    with_runtime!("synchronize", device, |R, client| {
-        cubegrad_ops::cubecl::future::block_on(client.sync())
-            .map_err(|e| Error::invalid("synchronize", format!("{device}: {e:?}")))
-    })
-}
-
-/// Bytes of tensor data a device's memory pool has handed out right now, and bytes it holds
-/// reserved from the device (in use or free for reuse). Tests read it to show that a
-/// training loop on a device reaches a steady state.
-pub fn device_memory(device: Device) -> Result<(u64, u64)> {
-    open("device_memory", device)?;
-    with_runtime!("device_memory", device, |R, client| {
-        let u = client
-            .memory_usage()
-            .map_err(|e| Error::invalid("device_memory", format!("{e:?}")))?;
-        Ok((u.bytes_in_use, u.bytes_reserved))
-    })
-}
-
-impl Tensor {
-    /// The device buffer, when this tensor lives on a CubeCL device.
-    pub(crate) fn cube(&self) -> Option<&CubeStorage> {
-        match self.storage() {
-            Storage::Cube(c) => Some(c),
-            Storage::Cpu(_) => None,
-        }
-    }
-    /// The tensor as a kernel view: its buffer, strides and offset.
-    pub(crate) fn cube_view(&self) -> Option<View<'_>> {
-        self.cube().map(|c| View {
-            handle: &c.handle,
-            len: c.len.max(1),
-            strides: &self.layout().strides,
-            offset: self.layout().offset,
-        })
-    }
-}
-
-/// Wraps a fresh contiguous device buffer of `shape` into a tensor.
+/// A tensor on its device holding a fresh contiguous buffer of `shape`.
 pub(crate) fn from_handle(handle: Handle, shape: Shape, dtype: DType, device: Device) -> Tensor {
     let len = shape.numel();
     Tensor::from_storage(
@@ -252,110 +71,56 @@ pub(crate) fn from_handle(handle: Handle, shape: Shape, dtype: DType, device: De
     )
 }
 
-/// Copies CPU data (the whole buffer, in storage order) to `device`.
-pub(crate) fn upload(data: &CpuData, device: Device) -> Result<CubeStorage> {
-    open("to_device", device)?;
-    let dtype = data.dtype();
-    with_runtime!("to_device", device, |R, client| {
-        if dtype == DType::F64 && !client.properties().supports_type(f64::cube_type()) {
-            return Err(Error::DType {
-                op: "to_device",
-                got: dtype,
-                expected: "f32 on this device (its runtime has no f64)",
-            });
-        }
-        // An empty tensor still gets a (one-element) buffer: CubeCL allocates no zero sizes.
-        let handle = match data {
-            CpuData::F32(v) => client.create_from_slice(f32::as_bytes(pad(v, 0.0).as_ref())),
-            CpuData::F64(v) => client.create_from_slice(f64::as_bytes(pad(v, 0.0).as_ref())),
-            CpuData::I64(v) => {
-                let w: Vec<u32> = pad(v, 0)
-                    .iter()
-                    .flat_map(|&x| [x as u64 as u32, ((x as u64) >> 32) as u32])
-                    .collect();
-                client.create_from_slice(u32::as_bytes(&w))
-            }
-            CpuData::Bool(v) => {
-                let w: Vec<u32> = pad(v, false).iter().map(|&b| b as u32).collect();
-                client.create_from_slice(u32::as_bytes(&w))
-            }
-        };
-        Ok(CubeStorage {
-            handle,
-            len: data.len(),
-            dtype,
-            device,
-        })
-    })
+/// A contiguous copy of any tensor on a device, whatever its dtype.
+pub(crate) fn contiguous(t: &Tensor) -> Result<Tensor> {
+    let c = runtime::copy_words(buffer("contiguous", t)?, t.layout())?;
+    Ok(Tensor::from_storage(
+        Storage::Cube(c),
+        Layout::contiguous(t.shape().clone()),
+    ))
 }
 
-fn pad<T: Copy>(v: &[T], fill: T) -> std::borrow::Cow<'_, [T]> {
-    if v.is_empty() {
-        std::borrow::Cow::Owned(vec![fill])
+/// The tensor itself when it is dense (contiguous, no offset, the whole buffer), else a
+/// contiguous copy: what the kernels that index by element position read.
+pub(crate) fn dense(t: &Tensor) -> Result<Tensor> {
+    buffer("contiguous", t)?;
+    if t.is_dense() {
+        Ok(t.clone())
     } else {
-        std::borrow::Cow::Borrowed(v)
+        contiguous(t)
     }
 }
 
-/// Reads the whole buffer back (one synchronisation with the device).
-pub(crate) fn download(s: &CubeStorage) -> Result<CpuData> {
-    with_runtime!("to_vec", s.device, |R, client| {
-        let bytes = client
-            .read_one(s.handle.clone())
-            .map_err(|e| Error::invalid("to_vec", format!("reading from {}: {e:?}", s.device)))?;
-        let n = s.len;
-        Ok(match s.dtype {
-            DType::F32 => CpuData::F32(f32::from_bytes(&bytes)[..n].to_vec()),
-            DType::F64 => CpuData::F64(f64::from_bytes(&bytes)[..n].to_vec()),
-            DType::I64 => CpuData::I64(
-                u32::from_bytes(&bytes)[..2 * n]
-                    .chunks_exact(2)
-                    .map(|w| (w[0] as u64 | ((w[1] as u64) << 32)) as i64)
-                    .collect(),
-            ),
-            DType::Bool => CpuData::Bool(
-                u32::from_bytes(&bytes)[..n]
-                    .iter()
-                    .map(|&w| w != 0)
-                    .collect(),
-            ),
+/// The buffer handle of a device tensor (made dense by the caller where it matters).
+pub(crate) fn handle(t: &Tensor) -> &Handle {
+    match t.storage() {
+        Storage::Cube(c) => &c.handle,
+        Storage::Cpu(_) => unreachable!("a device tensor: checked by `dense` or `buffer`"),
+    }
+}
+
+/// `t`'s strides for each dim of `out` (right-aligned), 0 where it is broadcast.
+pub(crate) fn broadcast_strides(t: &Tensor, out: &Shape) -> Vec<usize> {
+    let (r, dims, strides) = (t.rank(), t.dims(), &t.layout().strides);
+    let off = out.rank() - r;
+    (0..out.rank())
+        .map(|d| {
+            if d < off || dims[d - off] == 1 {
+                0
+            } else {
+                strides[d - off]
+            }
         })
-    })
+        .collect()
 }
 
-/// 32-bit words per element in a device buffer.
-fn words(dtype: DType) -> usize {
-    match dtype {
-        DType::F32 | DType::Bool => 1,
-        DType::F64 | DType::I64 => 2,
-    }
-}
-
-/// A contiguous copy of the view `layout` of `s`, for any dtype: the copy kernel moves 32-bit
-/// words (as f32 bit patterns, which loads and stores keep exactly), one more trailing
-/// dimension for the words of a 64-bit element.
-pub(crate) fn copy_words(s: &CubeStorage, layout: &Layout) -> Result<CubeStorage> {
-    let w = words(s.dtype);
-    let mut shape: Vec<usize> = layout.shape.dims().to_vec();
-    let mut strides: Vec<usize> = layout.strides.iter().map(|&x| x * w).collect();
-    if w > 1 {
-        shape.push(w);
-        strides.push(1);
-    }
-    let n = layout.shape.numel();
-    with_runtime!("contiguous", s.device, |R, client| {
-        let view = View {
-            handle: &s.handle,
-            len: s.len.max(1) * w,
-            strides: &strides,
-            offset: layout.offset * w,
-        };
-        let handle = cubegrad_ops::layout::contiguous::<R, f32>(&client, &shape, &view);
-        Ok(CubeStorage {
-            handle,
-            len: n,
-            dtype: s.dtype,
-            device: s.device,
-        })
+/// `t` as a kernel view: its buffer, the given strides and its offset.
+pub(crate) fn view<'a>(op: &'static str, t: &'a Tensor, strides: &'a [usize]) -> Result<View<'a>> {
+    let c = buffer(op, t)?;
+    Ok(View {
+        handle: &c.handle,
+        len: c.len.max(1),
+        strides,
+        offset: t.layout().offset,
     })
 }

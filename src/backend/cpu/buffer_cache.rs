@@ -7,7 +7,6 @@
 //! Buffers of at least `MIN_ELEMS` elements are kept here instead, up to `MAX_BYTES` in all;
 //! PyTorch's CUDA caching allocator does the same for GPU memory.
 
-use crate::tensor::CpuData;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,23 +19,23 @@ const MAX_BYTES: usize = 1 << 30;
 const MAX_PER_SIZE: usize = 16;
 
 #[derive(Default)]
-struct Pool {
+struct Cache {
     f32: HashMap<usize, Vec<Vec<f32>>>,
     f64: HashMap<usize, Vec<Vec<f64>>>,
     bytes: usize,
 }
 
-static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
 
-fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
-    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    f(guard.get_or_insert_with(Pool::default))
+fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
+    let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    f(guard.get_or_insert_with(Cache::default))
 }
 
 /// An empty vector with room for exactly `n` elements, from the cache when one fits.
 pub fn take<U: 'static>(n: usize) -> Vec<U> {
     if n >= MIN_ELEMS {
-        let cached: Option<Box<dyn Any>> = with_pool(|p| {
+        let cached: Option<Box<dyn Any>> = with_cache(|p| {
             if TypeId::of::<U>() == TypeId::of::<f32>() {
                 let v = p.f32.get_mut(&n).and_then(|b| b.pop())?;
                 p.bytes -= n * 4;
@@ -65,8 +64,8 @@ pub fn filled<U: Copy + 'static>(n: usize, value: U) -> Vec<U> {
     v
 }
 
-/// Takes back the data of a dropped tensor, keeping large float buffers for reuse.
-pub(crate) fn give(data: CpuData) {
+/// Takes back the buffer of a dropped tensor, keeping large f32 and f64 buffers for reuse.
+pub(crate) fn give<U: 'static>(v: Vec<U>) {
     fn keep<T>(
         buckets: &mut HashMap<usize, Vec<Vec<T>>>,
         bytes: &mut usize,
@@ -83,23 +82,25 @@ pub(crate) fn give(data: CpuData) {
             bucket.push(v);
         }
     }
-    match data {
-        CpuData::F32(v) if v.capacity() >= MIN_ELEMS => {
-            with_pool(|p| keep(&mut p.f32, &mut p.bytes, v, 4))
-        }
-        CpuData::F64(v) if v.capacity() >= MIN_ELEMS => {
-            with_pool(|p| keep(&mut p.f64, &mut p.bytes, v, 8))
-        }
-        _ => {}
+    if v.capacity() < MIN_ELEMS {
+        return;
+    }
+    let v: Box<dyn Any> = Box::new(v);
+    let v = match v.downcast::<Vec<f32>>() {
+        Ok(v) => return with_cache(|c| keep(&mut c.f32, &mut c.bytes, *v, 4)),
+        Err(v) => v,
+    };
+    if let Ok(v) = v.downcast::<Vec<f64>>() {
+        with_cache(|c| keep(&mut c.f64, &mut c.bytes, *v, 8));
     }
 }
 
 /// Bytes held in the cache (not counted by `cpu_memory_in_use`, which counts live tensors).
 pub fn cached_bytes() -> usize {
-    with_pool(|p| p.bytes)
+    with_cache(|p| p.bytes)
 }
 
 /// Returns every cached buffer to the system.
 pub fn clear_cache() {
-    with_pool(|p| *p = Pool::default());
+    with_cache(|c| *c = Cache::default());
 }

@@ -1,0 +1,20 @@
+//! Reductions over chosen axes, and the index of the extreme along one axis.
+
+use crate::error::Result;
+use crate::tensor::{Shape, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Max,
+    Min,
+}
+
+pub trait ReduceKernels {
+    /// Reduces `axes` (sorted, distinct) of float `x` into a new tensor of shape `out` (the
+    /// input's shape with those axes dropped or kept as 1: the element order is the same).
+    fn reduce(&self, op: Reduce, x: &Tensor, axes: &[usize], out: &Shape) -> Result<Tensor>;
+    /// The index of the largest (or smallest) element along `axis`, the first on ties, as an
+    /// i64 tensor of shape `out`.
+    fn arg_reduce(&self, x: &Tensor, axis: usize, largest: bool, out: &Shape) -> Result<Tensor>;
+}

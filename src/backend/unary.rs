@@ -1,0 +1,199 @@
+//! The table of element-wise functions of one tensor: for each, its name, what its
+//! derivative is written from (and so what the forward saves), its formulas on the host, and
+//! its CubeCL kernel. Every reader takes it from here: the op (`ops/unary.rs`) asks what to
+//! save, the CPU backend runs the host formulas over slices, the CubeCL backend launches the
+//! kernel type, which implements `cubegrad_ops::unary::UnaryKernel` with the same formulas.
+//!
+//! Adding a function is one row here, its kernel in `ops/src/unary.rs`, a method in
+//! `src/ops/unary.rs` and an entry in the op registry (`src/testing/registry.rs`), which then
+//! checks it against an f64 reference, by finite differences, and on every device.
+
+use super::cpu::float::Float;
+use super::cpu::loops::{map, zip_same};
+use cubegrad_ops::unary::{self as kernel, UnaryKernel};
+
+/// An element-wise function. Its parameters travel with it and reach the kernels as two
+/// runtime scalars `(p, q)` (see [`Unary::params`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    Neg,
+    Exp,
+    /// The natural logarithm.
+    Log,
+    Sqrt,
+    Abs,
+    Tanh,
+    Sigmoid,
+    Relu,
+    /// GELU with the tanh approximation (GPT-2, BERT).
+    GeluTanh,
+    /// Exact GELU, `x·Φ(x)`, as `torch.nn.GELU()` by default.
+    GeluErf,
+    Powf(f64),
+    /// `scale·x + shift`: scalar arithmetic without allocating a scalar tensor.
+    Affine {
+        scale: f64,
+        shift: f64,
+    },
+}
+
+/// What a function's derivative is written from: whichever of `x` or `y = f(x)` is cheaper
+/// (exp, tanh, sigmoid and sqrt use their output), or nothing at all (neg, affine).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    Nothing,
+    Input,
+    Output,
+}
+
+impl Unary {
+    /// The runtime scalars `(p, q)` the formulas and kernels read.
+    pub fn params(self) -> (f64, f64) {
+        match self {
+            Unary::Powf(p) => (p, 0.0),
+            Unary::Affine { scale, shift } => (scale, shift),
+            _ => (0.0, 0.0),
+        }
+    }
+}
+
+/// Receives a function's kernel type: the CubeCL backend launches it. (Without a runtime
+/// feature nothing launches kernels, so nothing visits.)
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+pub(crate) trait KernelVisitor {
+    type Output;
+    fn visit<K: UnaryKernel>(self, params: (f64, f64)) -> Self::Output;
+}
+
+/// A constant in the host formulas' float type.
+fn c<T: Float>(x: f64) -> T {
+    T::from_f64(x)
+}
+
+/// `f(g, s)` over the gradient and the saved slice; `s` is empty when the backward reads
+/// nothing, and the formula then gets 0 for it.
+fn backward_loop<T: Float>(g: &[T], s: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    if s.is_empty() {
+        map(g, move |g: T| f(g, T::zero()))
+    } else {
+        zip_same(g, s, f)
+    }
+}
+
+/// Generates, from the rows below, the methods every reader calls. Each row is
+/// `pattern => name, reads, kernel type, |x, p, q| forward, |g, s, p| backward;`.
+macro_rules! unary_table {
+    ($( $pat:pat => $name:literal, $reads:ident, $kernel:ty,
+        |$x:ident, $fp:pat_param, $fq:pat_param| $fwd:expr,
+        |$g:ident, $s:pat_param, $bp:pat_param| $bwd:expr; )*) => {
+        impl Unary {
+            /// The function's name, as the tape and errors report it.
+            pub fn name(self) -> &'static str {
+                match self { $($pat => $name,)* }
+            }
+            /// What the backward reads, and so what the forward saves.
+            pub fn reads(self) -> Reads {
+                match self { $($pat => Reads::$reads,)* }
+            }
+            /// `f(x)` over a slice, on the CPU: one monomorphised loop per function, so that
+            /// it vectorises.
+            pub(crate) fn host_forward<T: Float>(self, x: &[T]) -> Vec<T> {
+                let (p, q) = (c::<T>(self.params().0), c::<T>(self.params().1));
+                match self {
+                    $($pat => map(x, move |$x: T| {
+                        let ($fp, $fq) = (p, q);
+                        $fwd
+                    }),)*
+                }
+            }
+            /// `g · f'(s)` over slices, on the CPU.
+            pub(crate) fn host_backward<T: Float>(self, g: &[T], s: &[T]) -> Vec<T> {
+                let p = c::<T>(self.params().0);
+                match self {
+                    $($pat => backward_loop(g, s, move |$g: T, $s: T| {
+                        let $bp = p;
+                        $bwd
+                    }),)*
+                }
+            }
+            /// Hands the function's kernel type to `visitor`.
+            #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+            pub(crate) fn with_kernel<V: KernelVisitor>(self, visitor: V) -> V::Output {
+                match self { $($pat => visitor.visit::<$kernel>(self.params()),)* }
+            }
+        }
+    };
+}
+
+// ANCHOR: unary_table
+unary_table! {
+    Unary::Neg => "neg", Nothing, kernel::Neg,
+        |x, _p, _q| -x,
+        |g, _s, _p| -g;
+    Unary::Exp => "exp", Output, kernel::Exp,
+        |x, _p, _q| x.fast_exp(),
+        |g, y, _p| g * y;
+    Unary::Log => "log", Input, kernel::Log,
+        |x, _p, _q| x.ln(),
+        |g, x, _p| g / x;
+    Unary::Sqrt => "sqrt", Output, kernel::Sqrt,
+        |x, _p, _q| x.sqrt(),
+        |g, y, _p| g * c(0.5) / y;
+    // The subgradient at 0 is 0, as in PyTorch.
+    Unary::Abs => "abs", Input, kernel::Abs,
+        |x, _p, _q| x.abs(),
+        |g, x, _p| if x > c(0.0) { g } else if x < c(0.0) { -g } else { c(0.0) };
+    Unary::Tanh => "tanh", Output, kernel::Tanh,
+        |x, _p, _q| x.fast_tanh(),
+        |g, y, _p| g * (c::<T>(1.0) - y * y);
+    Unary::Sigmoid => "sigmoid", Output, kernel::Sigmoid,
+        |x, _p, _q| c::<T>(1.0) / (c::<T>(1.0) + (-x).fast_exp()),
+        |g, y, _p| g * y * (c::<T>(1.0) - y);
+    // `x < 0 ? 0 : x` lets NaN through, as PyTorch does.
+    Unary::Relu => "relu", Input, kernel::Relu,
+        |x, _p, _q| if x < c(0.0) { c(0.0) } else { x },
+        |g, x, _p| if x > c(0.0) { g } else { c(0.0) };
+    Unary::GeluTanh => "gelu_tanh", Input, kernel::GeluTanh,
+        |x, _p, _q| gelu_tanh(x),
+        |g, x, _p| g * gelu_tanh_grad(x);
+    Unary::GeluErf => "gelu", Input, kernel::GeluErf,
+        |x, _p, _q| c::<T>(0.5) * x * (c::<T>(1.0) + (x * c(std::f64::consts::FRAC_1_SQRT_2)).erf()),
+        |g, x, _p| g * gelu_erf_grad(x);
+    Unary::Powf(_) => "powf", Input, kernel::Powf,
+        |x, p, _q| x.powf(p),
+        |g, x, p| g * p * x.powf(p - c(1.0));
+    Unary::Affine { .. } => "affine", Nothing, kernel::Affine,
+        |x, scale, shift| x * scale + shift,
+        |g, _s, scale| g * scale;
+}
+// ANCHOR_END: unary_table
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const GELU_C: f64 = 0.044_715;
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+#[inline(always)]
+fn gelu_tanh<T: Float>(x: T) -> T {
+    let inner = c::<T>(SQRT_2_OVER_PI) * (x + c::<T>(GELU_C) * x * x * x);
+    c::<T>(0.5) * x * (c::<T>(1.0) + inner.fast_tanh())
+}
+
+#[inline(always)]
+fn gelu_tanh_grad<T: Float>(x: T) -> T {
+    let (k, a, one, half) = (
+        c::<T>(SQRT_2_OVER_PI),
+        c::<T>(GELU_C),
+        c::<T>(1.0),
+        c::<T>(0.5),
+    );
+    let t = (k * (x + a * x * x * x)).fast_tanh();
+    let dinner = k * (one + c::<T>(3.0) * a * x * x);
+    half * (one + t) + half * x * (one - t * t) * dinner
+}
+
+#[inline(always)]
+fn gelu_erf_grad<T: Float>(x: T) -> T {
+    let (one, half) = (c::<T>(1.0), c::<T>(0.5));
+    let cdf = half * (one + (x * c(std::f64::consts::FRAC_1_SQRT_2)).erf());
+    cdf + x * c::<T>(FRAC_1_SQRT_2PI) * (-half * x * x).exp()
+}
