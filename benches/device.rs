@@ -12,7 +12,7 @@
 //! measures nothing.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use cubegrad::backend::cube::synchronize;
+use cubegrad::backend::synchronize;
 use cubegrad::nn::try_layer_norm;
 use cubegrad::testing::built_devices;
 use cubegrad::{manual_seed, no_grad, Device, Tensor};
@@ -29,7 +29,7 @@ fn device() -> Option<Device> {
         Ok(s) => s.parse::<Device>().expect("CUBEGRAD_BENCH_DEVICE"),
         Err(_) => *built_devices().first()?,
     };
-    cubegrad::backend::cube::is_available(chosen).then_some(chosen)
+    cubegrad::backend::is_available(chosen).then_some(chosen)
 }
 
 fn on_device(c: &mut Criterion) {

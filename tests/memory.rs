@@ -1,16 +1,27 @@
 //! Memory over time: a training loop holds the same live bytes at step 50 as at step 5, and
-//! large buffers freed by one step are reused by the next instead of being faulted in again.
-//! One test in its own binary, because the buffer cache is shared by the whole process.
+//! large buffers freed by one step are reused by the next instead of being faulted in again;
+//! inference under `no_grad` and abandoned graphs leave nothing behind. In a binary of their
+//! own, because live bytes and the buffer cache are counted for the whole process, and one
+//! at a time (`ONE_AT_A_TIME`) for the same reason.
 
-use cubegrad::autograd::tape_len;
+use cubegrad::autograd::{clear_tape, tape_len};
 use cubegrad::backend::cpu::buffer_cache::cached_bytes;
 use cubegrad::backend::storage::cpu_memory_in_use;
 use cubegrad::nn::Linear;
 use cubegrad::optim::{AdamConfig, Optimizer};
-use cubegrad::{manual_seed, Tensor};
+use cubegrad::{manual_seed, no_grad, Tensor};
+use std::sync::Mutex;
+
+/// Held by each test while it measures.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn t64(v: &[f64], shape: &[usize]) -> Tensor {
+    Tensor::from_vec(v.to_vec(), shape).with_grad()
+}
 
 #[test]
 fn training_memory_is_flat_and_buffers_are_reused() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     manual_seed(0);
     let mut layer = Linear::new(512, 512, true);
     let mut opt = AdamConfig::adam().init();
@@ -54,4 +65,62 @@ fn training_memory_is_flat_and_buffers_are_reused() {
     let again = big.mul_scalar(3.0);
     assert_eq!(cached_bytes(), before, "the cached buffer was not reused");
     assert_eq!(again.to_vec::<f32>()[7], 3.0 * big.to_vec::<f32>()[7]);
+}
+
+#[test]
+fn no_grad_records_nothing_and_memory_stays_flat() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    clear_tape();
+    let w = Tensor::randn([64, 64], 0.0, 0.1).with_grad();
+    let x = Tensor::randn([32, 64], 0.0, 1.0);
+    let run = || no_grad(|| x.matmul(&w).relu().softmax(-1).sum().item());
+    run();
+    let before = cpu_memory_in_use();
+    for _ in 0..1000 {
+        run();
+    }
+    assert_eq!(tape_len(), 0);
+    // Other tests run in parallel threads and allocate too; our loop itself would leak
+    // 1000 × (32×64 floats × 3) ≈ 24 MB if anything were kept.
+    let after = cpu_memory_in_use();
+    assert!(
+        after < before + 4_000_000,
+        "memory grew from {before} to {after} bytes"
+    );
+}
+
+/// Graphs built and dropped without a backward (a metric computed outside `no_grad`) are
+/// freed, while graphs still held, even through a dropped intermediate, survive.
+#[test]
+fn abandoned_graphs_are_freed_and_held_ones_survive() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    clear_tape();
+    let w = t64(&[0.5, -1.0, 2.0], &[3]);
+    // Held: y depends on h, and h itself is dropped before the sweeps.
+    let h = w.exp();
+    let y = h.mul_scalar(2.0).sum();
+    drop(h);
+    let before = cpu_memory_in_use();
+    for _ in 0..5000 {
+        let metric = w.square().tanh().sum();
+        let _ = metric.item();
+    }
+    assert!(
+        tape_len() < 2100,
+        "tape holds {} nodes after 5000 abandoned graphs",
+        tape_len()
+    );
+    let after = cpu_memory_in_use();
+    assert!(
+        after < before + 1_000_000,
+        "memory grew from {before} to {after} bytes"
+    );
+    let g = y.backward();
+    let want: Vec<f64> = [0.5f64, -1.0, 2.0].iter().map(|v| 2.0 * v.exp()).collect();
+    assert_eq!(g.get(&w).unwrap().to_vec::<f64>(), want);
+    assert_eq!(
+        tape_len(),
+        0,
+        "after the held graph's backward nothing is left"
+    );
 }

@@ -6,6 +6,10 @@ use cubecl::server::Handle;
 /// Units per cube for one-element-per-unit kernels.
 pub const BLOCK: u32 = 256;
 
+/// Units per row of the row kernels (reductions, softmax, norms, losses). A power of two, at
+/// most the 1024 units a cube may have everywhere.
+pub const ROW_BLOCK: u32 = 128;
+
 /// Enough cubes of [`BLOCK`] units for `n` elements; past 65 535 cubes in x they spread over
 /// y (the kernels index by `ABSOLUTE_POS`, which covers both).
 pub fn grid(n: usize) -> (CubeCount, CubeDim) {
@@ -38,7 +42,7 @@ pub fn scalar<F: Float>(x: f64) -> F {
 /// CUDA device has at least 256 units and 16 KiB.
 pub fn check_device(props: &cubecl::ir::DeviceProperties) -> Result<(), String> {
     let hw = &props.hardware;
-    let units = BLOCK.max(crate::reduce::ROW_BLOCK);
+    let units = BLOCK.max(ROW_BLOCK);
     let shared = 2 * 16 * 16 * std::mem::size_of::<f64>();
     if hw.max_units_per_cube < units || hw.max_cube_dim.0 < units {
         return Err(format!(

@@ -5,8 +5,7 @@
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-/// Units per row. A power of two, at most the 1024 units a cube may have everywhere.
-pub const ROW_BLOCK: u32 = 128;
+pub use crate::common::ROW_BLOCK;
 
 /// How two partial results combine; a type per reduction, chosen at compile time.
 #[cube]

@@ -37,6 +37,20 @@ pub trait Op: 'static {
     ) -> Result<Vec<Option<Tensor>>>;
 }
 
+impl<O: Op> tape::Backward for O {
+    fn name(&self) -> &'static str {
+        Op::name(self)
+    }
+    fn backward(
+        &self,
+        saved: &[Tensor],
+        grad_output: &Tensor,
+        needs_grad: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        Op::backward(self, saved, grad_output, needs_grad)
+    }
+}
+
 /// Runs `op` on `inputs` and, when recording and some input requires grad, puts it on the tape.
 pub fn apply(op: impl Op, inputs: &[&Tensor]) -> Result<Tensor> {
     let track = tape::is_recording() && inputs.iter().any(|t| t.requires_grad());

@@ -19,12 +19,23 @@
 
 use super::grads::Gradients;
 use super::node_ref::NodeRef;
-use super::op::Op;
 use crate::error::{Error, Result};
 use crate::tensor::{GradMeta, Inner, Shape, Tensor, TensorId};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Weak};
+
+/// What the tape keeps of an op: its name and its backward. Every `Op` is one
+/// (`op.rs`), so the tape needs nothing else from it.
+pub(crate) trait Backward {
+    fn name(&self) -> &'static str;
+    fn backward(
+        &self,
+        saved: &[Tensor],
+        grad_output: &Tensor,
+        needs_grad: &[bool],
+    ) -> Result<Vec<Option<Tensor>>>;
+}
 
 /// One input of a node, as seen by the backward walk.
 struct Input {
@@ -36,7 +47,7 @@ struct Input {
 }
 
 struct Node {
-    op: Box<dyn Op>,
+    op: Box<dyn Backward>,
     /// What the op's forward chose to keep for its backward, and nothing more.
     saved: Vec<Tensor>,
     inputs: SmallVec<[Input; 3]>,
@@ -96,7 +107,7 @@ pub fn clear_tape() {
 
 /// Appends a node for `output = op(inputs)` and returns `output` marked as its result.
 pub(crate) fn record(
-    op: Box<dyn Op>,
+    op: Box<dyn Backward>,
     inputs: &[&Tensor],
     saved: Vec<Tensor>,
     output: Tensor,

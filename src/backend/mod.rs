@@ -111,7 +111,7 @@ pub fn host_tensor(data: CpuData, shape: Shape) -> Tensor {
 pub fn read<T: HostElem>(t: &Tensor) -> Result<Vec<T>> {
     match t.storage() {
         Storage::Cpu(s) => Ok(T::collect(s.data(), t.layout())),
-        Storage::Cube(c) => Ok(T::collect(&cube::runtime::download(c)?, t.layout())),
+        Storage::Cube(c) => Ok(T::collect(&cube::transfer::download(c)?, t.layout())),
     }
 }
 
@@ -120,7 +120,7 @@ pub fn transfer(t: &Tensor, device: Device) -> Result<Tensor> {
     match (t.storage(), device) {
         (_, d) if d == t.device() => Ok(t.clone()),
         (Storage::Cube(c), Device::Cpu) => {
-            let data = cube::runtime::download(c)?;
+            let data = cube::transfer::download(c)?;
             Ok(Tensor::from_storage(
                 Storage::Cpu(CpuStorage::new(data)),
                 t.layout().clone(),
@@ -135,7 +135,7 @@ pub fn transfer(t: &Tensor, device: Device) -> Result<Tensor> {
             let Storage::Cpu(s) = dense.storage() else {
                 unreachable!("a CPU copy is on the CPU")
             };
-            let up = cube::runtime::upload(s.data(), device)?;
+            let up = cube::transfer::upload(s.data(), device)?;
             Ok(Tensor::from_storage(
                 Storage::Cube(up),
                 Layout::contiguous(t.shape().clone()),

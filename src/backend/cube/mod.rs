@@ -30,6 +30,7 @@ pub mod reduce;
 pub mod runtime;
 pub mod softmax;
 pub mod storage;
+pub mod transfer;
 
 use super::storage::Storage;
 use crate::error::{Error, Result};
@@ -73,7 +74,7 @@ pub(crate) fn from_handle(handle: Handle, shape: Shape, dtype: DType, device: De
 
 /// A contiguous copy of any tensor on a device, whatever its dtype.
 pub(crate) fn contiguous(t: &Tensor) -> Result<Tensor> {
-    let c = runtime::copy_words(buffer("contiguous", t)?, t.layout())?;
+    let c = storage::copy_words(buffer("contiguous", t)?, t.layout())?;
     Ok(Tensor::from_storage(
         Storage::Cube(c),
         Layout::contiguous(t.shape().clone()),

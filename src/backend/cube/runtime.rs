@@ -5,14 +5,10 @@
 //! The CubeCL runtimes: which exist is decided at build time (features `wgpu`, `cuda`); which
 //! device a tensor is on, at run time. [`with_runtime!`] turns the second into the first: it
 //! binds the runtime type and its client for a device, or returns `DeviceUnavailable`. Also
-//! here: opening a device, waiting for it, and moving whole buffers to and from the host.
+//! here: opening a device and waiting for it.
 
-use super::storage::CubeStorage;
-use crate::backend::storage::CpuData;
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Device, Layout};
-use cubegrad_ops::cubecl::prelude::*;
-use cubegrad_ops::layout::View;
+use crate::tensor::device::Device;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -161,113 +157,5 @@ pub(crate) fn device_memory(device: Device) -> Result<(u64, u64)> {
             .memory_usage()
             .map_err(|e| Error::invalid("device_memory", format!("{e:?}")))?;
         Ok((u.bytes_in_use, u.bytes_reserved))
-    })
-}
-
-/// Copies CPU data (the whole buffer, in storage order) to `device`.
-pub(crate) fn upload(data: &CpuData, device: Device) -> Result<CubeStorage> {
-    open("to_device", device)?;
-    let dtype = data.dtype();
-    with_runtime!("to_device", device, |R, client| {
-        if dtype == DType::F64 && !client.properties().supports_type(f64::cube_type()) {
-            return Err(Error::DType {
-                op: "to_device",
-                got: dtype,
-                expected: "f32 on this device (its runtime has no f64)",
-            });
-        }
-        // An empty tensor still gets a (one-element) buffer: CubeCL allocates no zero sizes.
-        let handle = match data {
-            CpuData::F32(v) => client.create_from_slice(f32::as_bytes(pad(v, 0.0).as_ref())),
-            CpuData::F64(v) => client.create_from_slice(f64::as_bytes(pad(v, 0.0).as_ref())),
-            CpuData::I64(v) => {
-                let w: Vec<u32> = pad(v, 0)
-                    .iter()
-                    .flat_map(|&x| [x as u64 as u32, ((x as u64) >> 32) as u32])
-                    .collect();
-                client.create_from_slice(u32::as_bytes(&w))
-            }
-            CpuData::Bool(v) => {
-                let w: Vec<u32> = pad(v, false).iter().map(|&b| b as u32).collect();
-                client.create_from_slice(u32::as_bytes(&w))
-            }
-        };
-        Ok(CubeStorage {
-            handle,
-            len: data.len(),
-            dtype,
-            device,
-        })
-    })
-}
-
-fn pad<T: Copy>(v: &[T], fill: T) -> std::borrow::Cow<'_, [T]> {
-    if v.is_empty() {
-        std::borrow::Cow::Owned(vec![fill])
-    } else {
-        std::borrow::Cow::Borrowed(v)
-    }
-}
-
-/// Reads the whole buffer back (one synchronisation with the device).
-pub(crate) fn download(s: &CubeStorage) -> Result<CpuData> {
-    with_runtime!("to_vec", s.device, |R, client| {
-        let bytes = client
-            .read_one(s.handle.clone())
-            .map_err(|e| Error::invalid("to_vec", format!("reading from {}: {e:?}", s.device)))?;
-        let n = s.len;
-        Ok(match s.dtype {
-            DType::F32 => CpuData::F32(f32::from_bytes(&bytes)[..n].to_vec()),
-            DType::F64 => CpuData::F64(f64::from_bytes(&bytes)[..n].to_vec()),
-            DType::I64 => CpuData::I64(
-                u32::from_bytes(&bytes)[..2 * n]
-                    .chunks_exact(2)
-                    .map(|w| (w[0] as u64 | ((w[1] as u64) << 32)) as i64)
-                    .collect(),
-            ),
-            DType::Bool => CpuData::Bool(
-                u32::from_bytes(&bytes)[..n]
-                    .iter()
-                    .map(|&w| w != 0)
-                    .collect(),
-            ),
-        })
-    })
-}
-
-/// 32-bit words per element in a device buffer.
-fn words(dtype: DType) -> usize {
-    match dtype {
-        DType::F32 | DType::Bool => 1,
-        DType::F64 | DType::I64 => 2,
-    }
-}
-
-/// A contiguous copy of the view `layout` of `s`, for any dtype: the copy kernel moves 32-bit
-/// words (as f32 bit patterns, which loads and stores keep exactly), one more trailing
-/// dimension for the words of a 64-bit element.
-pub(crate) fn copy_words(s: &CubeStorage, layout: &Layout) -> Result<CubeStorage> {
-    let w = words(s.dtype);
-    let mut shape: Vec<usize> = layout.shape.dims().to_vec();
-    let mut strides: Vec<usize> = layout.strides.iter().map(|&x| x * w).collect();
-    if w > 1 {
-        shape.push(w);
-        strides.push(1);
-    }
-    let n = layout.shape.numel();
-    with_runtime!("contiguous", s.device, |R, client| {
-        let view = View {
-            handle: &s.handle,
-            len: s.len.max(1) * w,
-            strides: &strides,
-            offset: layout.offset * w,
-        };
-        let handle = cubegrad_ops::layout::contiguous::<R, f32>(&client, &shape, &view);
-        Ok(CubeStorage {
-            handle,
-            len: n,
-            dtype: s.dtype,
-            device: s.device,
-        })
     })
 }

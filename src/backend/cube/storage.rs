@@ -5,9 +5,11 @@
 //! pool, which hands it to the next allocation of a fitting size: a training loop reaches a
 //! steady state after its first steps.
 
-use super::runtime::copy_words;
-use crate::tensor::{DType, Device, Layout, Shape};
+use super::runtime::with_runtime;
+use crate::error::Result;
+use crate::tensor::{device::Device, dtype::DType, shape::Layout, shape::Shape};
 use cubegrad_ops::cubecl::server::Handle;
+use cubegrad_ops::layout::View;
 
 /// A tensor's data on a CubeCL device.
 pub struct CubeStorage {
@@ -40,4 +42,41 @@ impl Clone for CubeStorage {
         let layout = Layout::contiguous(Shape::new(&[self.len]));
         copy_words(self, &layout).expect("the device was opened when the buffer was made")
     }
+}
+
+/// 32-bit words per element in a device buffer.
+pub(crate) fn words(dtype: DType) -> usize {
+    match dtype {
+        DType::F32 | DType::Bool => 1,
+        DType::F64 | DType::I64 => 2,
+    }
+}
+
+/// A contiguous copy of the view `layout` of `s`, for any dtype: the copy kernel moves 32-bit
+/// words (as f32 bit patterns, which loads and stores keep exactly), one more trailing
+/// dimension for the words of a 64-bit element.
+pub(crate) fn copy_words(s: &CubeStorage, layout: &Layout) -> Result<CubeStorage> {
+    let w = words(s.dtype);
+    let mut shape: Vec<usize> = layout.shape.dims().to_vec();
+    let mut strides: Vec<usize> = layout.strides.iter().map(|&x| x * w).collect();
+    if w > 1 {
+        shape.push(w);
+        strides.push(1);
+    }
+    let n = layout.shape.numel();
+    with_runtime!("contiguous", s.device, |R, client| {
+        let view = View {
+            handle: &s.handle,
+            len: s.len.max(1) * w,
+            strides: &strides,
+            offset: layout.offset * w,
+        };
+        let handle = cubegrad_ops::layout::contiguous::<R, f32>(&client, &shape, &view);
+        Ok(CubeStorage {
+            handle,
+            len: n,
+            dtype: s.dtype,
+            device: s.device,
+        })
+    })
 }

@@ -1,24 +1,21 @@
 //! Training on a CubeCL device end to end: the digits MLP reaches the CPU's accuracy, the
 //! examples run there unchanged (`--device`), and a training loop's device memory reaches a
 //! steady state (buffers are reused, nothing leaks).
-#![cfg(any(feature = "wgpu", feature = "cuda"))]
-// Each example brings its own `mod common;`, as it does when built alone.
-#![allow(clippy::duplicate_mod)]
 
-#[path = "../examples/attention_pooling.rs"]
+#[path = "../../examples/attention_pooling.rs"]
 mod attention_pooling;
-#[path = "../examples/contextpool_lm.rs"]
+#[path = "../../examples/contextpool_lm.rs"]
 mod contextpool_lm;
-#[path = "../examples/custom_layer.rs"]
+#[path = "../../examples/custom_layer.rs"]
 mod custom_layer;
-#[path = "../examples/digits_mlp.rs"]
+#[path = "../../examples/digits_mlp.rs"]
 mod digits_mlp;
-#[path = "../examples/image_classify.rs"]
+#[path = "../../examples/image_classify.rs"]
 mod image_classify;
-#[path = "../examples/translate.rs"]
+#[path = "../../examples/translate.rs"]
 mod translate;
 
-use cubegrad::backend::cube::device_memory;
+use cubegrad::backend::device_memory;
 use cubegrad::nn::Module;
 use cubegrad::optim::{Adam, AdamConfig, Optimizer};
 use cubegrad::testing::{built_devices, device_or_skip};

@@ -2,35 +2,35 @@
 //! figures checked: every `{{#include file:anchor}}` names a file that has that anchor, and
 //! every figure a chapter shows exists.
 
-#[path = "../book/solutions/ch01.rs"]
+#[path = "../../book/solutions/ch01.rs"]
 mod ch01;
-#[path = "../book/solutions/ch02.rs"]
+#[path = "../../book/solutions/ch02.rs"]
 mod ch02;
-#[path = "../book/solutions/ch03.rs"]
+#[path = "../../book/solutions/ch03.rs"]
 mod ch03;
-#[path = "../book/solutions/ch04.rs"]
+#[path = "../../book/solutions/ch04.rs"]
 mod ch04;
-#[path = "../book/solutions/ch05.rs"]
+#[path = "../../book/solutions/ch05.rs"]
 mod ch05;
-#[path = "../book/solutions/ch06.rs"]
+#[path = "../../book/solutions/ch06.rs"]
 mod ch06;
-#[path = "../book/solutions/ch07.rs"]
+#[path = "../../book/solutions/ch07.rs"]
 mod ch07;
-#[path = "../book/solutions/ch08.rs"]
+#[path = "../../book/solutions/ch08.rs"]
 mod ch08;
-#[path = "../book/solutions/ch09.rs"]
+#[path = "../../book/solutions/ch09.rs"]
 mod ch09;
-#[path = "../book/solutions/ch10.rs"]
+#[path = "../../book/solutions/ch10.rs"]
 mod ch10;
-#[path = "../book/solutions/ch11.rs"]
+#[path = "../../book/solutions/ch11.rs"]
 mod ch11;
-#[path = "../book/solutions/ch12.rs"]
+#[path = "../../book/solutions/ch12.rs"]
 mod ch12;
-#[path = "../book/solutions/ch13.rs"]
+#[path = "../../book/solutions/ch13.rs"]
 mod ch13;
-#[path = "../book/solutions/ch14.rs"]
+#[path = "../../book/solutions/ch14.rs"]
 mod ch14;
-#[path = "../book/solutions/ch15.rs"]
+#[path = "../../book/solutions/ch15.rs"]
 mod ch15;
 
 use cubegrad::{manual_seed, Tensor};

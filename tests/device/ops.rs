@@ -1,13 +1,12 @@
-//! The op registry on each CubeCL device this build has (`--features wgpu` runs it on
+//! The op registry and the layers on each CubeCL device this build has (`--features wgpu` runs it on
 //! lavapipe): every entry's forward and its gradients for a random cotangent, computed in f32
 //! on the device, against the same op in f64 on the CPU. Entries whose op has no kernel yet
 //! must fail with `Error::Unsupported` (never a wrong number or a panic), and the list of
 //! them is pinned below, so that it only shrinks on purpose.
-#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
 use cubegrad::nn::{try_layer_norm, Embedding, Module};
 use cubegrad::testing::{assert_close, built_devices, device_or_skip, registry, Tolerance};
-use cubegrad::{no_grad, DType, Device, Error, Tensor};
+use cubegrad::{manual_seed, no_grad, DType, Device, Error, Tensor};
 
 /// Registry entries that have no device kernel yet (forward or backward), in registry order.
 const NOT_ON_DEVICE: &[&str] = &[];
@@ -645,5 +644,145 @@ fn cached_decoding_and_attention_baselines_run_on_the_device() {
         assert_eq!(span.span.device(), device);
         assert!(span.span.requires_grad());
         assert_eq!(span.span.to_vec::<f32>(), vec![0.0, 2.5, 4.0]);
+    }
+}
+
+/// Every function of the unary table on the device, through the tensor API (so the table's
+/// kernel for each is the one launched), forward and backward, on more elements than one
+/// cube holds, against the CPU's loops.
+#[test]
+fn unary_functions_above_one_cube_match_the_cpu() {
+    use cubegrad::ops::Unary;
+    for device in built_devices() {
+        let Some(device) = device_or_skip("unary functions on device", device) else {
+            continue;
+        };
+        let x = Tensor::randn([3, 347], 0.0, 1.5);
+        let pos = Tensor::rand_uniform([3, 347], 0.1, 4.0);
+        let g = Tensor::randn([3, 347], 0.0, 1.0);
+        // exp, log, tanh and erf differ by a few ulps between the GPU and the CPU's fast
+        // polynomials; derivatives chain several of them.
+        let tol = Tolerance {
+            rel: 1e-4,
+            abs: 1e-5,
+        };
+        let cases = [
+            (Unary::Neg, &x),
+            (Unary::Exp, &x),
+            (Unary::Log, &pos),
+            (Unary::Sqrt, &pos),
+            (Unary::Abs, &x),
+            (Unary::Tanh, &x),
+            (Unary::Sigmoid, &x),
+            (Unary::Relu, &x),
+            (Unary::GeluTanh, &x),
+            (Unary::GeluErf, &x),
+            (Unary::Powf(1.7), &pos),
+            (
+                Unary::Affine {
+                    scale: -0.3,
+                    shift: 2.0,
+                },
+                &x,
+            ),
+        ];
+        for (f, input) in cases {
+            let (xc, xd) = (
+                input.detach().with_grad(),
+                input.to_device(device).with_grad(),
+            );
+            let (yc, yd) = (xc.unary(f), xd.unary(f));
+            assert_eq!(yd.device(), device);
+            let what = format!("{} on {device}", f.name());
+            assert_close(&yd.to_vec::<f64>(), &yc.to_vec::<f64>(), tol, &what);
+            let gc = yc.backward_with(&g).get(&xc).unwrap().to_vec::<f64>();
+            let gd = yd.backward_with(&g.to_device(device));
+            let gd = gd.get(&xd).unwrap().to_vec::<f64>();
+            assert_close(&gd, &gc, tol, &format!("{what}: backward"));
+        }
+    }
+}
+
+/// Dropout masks are drawn where the tensor lives from one seed (Philox), so a run on the
+/// device and one on the CPU with the same seed drop the same elements: inverted dropout and
+/// attention with dropout give the CPU's numbers.
+#[test]
+fn dropout_of_one_seed_is_the_same_on_the_device() {
+    use cubegrad::nn::{dropout, scaled_dot_product_attention, SdpaOptions};
+    for device in built_devices() {
+        let Some(device) = device_or_skip("dropout on device", device) else {
+            continue;
+        };
+        let x = Tensor::randn([5, 301], 0.0, 1.0);
+        manual_seed(3);
+        let yc = dropout(&x, 0.3, true);
+        manual_seed(3);
+        let yd = dropout(&x.to_device(device), 0.3, true);
+        assert_eq!(yd.device(), device);
+        assert_eq!(
+            yd.to_vec::<f32>(),
+            yc.to_vec::<f32>(),
+            "dropout on {device}"
+        );
+        let kept = yc
+            .ne(&Tensor::zeros([5, 301]))
+            .to_dtype(DType::F64)
+            .mean()
+            .item();
+        assert!((kept - 0.7).abs() < 0.05, "kept {kept} of the elements");
+
+        let (q, k, v) = (
+            Tensor::randn([2, 3, 9, 8], 0.0, 1.0),
+            Tensor::randn([2, 3, 11, 8], 0.0, 1.0),
+            Tensor::randn([2, 3, 11, 5], 0.0, 1.0),
+        );
+        let opts = SdpaOptions {
+            dropout_p: 0.25,
+            ..SdpaOptions::default()
+        };
+        manual_seed(4);
+        let oc = scaled_dot_product_attention(&q, &k, &v, &opts);
+        manual_seed(4);
+        let on = |t: &Tensor| t.to_device(device);
+        let od = scaled_dot_product_attention(&on(&q), &on(&k), &on(&v), &opts);
+        assert_close(
+            &od.to_vec::<f64>(),
+            &oc.to_vec::<f64>(),
+            Tolerance::F32,
+            &format!("attention with dropout on {device}"),
+        );
+    }
+}
+
+/// Concatenation on the device moves 32-bit words, so it serves every dtype: i64 indices
+/// and bool masks as well as floats.
+#[test]
+fn concat_of_every_dtype_on_the_device_matches_the_cpu() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("concat on device", device) else {
+            continue;
+        };
+        let a = Tensor::from_vec(vec![-3i64, 1 << 40, 7, 0, -(1 << 35), 2], [2, 3]);
+        let b = Tensor::from_vec(vec![5i64, -1], [2, 1]);
+        let on = |t: &Tensor| t.to_device(device);
+        let want = Tensor::concat(&[&a, &b], 1);
+        let got = Tensor::concat(&[&on(&a), &on(&b)], 1);
+        assert_eq!((got.device(), got.dtype()), (device, DType::I64));
+        assert_eq!(got.to_vec::<i64>(), want.to_vec::<i64>(), "i64 on {device}");
+        let (p, q) = (a.gt(&Tensor::scalar(0i64)), b.lt(&Tensor::scalar(0i64)));
+        assert_eq!(
+            Tensor::concat(&[&on(&q), &on(&p)], 1).to_vec::<bool>(),
+            Tensor::concat(&[&q, &p], 1).to_vec::<bool>(),
+            "bool on {device}"
+        );
+        let (x, y) = (
+            Tensor::randn([3, 2, 5], 0.0, 1.0).to_dtype(DType::F64),
+            Tensor::randn([3, 7, 5], 0.0, 1.0).to_dtype(DType::F64),
+        );
+        assert_eq!(
+            Tensor::concat(&[&on(&x), &on(&y)], 1).to_vec::<f64>(),
+            Tensor::concat(&[&x, &y], 1).to_vec::<f64>(),
+            "f64 on {device}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The foundation's end-to-end check: the digits MLP example, run as it ships, reaches at least
 //! 95% accuracy on its held-out test split (15% of the images, never used in training).
 
-#[path = "../examples/digits_mlp.rs"]
+#[path = "../../examples/digits_mlp.rs"]
 mod digits_mlp;
 
 use digits_mlp::{train, Config};

@@ -2,18 +2,15 @@
 //! drops), writes its metrics and figures, and where it checkpoints, resuming an interrupted
 //! run gives the same numbers as the uninterrupted one.
 
-// Each example brings its own `mod common;`, as it does when built alone.
-#![allow(clippy::duplicate_mod)]
-
-#[path = "../examples/attention_pooling.rs"]
+#[path = "../../examples/attention_pooling.rs"]
 mod attention_pooling;
-#[path = "../examples/contextpool_lm.rs"]
+#[path = "../../examples/contextpool_lm.rs"]
 mod contextpool_lm;
-#[path = "../examples/custom_layer.rs"]
+#[path = "../../examples/custom_layer.rs"]
 mod custom_layer;
-#[path = "../examples/image_classify.rs"]
+#[path = "../../examples/image_classify.rs"]
 mod image_classify;
-#[path = "../examples/translate.rs"]
+#[path = "../../examples/translate.rs"]
 mod translate;
 
 use cubegrad::Device;
