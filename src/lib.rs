@@ -38,6 +38,9 @@ pub mod tensor;
 pub mod testing;
 
 pub use autograd::{gradcheck, no_grad, Gradients};
+/// CubeCL, at the version cubegrad's kernels are built with: for writing kernels of your own
+/// (`#[cube]` resolves `cubecl::…` paths, so `use cubegrad::cubecl;` is all a file needs).
+pub use cubegrad_ops::cubecl;
 pub use error::{Error, Result};
 pub use random::manual_seed;
 pub use tensor::{DType, Device, Shape, Tensor};

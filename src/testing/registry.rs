@@ -1,7 +1,8 @@
 //! The op registry: one entry per op (and per option that changes the math), with input shapes
 //! (odd sizes, broadcast and size-1 dims), input domains that keep away from kinks, the op
 //! itself and an independent f64 reference. The forward, gradcheck and property tests iterate
-//! over it, and the CubeCL parity tests will too; a new op opts in with one entry.
+//! over it, and so do the device parity tests (`tests/device/ops.rs`); a new op opts in with
+//! one entry.
 
 use super::naive::{self, Array};
 use super::Tolerance;

@@ -6,6 +6,8 @@
 mod attention_pooling;
 #[path = "../../examples/contextpool_lm.rs"]
 mod contextpool_lm;
+#[path = "../../examples/custom_kernel.rs"]
+mod custom_kernel;
 #[path = "../../examples/custom_layer.rs"]
 mod custom_layer;
 #[path = "../../examples/digits_mlp.rs"]
@@ -179,6 +181,47 @@ fn examples_run_on_the_device_as_on_the_cpu() {
                 c.1
             );
         }
+    }
+}
+
+/// A user's CubeCL kernels (`examples/custom_kernel.rs`) on the device: forward and both
+/// gradients agree with the op's CPU hooks, and training with them on the device starts from
+/// the CPU's loss and lowers it.
+#[test]
+fn custom_kernel_example_runs_on_the_device() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("a custom kernel on a device", device) else {
+            continue;
+        };
+        let cfg = |device: Device, name: &str| custom_kernel::Config {
+            data: concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz").into(),
+            epochs: 3,
+            hidden: 16,
+            batch_size: 64,
+            lr: 3e-3,
+            seed: 0,
+            device,
+            out: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("device-custom-kernel-{name}"))
+                .to_string_lossy()
+                .into_owned(),
+            resume: false,
+            stop_at: None,
+            quiet: true,
+        };
+        let cpu = custom_kernel::run(&cfg(Device::Cpu, "cpu")).unwrap();
+        let dev = custom_kernel::run(&cfg(device, "device")).unwrap();
+        let err = dev
+            .device_error
+            .expect("the kernels were compared on the device");
+        assert!(err < 1e-4, "kernels against the CPU hooks: {err}");
+        assert!(dev.finished && dev.last_loss < dev.first_loss);
+        assert!(
+            (dev.first_loss - cpu.first_loss).abs() < 1e-3,
+            "{device}: first loss {} vs {} on the CPU",
+            dev.first_loss,
+            cpu.first_loss
+        );
     }
 }
 

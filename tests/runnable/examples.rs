@@ -6,6 +6,8 @@
 mod attention_pooling;
 #[path = "../../examples/contextpool_lm.rs"]
 mod contextpool_lm;
+#[path = "../../examples/custom_kernel.rs"]
+mod custom_kernel;
 #[path = "../../examples/custom_layer.rs"]
 mod custom_layer;
 #[path = "../../examples/image_classify.rs"]
@@ -318,6 +320,51 @@ fn custom_layer_passes_gradcheck_and_trains() {
     cut.resume = true;
     let resumed = custom_layer::run(&cut).unwrap();
     assert_eq!(resumed.runs, r.runs);
+}
+
+/// A layer with its own kernels (`CustomOp`): its CPU hooks pass gradcheck, it trains, and an
+/// interrupted run resumes exactly. (On a CubeCL device, `tests/device/training.rs`.)
+#[test]
+fn custom_kernel_passes_gradcheck_trains_and_resumes() {
+    let cfg = custom_kernel::Config {
+        data: data("digits.csv.gz"),
+        epochs: 6,
+        hidden: 24,
+        batch_size: 32,
+        lr: 3e-3,
+        seed: 0,
+        device: Device::Cpu,
+        out: out("custom-kernel"),
+        resume: false,
+        stop_at: None,
+        quiet: true,
+    };
+    let r = custom_kernel::run(&cfg).unwrap();
+    assert!(r.finished);
+    assert!(r.gradcheck_error < 1e-6, "{}", r.gradcheck_error);
+    assert!(r.device_error.is_none());
+    assert!(
+        r.last_loss < r.first_loss,
+        "{} -> {}",
+        r.first_loss,
+        r.last_loss
+    );
+    assert!(r.test_accuracy > 0.85, "{}", r.test_accuracy);
+    exists(&cfg.out, &["results.json", "metrics.csv"]);
+
+    let mut cut = custom_kernel::Config {
+        out: out("custom-kernel-resume"),
+        stop_at: Some(3),
+        ..cfg
+    };
+    assert!(!custom_kernel::run(&cut).unwrap().finished);
+    cut.stop_at = None;
+    cut.resume = true;
+    let resumed = custom_kernel::run(&cut).unwrap();
+    assert_eq!(
+        (resumed.last_loss, resumed.test_accuracy),
+        (r.last_loss, r.test_accuracy)
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Batch normalisation over `[N, C, L]` (L = H·W for images): per channel, statistics over
-//! the N·L values (the op is `nn::norm`). Channels' statistics run in parallel; the
+//! the N·L values (the op is `ops::batch_norm`). Channels' statistics run in parallel; the
 //! element-wise passes run over (sample, channel) planes in parallel.
 
 use super::float::Float;

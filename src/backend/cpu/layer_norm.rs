@@ -1,5 +1,5 @@
-//! Layer normalisation over the last `row` elements, forward and backward (the op is
-//! `nn::layer_norm`). Rows run in parallel; each is a few passes over `row` numbers.
+//! Layer normalisation over the last `row` elements, forward and backward, on the CPU (the op
+//! is `ops::layer_norm`). Rows run in parallel; each is a few passes over `row` numbers.
 
 use super::float::Float;
 use rayon::prelude::*;
