@@ -193,6 +193,23 @@ impl UnaryKernel for Affine {
     }
 }
 
+/// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^−|x|)` so that a large `x` does not
+/// overflow; its derivative is `σ(x)`.
+pub struct Softplus;
+#[cube]
+impl UnaryKernel for Softplus {
+    fn forward<F: Float>(x: F, _p: F, _q: F) -> F {
+        let mut m = x;
+        if x < F::new(0.0) {
+            m = F::new(0.0);
+        }
+        m + F::ln(F::new(1.0) + F::exp(-F::abs(x)))
+    }
+    fn backward<F: Float>(g: F, x: F, _p: F) -> F {
+        g / (F::new(1.0) + F::exp(-x))
+    }
+}
+
 // ANCHOR: unary_kernel
 /// `out[i] = K(x[i])`: one unit per element.
 #[cube(launch)]

@@ -30,6 +30,8 @@ pub enum Unary {
     /// Exact GELU, `x·Φ(x)`, as `torch.nn.GELU()` by default.
     GeluErf,
     Powf(f64),
+    /// `ln(1 + eˣ)`, as `torch.nn.functional.softplus` (β = 1).
+    Softplus,
     /// `scale·x + shift`: scalar arithmetic without allocating a scalar tensor.
     Affine {
         scale: f64,
@@ -162,6 +164,9 @@ unary_table! {
     Unary::Powf(_) => "powf", Input, kernel::Powf,
         |x, p, _q| x.powf(p),
         |g, x, p| g * p * x.powf(p - c(1.0));
+    Unary::Softplus => "softplus", Input, kernel::Softplus,
+        |x, _p, _q| x.max(c(0.0)) + (c::<T>(1.0) + (-x.abs()).fast_exp()).ln(),
+        |g, x, _p| g / (c::<T>(1.0) + (-x).fast_exp());
     Unary::Affine { .. } => "affine", Nothing, kernel::Affine,
         |x, scale, shift| x * scale + shift,
         |g, _s, scale| g * scale;

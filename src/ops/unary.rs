@@ -86,6 +86,11 @@ impl Tensor {
     pub fn gelu_tanh(&self) -> Tensor {
         self.unary(Unary::GeluTanh)
     }
+    /// `ln(1 + eˣ)` (PyTorch's `softplus` with β = 1), without overflow for large `x`.
+    #[track_caller]
+    pub fn softplus(&self) -> Tensor {
+        self.unary(Unary::Softplus)
+    }
     /// `x^p` for a real exponent.
     #[track_caller]
     pub fn powf(&self, p: f64) -> Tensor {

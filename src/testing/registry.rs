@@ -256,6 +256,12 @@ pub fn registry() -> Vec<OpCase> {
             |a| naive::map(&a[0], |v| v.max(0.0)),
         ),
         unary(
+            "softplus",
+            f(&[3, 7]),
+            |x| Ok(x[0].softplus()),
+            |a| naive::map(&a[0], |v| (1.0 + v.exp()).ln()),
+        ),
+        unary(
             "gelu",
             f(&[3, 7]),
             |x| Ok(x[0].gelu()),
