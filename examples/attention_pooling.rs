@@ -16,9 +16,8 @@ mod common;
 
 use clap::Parser;
 use common::{
-    heatmap, line_chart, out_dir, progress, write_json, AnyResult, History, Series, Table,
+    heatmap, line_chart, out_dir, progress, write_json, AnyResult, Series, Table, TrainState,
 };
-use cubegrad::io::{load_checkpoint, save_checkpoint, Metadata};
 use cubegrad::nn::Module;
 use cubegrad::optim::{Optimizer, SgdConfig};
 use cubegrad::{manual_seed, no_grad, Device, Tensor};
@@ -169,44 +168,39 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
         ..Default::default()
     }
     .init();
-    let ckpt = dir.join("checkpoint.safetensors");
-    let mut history = History::new(&["epoch", "loss", "w", "test_mse"]);
-    let mut epoch = 0usize;
-    if cfg.resume {
-        let ck = load_checkpoint(&ckpt, &mut model, &mut opt)?;
-        epoch = ck.get("epoch").ok_or("checkpoint lacks \"epoch\"")?;
-        history = ck
-            .extra
-            .get("history")
-            .and_then(|h| History::from_json(h))
-            .ok_or("checkpoint lacks a readable \"history\"")?;
-    }
+    let mut state = TrainState::start(
+        &dir,
+        &format!("nadaraya-watson n_train={}", cfg.n_train),
+        "epoch",
+        &["epoch", "loss", "w", "test_mse"],
+        cfg.resume,
+        &mut model,
+        &mut opt,
+    )?;
     let bar = progress(cfg.epochs, cfg.quiet);
-    bar.set_position(epoch as u64);
+    bar.set_position(state.done as u64);
     let end = cfg.stop_at.map_or(cfg.epochs, |s| s.min(cfg.epochs));
-    while epoch < end {
+    while state.done < end {
         let (pred, _) = model.forward(&x_train, &keys_loo, &values_loo);
         // The lecture sums the squared errors (no mean), which sets the scale of lr = 0.5.
         let loss = pred.sub(&y_train).square().mul_scalar(0.5).sum();
         let grads = loss.backward();
         opt.step(&mut model, &grads)?;
-        epoch += 1;
+        state.done += 1;
         let (test_pred, _) = no_grad(|| model.forward(&queries, &keys_all, &values_all));
         let w = model.w.to_device(Device::Cpu).to_vec::<f32>()[0] as f64;
-        history.push(vec![
-            epoch as f64,
+        state.history.push(vec![
+            state.done as f64,
             loss.item(),
             w,
             mse(&test_pred.to_vec::<f32>(), &y_truth),
         ]);
         bar.inc(1);
         bar.set_message(format!("loss {:.3}, w {w:.3}", loss.item()));
-        let mut extra = Metadata::new();
-        extra.insert("epoch".into(), epoch.to_string());
-        extra.insert("history".into(), history.to_json());
-        save_checkpoint(&ckpt, &model, &opt, &extra)?;
+        state.save(&model, &opt)?;
     }
     bar.finish_and_clear();
+    let history = state.history;
     history.write_csv(&dir.join("metrics.csv"))?;
     let (p_pred, p_weights) = no_grad(|| model.forward(&queries, &keys_all, &values_all));
     let p_pred = p_pred.to_vec::<f32>();
@@ -273,7 +267,7 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
         first_loss: history.rows.first().map_or(f64::NAN, |r| r[1]),
         last_loss: history.rows.last().map_or(f64::NAN, |r| r[1]),
         width: history.rows.last().map_or(f64::NAN, |r| r[2]),
-        finished: epoch >= cfg.epochs,
+        finished: state.done >= cfg.epochs,
     };
     let mut table = Table::new(&["pooling", "MSE to the true function"]);
     table.push(vec!["average".into(), format!("{:.3}", report.mse_average)]);
@@ -303,12 +297,7 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
 
 #[allow(dead_code)]
 fn main() {
-    let cfg = Config::parse();
-    match run(&cfg) {
-        Ok(_) => println!("figures and metrics in {}", cfg.out),
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    }
+    common::main(run, |cfg: &Config, _: &Report| {
+        println!("figures and metrics in {}", cfg.out)
+    });
 }

@@ -414,18 +414,13 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
 
 #[allow(dead_code)]
 fn main() {
-    let cfg = Config::parse();
-    match run(&cfg) {
-        Ok(r) => println!(
+    common::main(run, |cfg: &Config, r: &Report| {
+        println!(
             "gradcheck max error {:.1e}; test accuracy with the kernel Swish on {}: {:.2}%; results in {}",
             r.gradcheck_error,
             cfg.device,
             100.0 * r.test_accuracy,
             cfg.out
-        ),
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    }
+        )
+    });
 }

@@ -276,18 +276,13 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
 
 #[allow(dead_code)]
 fn main() {
-    let cfg = Config::parse();
-    match run(&cfg) {
-        Ok(r) => println!(
+    common::main(run, |cfg: &Config, r: &Report| {
+        println!(
             "gradcheck max error {:.1e}; test accuracy: learned Swish {:.2}%, ReLU {:.2}%; figures in {}",
             r.gradcheck_error,
             100.0 * r.runs[0].3,
             100.0 * r.runs[1].3,
             cfg.out
-        ),
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    }
+        )
+    });
 }

@@ -423,12 +423,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
 
 #[allow(dead_code)]
 fn main() {
-    let cfg = Config::parse();
-    match run(&cfg) {
-        Ok(_) => println!("figures and metrics in {}", cfg.out),
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    }
+    common::main(run, |cfg: &Config, _: &Vec<Report>| {
+        println!("figures and metrics in {}", cfg.out)
+    });
 }

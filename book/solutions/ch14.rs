@@ -1,6 +1,8 @@
 //! Chapter 14: your own layer.
 
-use cubegrad::autograd::{apply, Forward, GradcheckOptions, GradcheckReport, Op};
+use cubegrad::autograd::{
+    apply, apply_custom, CustomOp, Forward, GradcheckOptions, GradcheckReport, Op,
+};
 use cubegrad::{gradcheck, DType, Tensor};
 
 /// Exercise 1: `y = a · tanh(x)`, inputs `x` and the scalar `a` (shape `[1]`). Saves
@@ -81,6 +83,59 @@ pub fn check_lean_swish() -> cubegrad::Result<GradcheckReport> {
     gradcheck(
         |v| apply(LeanSwish, &[&v[0], &v[1]]),
         &[x, beta],
+        &GradcheckOptions::default(),
+    )
+}
+
+/// Exercise 3: `y = a · tanh(x)` with its own CPU loops. On a GPU its inputs would meet the
+/// trait's default `cube_forward`: an `Unsupported` error naming `scaled_tanh_loops` and the
+/// device (the op gives no kernel), not a silent copy to the host.
+pub struct ScaledTanhLoops;
+
+impl CustomOp for ScaledTanhLoops {
+    fn name(&self) -> &'static str {
+        "scaled_tanh_loops"
+    }
+    fn cpu_forward(&self, inputs: &[&Tensor]) -> cubegrad::Result<Tensor> {
+        let (x, a) = (inputs[0].try_to_vec::<f64>()?, inputs[1].item());
+        let y: Vec<f64> = x.iter().map(|v| a * v.tanh()).collect();
+        Tensor::try_from_vec(y, inputs[0].shape().clone())?.try_to_dtype(inputs[0].dtype())
+    }
+    fn cpu_backward(
+        &self,
+        inputs: &[&Tensor],
+        _output: &Tensor,
+        grad: &Tensor,
+        needs: &[bool],
+    ) -> cubegrad::Result<Vec<Option<Tensor>>> {
+        let (x, a) = (inputs[0].try_to_vec::<f64>()?, inputs[1].item());
+        let g = grad.try_to_vec::<f64>()?;
+        let dx: Vec<f64> = x
+            .iter()
+            .zip(&g)
+            .map(|(v, g)| g * a * (1.0 - v.tanh().powi(2)))
+            .collect();
+        let da: f64 = x.iter().zip(&g).map(|(v, g)| g * v.tanh()).sum();
+        let dtype = inputs[0].dtype();
+        Ok(vec![
+            needs[0]
+                .then(|| Tensor::try_from_vec(dx, inputs[0].shape().clone())?.try_to_dtype(dtype))
+                .transpose()?,
+            needs[1]
+                .then(|| Tensor::try_from_vec(vec![da], [1])?.try_to_dtype(dtype))
+                .transpose()?,
+        ])
+    }
+}
+
+pub fn check_scaled_tanh_loops() -> cubegrad::Result<GradcheckReport> {
+    let x = Tensor::randn([4, 3], 0.0, 1.0)
+        .to_dtype(DType::F64)
+        .with_grad();
+    let a = Tensor::from_vec(vec![1.7f64], [1]).with_grad();
+    gradcheck(
+        |v| apply_custom(ScaledTanhLoops, &[&v[0], &v[1]]),
+        &[x, a],
         &GradcheckOptions::default(),
     )
 }

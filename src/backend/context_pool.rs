@@ -1,4 +1,4 @@
-//! ContextPool (spec: `shared/specs/contextpool.md`, copied in `docs/specs/contextpool.md`)
+//! ContextPool (spec: `docs/specs/contextpool.md`)
 //! as one fused primitive. Every output token `o` pools the input tokens `j` inside a window
 //! around its centre, with weights `u_oj = w_j · exp(−dist²(o, j) / (2 s_o²))`; the window is
 //! enumerated directly, so the n×n matrix never exists. One geometry type covers the three

@@ -1,7 +1,7 @@
 //! ContextPool (Huang et al., ICML 2022): before attention, every token is replaced by a
 //! weighted average of its neighbourhood, with per-token weights `w` and a per-token
 //! neighbourhood size `s` both predicted from the features. The exact definition and its
-//! options are in `shared/specs/contextpool.md`:
+//! options are in `docs/specs/contextpool.md`:
 //!
 //! ```text
 //! w_j = σ(a · x_j + a0)                            pooling weight of token j

@@ -221,6 +221,7 @@ fn ch14_your_own_layer() {
     manual_seed(1);
     assert!(ch14::check_scaled_tanh().unwrap().max_error < 1e-8);
     assert!(ch14::check_lean_swish().unwrap().max_error < 1e-8);
+    assert!(ch14::check_scaled_tanh_loops().unwrap().max_error < 1e-8);
 }
 
 #[test]

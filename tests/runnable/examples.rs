@@ -4,7 +4,7 @@
 
 #[path = "../../examples/attention_pooling.rs"]
 mod attention_pooling;
-#[path = "../../examples/contextpool_lm.rs"]
+#[path = "../../examples/contextpool_lm/main.rs"]
 mod contextpool_lm;
 #[path = "../../examples/custom_kernel.rs"]
 mod custom_kernel;
@@ -12,7 +12,7 @@ mod custom_kernel;
 mod custom_layer;
 #[path = "../../examples/image_classify.rs"]
 mod image_classify;
-#[path = "../../examples/translate.rs"]
+#[path = "../../examples/translate/main.rs"]
 mod translate;
 
 use cubegrad::Device;

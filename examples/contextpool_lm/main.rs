@@ -1,0 +1,313 @@
+//! A character-level language model on 233 State of the Union addresses, with ContextPool.
+//!
+//!     cargo run --release --example contextpool_lm
+//!     cargo run --release --example contextpool_lm -- --compare
+//!     cargo run --release --example contextpool_lm -- --help
+//!
+//! The default trains a small causal transformer whose layers pool each token's recent
+//! context (ContextPool) before attention, reports bits per character (bpc) on held-out text,
+//! and then writes a sample with the KV cache. `--compare` trains the paper's comparison on one
+//! budget of steps: a deeper plain transformer, a shallower ContextPool one, adaptive attention
+//! span and local attention. Everything lands in `--out` (default `runs/contextpool_lm`):
+//! metrics as CSV/JSON, learning curves, the pooling sizes over a passage, an attention map, and
+//! a checkpoint that `--resume` continues exactly.
+//!
+//! The files: `main.rs` (the flags, the single run and the comparison), `model.rs` (the model,
+//! its FLOPs, and sampling with the KV cache), `train.rs` (the corpus, the training loop and
+//! its report) and `figures.rs` (pooling sizes and attention over a passage). What every
+//! example shares is in `examples/common/`.
+
+// The shared code sits beside this folder, in examples/common.
+#[path = "../common/mod.rs"]
+mod common;
+mod figures;
+mod model;
+mod train;
+
+use clap::{Parser, ValueEnum};
+use common::{line_chart, out_dir, AnyResult, Series, Table};
+use cubegrad::Device;
+use figures::passage_figures;
+use model::generate;
+use std::path::PathBuf;
+use train::{load_corpus, report_json, train_one, Report};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    /// Plain causal self-attention.
+    Baseline,
+    /// ContextPool before attention (the paper's model).
+    Contextpool,
+    /// Adaptive attention span (Sukhbaatar et al., 2019).
+    AdaptiveSpan,
+    /// Each token attends to a fixed window of recent tokens.
+    Local,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Baseline => "baseline",
+            ModelKind::Contextpool => "contextpool",
+            ModelKind::AdaptiveSpan => "adaptive-span",
+            ModelKind::Local => "local",
+        }
+    }
+    /// The depth each model gets unless `--layers` says otherwise: ContextPool's claim is that
+    /// it matches a deeper plain model, so it gets half the layers.
+    pub fn default_layers(self) -> usize {
+        match self {
+            ModelKind::Contextpool => 2,
+            _ => 4,
+        }
+    }
+}
+
+const DEFAULT_OUT: &str = "runs/contextpool_lm";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    about = "Character-level language model with ContextPool on the State of the Union addresses"
+)]
+pub struct Config {
+    /// Any UTF-8 text file (gzipped if it ends in .gz)
+    #[arg(long, default_value = "data/sotu.txt.gz")]
+    pub data: String,
+    #[arg(long, value_enum, default_value_t = ModelKind::Contextpool)]
+    pub model: ModelKind,
+    /// Number of layers (default: 2 for contextpool, 4 for the others)
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Train baseline (4 and 2 layers), contextpool, adaptive-span and local on one budget
+    #[arg(long)]
+    pub compare: bool,
+    #[arg(long, default_value_t = 128)]
+    pub d_model: usize,
+    #[arg(long, default_value_t = 4)]
+    pub heads: usize,
+    /// Context length in characters
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Training steps (the budget; with --compare, for each model)
+    #[arg(long, default_value_t = 1500)]
+    pub steps: usize,
+    /// Peak learning rate (AdamW, linear warm-up then cosine decay to a tenth)
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
+    /// Evaluate (and checkpoint) every this many steps
+    #[arg(long, default_value_t = 100)]
+    pub eval_every: usize,
+    /// Characters of the validation split used at each evaluation
+    #[arg(long, default_value_t = 32768)]
+    pub eval_chars: usize,
+    /// Characters of the test split used for the final bpc
+    #[arg(long, default_value_t = 131072)]
+    pub test_chars: usize,
+    /// ContextPool: pool only the keys and values, and attend from the unpooled queries
+    #[arg(long)]
+    pub pool_kv_only: bool,
+    /// Local attention: keys this far back
+    #[arg(long, default_value_t = 32)]
+    pub window: usize,
+    /// Characters to generate after training (0: none)
+    #[arg(long, default_value_t = 400)]
+    pub sample_chars: usize,
+    #[arg(long, default_value = "The Congress")]
+    pub prompt: String,
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, wgpu[:N] or cuda[:N]
+    #[arg(long, default_value = "cpu")]
+    pub device: Device,
+    /// Output folder (with --compare, the default is runs/contextpool_lm_compare)
+    #[arg(long, default_value = DEFAULT_OUT)]
+    pub out: String,
+    /// Continue from the checkpoint in --out
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop once this step is reached, as if interrupted (resume continues the same run)
+    #[arg(long, hide = true)]
+    pub stop_at: Option<usize>,
+    /// No progress bar or sample
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Config {
+    pub fn layers(&self) -> usize {
+        self.layers.unwrap_or(self.model.default_layers())
+    }
+}
+
+/// The single-model run: train, figures, sample.
+pub fn run(cfg: &Config) -> AnyResult<Report> {
+    let corpus = load_corpus(&cfg.data, cfg.seed)?;
+    let dir = out_dir(&cfg.out)?;
+    if !cfg.quiet {
+        println!(
+            "{}: {} characters ({} distinct); train {}, valid {}, test {}",
+            cfg.data,
+            common::thousands(
+                corpus.splits.train.len() + corpus.splits.valid.len() + corpus.splits.test.len()
+            ),
+            corpus.vocab.len(),
+            common::thousands(corpus.splits.train.len()),
+            common::thousands(corpus.splits.valid.len()),
+            common::thousands(corpus.splits.test.len()),
+        );
+    }
+    let (mut report, mut model) = train_one(cfg, &corpus, cfg.model, cfg.layers(), &dir)?;
+    if report.finished {
+        passage_figures(&mut model, &corpus, cfg, &dir)?;
+        if cfg.sample_chars > 0 {
+            let s = generate(&mut model, &corpus.vocab, cfg, cfg.sample_chars)?;
+            common::write_file(&dir.join("sample.txt"), &s)?;
+            report.sample = Some(s);
+        }
+    }
+    Ok(report)
+}
+
+/// The comparison: each model on the same steps, batch and context, then one table.
+pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
+    let corpus = load_corpus(&cfg.data, cfg.seed)?;
+    // Beside, not inside, the single run's folder.
+    let base = if cfg.out == DEFAULT_OUT {
+        "runs/contextpool_lm_compare".to_string()
+    } else {
+        cfg.out.clone()
+    };
+    let cfg = &Config {
+        out: base,
+        ..cfg.clone()
+    };
+    let dir = out_dir(&cfg.out)?;
+    // The paper's comparison, plus the plain model at ContextPool's depth, which tells a
+    // reader whether pooling helps at equal depth (without --layers, which sets every depth).
+    let mut runs: Vec<(ModelKind, usize)> = vec![
+        (ModelKind::Baseline, ModelKind::Baseline.default_layers()),
+        (
+            ModelKind::Contextpool,
+            ModelKind::Contextpool.default_layers(),
+        ),
+    ];
+    if cfg.layers.is_none() {
+        runs.push((ModelKind::Baseline, ModelKind::Contextpool.default_layers()));
+    }
+    runs.push((
+        ModelKind::AdaptiveSpan,
+        ModelKind::AdaptiveSpan.default_layers(),
+    ));
+    runs.push((ModelKind::Local, ModelKind::Local.default_layers()));
+    let mut reports = Vec::new();
+    for (kind, default_layers) in runs {
+        let layers = cfg.layers.unwrap_or(default_layers);
+        let name = if layers == kind.default_layers() {
+            kind.name().to_string()
+        } else {
+            format!("{}-{layers}layers", kind.name())
+        };
+        let sub = out_dir(&format!("{}/{name}", cfg.out))?;
+        let sub_cfg = Config {
+            model: kind,
+            ..cfg.clone()
+        };
+        let (report, mut model) = train_one(&sub_cfg, &corpus, kind, layers, &sub)?;
+        if report.finished {
+            passage_figures(&mut model, &corpus, &sub_cfg, &sub)?;
+        }
+        reports.push(report);
+    }
+    let mut table = Table::new(&[
+        "model",
+        "layers",
+        "params",
+        "FLOPs/char (fwd)",
+        "valid bpc",
+        "test bpc",
+        "wall time (s)",
+        "chars/s",
+    ]);
+    for r in &reports {
+        table.push(vec![
+            r.model.name().into(),
+            r.layers.to_string(),
+            common::thousands(r.params),
+            format!("{:.2} M", r.flops_per_token / 1e6),
+            format!("{:.3}", r.valid_bpc),
+            format!("{:.3}", r.test_bpc),
+            format!("{:.0}", r.train_seconds),
+            format!("{:.0}", r.tokens_per_second),
+        ]);
+    }
+    table.write(&dir, "results")?;
+    let series: Vec<Series> = reports
+        .iter()
+        .map(|r| {
+            Series::line(
+                &format!("{} ({} layers)", r.model.name(), r.layers),
+                r.history.points("step", "valid_bpc"),
+            )
+        })
+        .collect();
+    line_chart(
+        &dir.join("compare_valid_bpc.svg"),
+        "Validation bits per character on one budget",
+        "step",
+        "bits per character",
+        &series,
+    )?;
+    common::write_json(
+        &dir.join("results.json"),
+        &serde_json::Value::Array(reports.iter().map(report_json).collect()),
+    )?;
+    if !cfg.quiet {
+        println!("{}", table.markdown());
+    }
+    Ok(reports)
+}
+
+#[allow(dead_code)]
+fn main() {
+    // `--compare` runs the comparison, which prints its own table; otherwise the single run,
+    // summed up in a line and followed by its sample.
+    let run_or_compare = |cfg: &Config| {
+        if cfg.compare {
+            compare(cfg).map(|_| None)
+        } else {
+            run(cfg).map(Some)
+        }
+    };
+    common::main(run_or_compare, |cfg: &Config, report: &Option<Report>| {
+        let Some(r) = report else { return };
+        if !r.finished {
+            println!(
+                "stopped at step {} of {}; continue with --resume",
+                r.history.rows.last().map_or(0.0, |x| x[0]),
+                cfg.steps
+            );
+            return;
+        }
+        println!(
+            "{} ({} layers, {} parameters): test {:.3} bpc (validation {:.3}), {:.0} s, {:.0} chars/s",
+            r.model.name(),
+            r.layers,
+            common::thousands(r.params),
+            r.test_bpc,
+            r.valid_bpc,
+            r.train_seconds,
+            r.tokens_per_second
+        );
+        if let Some(s) = &r.sample {
+            println!("\nsample:\n{s}\n");
+        }
+        println!(
+            "figures and metrics in {}",
+            PathBuf::from(&cfg.out).display()
+        );
+    });
+}

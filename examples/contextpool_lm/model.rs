@@ -1,0 +1,176 @@
+//! The model: a small causal transformer over characters, the options that make its layers
+//! plain, ContextPool, adaptive-span or local, its forward FLOPs, and sampling with the KV
+//! cache.
+
+use super::common::AnyResult;
+use super::{Config, ModelKind};
+use cubegrad::data::CharVocab;
+use cubegrad::nn::{
+    sinusoidal_positions, AttentionKind, ContextPoolOptions, Embedding, EncoderOptions, LayerCache,
+    LayerNorm, Linear, Module, TransformerEncoderLayer,
+};
+use cubegrad::{no_grad, Tensor};
+use rand::{Rng, SeedableRng};
+
+/// Embedding plus sinusoidal positions, pre-norm encoder layers (causal), a final norm and a
+/// linear head over the characters.
+pub struct CharLm {
+    pub embed: Embedding,
+    pub layers: Vec<TransformerEncoderLayer>,
+    pub norm: LayerNorm,
+    pub head: Linear,
+    d_model: usize,
+}
+
+/// The options of each layer of a `kind` model: causal, without dropout, and with that
+/// kind's attention.
+pub fn layer_options(cfg: &Config, kind: ModelKind) -> EncoderOptions {
+    let mut o = EncoderOptions::new(cfg.d_model, cfg.heads);
+    o.causal = true;
+    // Short runs on much more text than they can see: nothing to regularise.
+    o.dropout = 0.0;
+    match kind {
+        ModelKind::Baseline => {}
+        ModelKind::Contextpool => {
+            o.context_pool = Some(ContextPoolOptions {
+                causal: true,
+                ..Default::default()
+            });
+            o.pool_queries = !cfg.pool_kv_only;
+        }
+        ModelKind::AdaptiveSpan => {
+            o.attention = AttentionKind::AdaptiveSpan {
+                initial_span: cfg.seq_len as f64 / 2.0,
+                ramp: 32.0,
+                max_span: cfg.seq_len as f64,
+            }
+        }
+        ModelKind::Local => o.attention = AttentionKind::Local { window: cfg.window },
+    }
+    o
+}
+
+impl CharLm {
+    pub fn new(cfg: &Config, kind: ModelKind, layers: usize, vocab: usize) -> Self {
+        let opts = layer_options(cfg, kind);
+        CharLm {
+            embed: Embedding::new(vocab, cfg.d_model),
+            layers: (0..layers)
+                .map(|_| TransformerEncoderLayer::new(opts))
+                .collect(),
+            norm: LayerNorm::new(&[cfg.d_model]),
+            head: Linear::new(cfg.d_model, vocab, true),
+            d_model: cfg.d_model,
+        }
+    }
+
+    /// The layers' input: embeddings of `ids` `[B, T]` plus the positions from `offset`.
+    pub fn embed_at(&self, ids: &Tensor, offset: usize) -> Tensor {
+        let t = ids.dims()[1];
+        let pos = sinusoidal_positions(t, self.d_model, offset).to_device(ids.device());
+        self.embed.forward(ids).add(&pos)
+    }
+
+    /// Logits `[B, T, vocab]` for `ids` `[B, T]`.
+    pub fn forward(&self, ids: &Tensor) -> Tensor {
+        let mut h = self.embed_at(ids, 0);
+        for layer in &self.layers {
+            h = layer.forward(&h, None);
+        }
+        self.head.forward(&self.norm.forward(&h))
+    }
+
+    /// Logits for new tokens `ids` `[B, t]` after those already in `caches` (one per layer).
+    pub fn forward_cached(&self, ids: &Tensor, caches: &mut [LayerCache]) -> Tensor {
+        let mut h = self.embed_at(ids, caches[0].kv.len());
+        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
+            h = layer.forward_cached(&h, cache);
+        }
+        self.head.forward(&self.norm.forward(&h))
+    }
+}
+
+impl Module for CharLm {
+    cubegrad::module_tensors! {
+        child "embed" embed;
+        list "layers" layers;
+        child "norm" norm;
+        child "head" head;
+    }
+}
+
+/// Forward FLOPs per token (a multiply-add counts 2), as the layers compute them: the
+/// projections and feed-forward, attention over the keys each query really scores (half the
+/// context on average when causal; the local window; adaptive span scores the whole context and
+/// masks it), ContextPool's two projections and its window, and the output head.
+pub fn flops_per_token(cfg: &Config, kind: ModelKind, layers: usize, vocab: usize) -> f64 {
+    let d = cfg.d_model as f64;
+    let opts = layer_options(cfg, kind);
+    let ff = opts.dim_feedforward as f64;
+    let keys = match kind {
+        ModelKind::Local => (cfg.window + 1).min(cfg.seq_len) as f64,
+        _ => (cfg.seq_len + 1) as f64 / 2.0,
+    };
+    let mut layer = 2.0 * (4.0 * d * d) + 2.0 * (2.0 * d * ff) + 2.0 * (2.0 * keys * d);
+    if let Some(cp) = opts.context_pool {
+        // Weight and size projections, then the causal window of radius + 1 taps per feature.
+        layer += 2.0 * 2.0 * d + 2.0 * (cp.radius() + 1) as f64 * d;
+    }
+    layers as f64 * layer + 2.0 * d * vocab as f64
+}
+
+/// Generates `n` characters after `prompt` with the KV cache, sampling at `temperature` with
+/// its own RNG. The cache covers one context length: when it is full, the last half of the
+/// text is fed again as a fresh prompt, so positions stay within those seen in training.
+pub fn generate(
+    model: &mut CharLm,
+    vocab: &CharVocab,
+    cfg: &Config,
+    n: usize,
+) -> AnyResult<String> {
+    let mut ids = vocab.encode(&cfg.prompt)?;
+    if ids.is_empty() {
+        return Err("generate: the prompt is empty".into());
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed);
+    model.eval();
+    let fresh = |model: &CharLm, ids: &[i64], caches: &mut Vec<LayerCache>| {
+        *caches = vec![LayerCache::default(); model.layers.len()];
+        let x = Tensor::from_vec(ids.to_vec(), [1, ids.len()]).to_device(cfg.device);
+        model.forward_cached(&x, caches)
+    };
+    let mut caches = Vec::new();
+    let keep = (cfg.seq_len / 2).max(1);
+    let start = ids.len().saturating_sub(keep);
+    let mut logits = no_grad(|| fresh(model, &ids[start..], &mut caches));
+    for _ in 0..n {
+        let last = logits.dim(1) - 1;
+        let row: Vec<f32> = logits.narrow(1, last, 1).to_vec::<f32>();
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let weights: Vec<f64> = row
+            .iter()
+            .map(|&z| ((z as f64 - max) / cfg.temperature.max(1e-6)).exp())
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mut u = rng.gen::<f64>() * total;
+        let mut next = weights.len() - 1;
+        for (i, w) in weights.iter().enumerate() {
+            if u < *w {
+                next = i;
+                break;
+            }
+            u -= w;
+        }
+        ids.push(next as i64);
+        logits = no_grad(|| {
+            if caches[0].kv.len() >= cfg.seq_len {
+                fresh(model, &ids[ids.len() - keep..], &mut caches)
+            } else {
+                let x = Tensor::from_vec(vec![next as i64], [1, 1]).to_device(cfg.device);
+                model.forward_cached(&x, &mut caches)
+            }
+        });
+    }
+    model.train();
+    Ok(vocab.decode(&ids))
+}

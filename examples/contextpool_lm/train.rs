@@ -1,0 +1,222 @@
+//! Training one model: the corpus and its splits, bits per character on held-out text, and the
+//! loop (AdamW with warm-up and cosine decay, periodic evaluation and checkpoints that
+//! `--resume` continues exactly).
+
+use super::common::{self, line_chart, progress, AnyResult, History, Series, TrainState};
+use super::model::{flops_per_token, CharLm};
+use super::{Config, ModelKind};
+use cubegrad::data::{lm_batch, lm_eval_batches, read_text, split_blocks, CharVocab, TextSplits};
+use cubegrad::nn::Module;
+use cubegrad::optim::{clip_grad_norm, Adam, AdamConfig, LrSchedule, Optimizer, WarmupCosine};
+use cubegrad::{manual_seed, no_grad};
+use std::path::Path;
+
+/// The corpus cut into characters and splits: 90% train, 5% validation, 5% test, dealt in
+/// blocks of 20,000 characters by a seeded shuffle.
+pub struct Corpus {
+    pub vocab: CharVocab,
+    pub splits: TextSplits,
+}
+
+pub fn load_corpus(path: &str, seed: u64) -> cubegrad::Result<Corpus> {
+    let text = read_text(path)?;
+    let vocab = CharVocab::from_text(&text);
+    let ids = vocab.encode(&text)?;
+    let splits = split_blocks(&ids, 20_000, 0.05, 0.05, seed);
+    Ok(Corpus { vocab, splits })
+}
+
+/// Mean bits per character of `model` over the first `max_chars` characters of `ids`.
+pub fn bits_per_char(model: &mut CharLm, ids: &[i64], cfg: &Config, max_chars: usize) -> f64 {
+    model.eval();
+    let (mut total, mut count) = (0.0, 0usize);
+    no_grad(|| {
+        for (x, y) in lm_eval_batches(ids, cfg.batch_size, cfg.seq_len, Some(max_chars)) {
+            let n = y.numel();
+            let logits = model.forward(&x.to_device(cfg.device));
+            let v = logits.dim(-1);
+            let loss = logits
+                .reshape(&[n, v])
+                .cross_entropy(&y.reshape(&[n]).to_device(cfg.device));
+            total += loss.item() * n as f64;
+            count += n;
+        }
+    });
+    model.train();
+    total / count.max(1) as f64 / std::f64::consts::LN_2
+}
+
+/// What one training run reports.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub model: ModelKind,
+    pub layers: usize,
+    pub params: usize,
+    pub flops_per_token: f64,
+    /// Mean training bpc over the first and the last evaluation interval.
+    pub first_train_bpc: f64,
+    pub last_train_bpc: f64,
+    pub valid_bpc: f64,
+    pub test_bpc: f64,
+    /// Wall time of the training loop, the periodic evaluations included.
+    pub train_seconds: f64,
+    pub tokens_per_second: f64,
+    pub history: History,
+    pub sample: Option<String>,
+    /// False when `--stop-at` ended the run before its last step.
+    pub finished: bool,
+}
+
+/// Names the model and the settings that shape its weights and its steps, so that `--resume`
+/// refuses a checkpoint of another run.
+fn model_tag(cfg: &Config, kind: ModelKind, layers: usize) -> String {
+    let kv_only = if kind == ModelKind::Contextpool && cfg.pool_kv_only {
+        " kv-only"
+    } else {
+        ""
+    };
+    format!(
+        "{}{kv_only} layers={layers} d={} heads={} seq={} batch={} steps={}",
+        kind.name(),
+        cfg.d_model,
+        cfg.heads,
+        cfg.seq_len,
+        cfg.batch_size,
+        cfg.steps
+    )
+}
+
+/// Trains one model and writes its metrics, figures and checkpoint into `dir`.
+pub fn train_one(
+    cfg: &Config,
+    corpus: &Corpus,
+    kind: ModelKind,
+    layers: usize,
+    dir: &Path,
+) -> AnyResult<(Report, CharLm)> {
+    manual_seed(cfg.seed);
+    let vocab = corpus.vocab.len();
+    let mut model = CharLm::new(cfg, kind, layers, vocab);
+    model.try_to_device(cfg.device)?;
+    let mut opt: Adam = AdamConfig::adamw().lr(cfg.lr).weight_decay(0.01).init();
+    let schedule = WarmupCosine {
+        base: cfg.lr,
+        min: cfg.lr / 10.0,
+        warmup: (cfg.steps / 20).max(1),
+        total: cfg.steps,
+    };
+    let mut state = TrainState::start(
+        dir,
+        &model_tag(cfg, kind, layers),
+        "step",
+        &["step", "train_bpc", "valid_bpc", "lr", "seconds"],
+        cfg.resume,
+        &mut model,
+        &mut opt,
+    )?;
+    let params = model.num_params();
+    let end = cfg.stop_at.map_or(cfg.steps, |s| s.min(cfg.steps));
+    let bar = progress(cfg.steps, cfg.quiet);
+    bar.set_position(state.done as u64);
+    let (mut sum_bpc, mut n_bpc) = (0.0, 0usize);
+    while state.done < end {
+        let (x, y) = lm_batch(&corpus.splits.train, cfg.batch_size, cfg.seq_len)?;
+        let (x, y) = (x.to_device(cfg.device), y.to_device(cfg.device));
+        let n = y.numel();
+        let lr = schedule.lr(state.done);
+        opt.set_lr(lr);
+        let logits = model.forward(&x);
+        let ce = logits.reshape(&[n, vocab]).cross_entropy(&y.reshape(&[n]));
+        let mut loss = ce.clone();
+        for l in &model.layers {
+            if let Some(span) = &l.adaptive_span {
+                // The L1 pull on the spans, as in the adaptive-span paper (per head, in tokens).
+                loss = loss.add(&span.span_penalty(2e-6 * cfg.seq_len as f64)?);
+            }
+        }
+        let mut grads = loss.backward();
+        clip_grad_norm(&model, &mut grads, 1.0);
+        opt.step(&mut model, &grads)?;
+        for l in &mut model.layers {
+            if let Some(span) = &mut l.adaptive_span {
+                span.clamp_spans();
+            }
+        }
+        state.done += 1;
+        let step = state.done;
+        let bpc = ce.item() / std::f64::consts::LN_2;
+        sum_bpc += bpc;
+        n_bpc += 1;
+        let tps = (step * cfg.batch_size * cfg.seq_len) as f64 / state.seconds().max(1e-9);
+        bar.set_position(step as u64);
+        bar.set_message(format!("{bpc:.3} bpc, {tps:.0} chars/s"));
+        if step % cfg.eval_every == 0 || step == cfg.steps {
+            let valid = bits_per_char(&mut model, &corpus.splits.valid, cfg, cfg.eval_chars);
+            let train = sum_bpc / n_bpc as f64;
+            let seconds = state.seconds();
+            state
+                .history
+                .push(vec![step as f64, train, valid, lr, seconds]);
+            (sum_bpc, n_bpc) = (0.0, 0);
+            bar.println(format!(
+                "[{}] step {step:5}  train {train:.3} bpc  valid {valid:.3} bpc",
+                kind.name(),
+            ));
+            state.save(&model, &opt)?;
+        }
+    }
+    bar.finish_and_clear();
+    let (step, history) = (state.done, state.history);
+    history.write_csv(&dir.join("metrics.csv"))?;
+    let train_seconds = history.rows.last().map_or(0.0, |r| r[4]);
+    let finished = step >= cfg.steps;
+    let test_bpc = if finished {
+        bits_per_char(&mut model, &corpus.splits.test, cfg, cfg.test_chars)
+    } else {
+        f64::NAN
+    };
+    let report = Report {
+        model: kind,
+        layers,
+        params,
+        flops_per_token: flops_per_token(cfg, kind, layers, vocab),
+        first_train_bpc: history.rows.first().map_or(f64::NAN, |r| r[1]),
+        last_train_bpc: history.rows.last().map_or(f64::NAN, |r| r[1]),
+        valid_bpc: history.rows.last().map_or(f64::NAN, |r| r[2]),
+        test_bpc,
+        train_seconds,
+        tokens_per_second: (step * cfg.batch_size * cfg.seq_len) as f64 / train_seconds.max(1e-9),
+        history,
+        sample: None,
+        finished,
+    };
+    common::write_json(&dir.join("metrics.json"), &report_json(&report))?;
+    line_chart(
+        &dir.join("learning_curve.svg"),
+        &format!("{} ({layers} layers)", kind.name()),
+        "step",
+        "bits per character",
+        &[
+            Series::line("train", report.history.points("step", "train_bpc")),
+            Series::line("validation", report.history.points("step", "valid_bpc")),
+        ],
+    )?;
+    Ok((report, model))
+}
+
+/// A report as JSON: `metrics.json`, and one entry of the comparison's `results.json`.
+pub fn report_json(r: &Report) -> serde_json::Value {
+    serde_json::json!({
+        "model": r.model.name(),
+        "layers": r.layers,
+        "params": r.params,
+        "flops_per_token": r.flops_per_token,
+        "first_train_bpc": r.first_train_bpc,
+        "last_train_bpc": r.last_train_bpc,
+        "valid_bpc": r.valid_bpc,
+        "test_bpc": r.test_bpc,
+        "train_seconds": r.train_seconds,
+        "tokens_per_second": r.tokens_per_second,
+        "finished": r.finished,
+    })
+}
