@@ -5,7 +5,7 @@
 //! and strides arrive as runtime arrays, so a kernel compiles once per operation and float
 //! type, whatever the shapes.
 
-use crate::common::{grid, u32s};
+use crate::common::{grid, pair_offsets, u32s};
 use crate::layout::View;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
@@ -112,33 +112,6 @@ impl CompareKernel for Ge {
     fn order(lt: bool, _eq: bool) -> bool {
         !lt
     }
-}
-
-/// Where output element `i` reads its two operands: `i` unravelled over `shape` and dotted
-/// with each operand's strides (0 along broadcast dims), plus its offset.
-#[cube]
-fn pair_offsets(
-    i: u32,
-    shape: &Array<u32>,
-    a_strides: &Array<u32>,
-    b_strides: &Array<u32>,
-    a_offset: u32,
-    b_offset: u32,
-    rank: u32,
-) -> (u32, u32) {
-    let mut rem = i;
-    let mut ia = a_offset;
-    let mut ib = b_offset;
-    let mut d = rank;
-    while d > 0 {
-        d -= 1;
-        let n = shape[d as usize];
-        let idx = rem % n;
-        rem /= n;
-        ia += idx * a_strides[d as usize];
-        ib += idx * b_strides[d as usize];
-    }
-    (ia, ib)
 }
 
 // ANCHOR: binary_kernel

@@ -58,3 +58,31 @@ pub fn check_device(props: &cubecl::ir::DeviceProperties) -> Result<(), String> 
     }
     Ok(())
 }
+
+/// Where element `i` of `shape` sits in two strided buffers: `i` unravelled over `shape` and
+/// dotted with each one's strides (0 along a broadcast dim), plus its offset. The binary
+/// kernels read their two operands there; the copy kernel reads one and writes the other.
+#[cube]
+pub fn pair_offsets(
+    i: u32,
+    shape: &Array<u32>,
+    a_strides: &Array<u32>,
+    b_strides: &Array<u32>,
+    a_offset: u32,
+    b_offset: u32,
+    rank: u32,
+) -> (u32, u32) {
+    let mut rem = i;
+    let mut ia = a_offset;
+    let mut ib = b_offset;
+    let mut d = rank;
+    while d > 0 {
+        d -= 1;
+        let n = shape[d as usize];
+        let idx = rem % n;
+        rem /= n;
+        ia += idx * a_strides[d as usize];
+        ib += idx * b_strides[d as usize];
+    }
+    (ia, ib)
+}

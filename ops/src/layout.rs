@@ -2,7 +2,7 @@
 //! contiguous buffer, or write a contiguous buffer into a view of a larger one. Permute,
 //! transpose, narrow, broadcast and concatenation are all one of the two.
 
-use crate::common::{grid, u32s};
+use crate::common::{grid, pair_offsets, u32s};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
@@ -22,18 +22,15 @@ fn copy_kernel<F: Float>(
 ) {
     let i = ABSOLUTE_POS as u32;
     if i < numel {
-        let mut rem = i;
-        let mut s = src_offset;
-        let mut t = dst_offset;
-        let mut d = rank;
-        while d > 0 {
-            d -= 1;
-            let n = shape[d as usize];
-            let idx = rem % n;
-            rem /= n;
-            s += idx * src_strides[d as usize];
-            t += idx * dst_strides[d as usize];
-        }
+        let (s, t) = pair_offsets(
+            i,
+            shape,
+            src_strides,
+            dst_strides,
+            src_offset,
+            dst_offset,
+            rank,
+        );
         dst[t as usize] = src[s as usize];
     }
 }

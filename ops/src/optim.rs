@@ -71,7 +71,7 @@ fn sgd_kernel<F: Float + CubeElement>(
     }
 }
 
-/// Adam's hyper-parameters as the CPU path takes them.
+/// Adam's hyper-parameters, as both backends take them (`cubegrad::backend::optim`).
 #[derive(Clone, Copy, Debug)]
 pub struct AdamHyper {
     pub lr: f64,
@@ -79,6 +79,8 @@ pub struct AdamHyper {
     pub beta2: f64,
     pub eps: f64,
     pub weight_decay: f64,
+    /// AdamW: decay the weights directly (`p ← p·(1 − lr·wd)`) instead of adding `wd·p` to
+    /// the gradient.
     pub decoupled: bool,
 }
 
@@ -124,6 +126,7 @@ pub fn adam_step<R: Runtime, F: Float + CubeElement>(
     }
 }
 
+/// SGD's hyper-parameters, as both backends take them.
 #[derive(Clone, Copy, Debug)]
 pub struct SgdHyper {
     pub lr: f64,
