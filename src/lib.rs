@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod profile;
 pub mod random;
 pub mod tensor;
 pub mod testing;

@@ -50,6 +50,18 @@ def row_cases(s, gs, x, w, bias, g):
     }
 
 
+class Lazy:
+    """Builds a workload on its first call, so that --only skips building the others."""
+
+    def __init__(self, make):
+        self.make, self.fn = make, None
+
+    def __call__(self):
+        if self.fn is None:
+            self.fn = self.make()
+        return self.fn()
+
+
 def workloads():
     torch.manual_seed(0)
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
@@ -63,7 +75,15 @@ def workloads():
     mha = mha_case()
     conv = conv_case()
 
+    steps = {
+        "plain_4l": lambda: train_step_case(4),
+        "plain_2l": lambda: train_step_case(2),
+        "contextpool_2l": lambda: train_step_case(2, pooled=True),
+        "local_4l": lambda: train_step_case(4, window=32),
+    }
+
     return {
+        **{f"train_step_f32/{name}": (Lazy(make), False) for name, make in steps.items()},
         **{f"context_pool_f32/fwd_bwd_n{n}": (fn, False) for n, fn in pool.items()},
         "attention_f32/mha_causal_fwd_bwd_b16_n256_d128_h4": (mha, False),
         "conv_f32/conv2d_fwd_bwd_b32_c32_o64_28x28_k3": (conv, False),
@@ -152,6 +172,99 @@ def conv_case():
         x.grad = conv.weight.grad = conv.bias.grad = None
         conv(x).backward(g)
     return fwd_bwd
+
+
+class ContextPool(torch.nn.Module):
+    """ContextPool (docs/specs/contextpool.md) written the best way in eager PyTorch: each
+    token's window gathered with `unfold` (a view), so the work is O(n · window · d) like
+    cubegrad's fused op, not O(n²)."""
+
+    def __init__(self, d, s_min=0.5, s_max=8.0, causal=True, eps=1e-6):
+        super().__init__()
+        self.weight_proj = torch.nn.Linear(d, 1)
+        self.size_proj = torch.nn.Linear(d, 1)
+        torch.nn.init.zeros_(self.weight_proj.weight)
+        torch.nn.init.zeros_(self.weight_proj.bias)
+        torch.nn.init.zeros_(self.size_proj.weight)
+        p = (1.0 - s_min) / (s_max - s_min)
+        torch.nn.init.constant_(self.size_proj.bias, math.log(p / (1 - p)))
+        self.s_min, self.s_max, self.causal, self.eps = s_min, s_max, causal, eps
+        self.radius = math.ceil(3 * s_max)
+
+    def forward(self, x):
+        r = self.radius
+        w = torch.sigmoid(self.weight_proj(x)).squeeze(-1)                           # [B, n]
+        s = self.s_min + (self.s_max - self.s_min) * torch.sigmoid(self.size_proj(x)).squeeze(-1)
+        after = 0 if self.causal else r
+        taps = r + 1 + after
+        offsets = torch.arange(-r, after + 1, dtype=x.dtype)                            # [K]
+        xw = F.pad(x, (0, 0, r, after)).unfold(1, taps, 1)                             # [B, n, d, K]
+        ww = F.pad(w, (r, after)).unfold(1, taps, 1)                                   # [B, n, K]
+        u = ww * torch.exp(-offsets ** 2 / (2 * s[..., None] ** 2))                    # [B, n, K]
+        z = u.sum(-1, keepdim=True)
+        return torch.matmul(xw, u[..., None]).squeeze(-1) / (z + self.eps)
+
+
+class PooledLayer(torch.nn.TransformerEncoderLayer):
+    """A pre-norm encoder layer with ContextPool between the first norm and attention
+    (queries, keys and values pooled), as cubegrad's TransformerEncoderLayer."""
+
+    def __init__(self, d, heads, ff):
+        super().__init__(d, heads, ff, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        self.context_pool = ContextPool(d)
+
+    def forward(self, x, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        h = self.context_pool(self.norm1(x))
+        x = x + self._sa_block(h, src_mask, src_key_padding_mask, is_causal=is_causal)
+        return x + self._ff_block(self.norm2(x))
+
+
+class CharLm(torch.nn.Module):
+    """The contextpool_lm example's model (benches/train_step.rs)."""
+
+    def __init__(self, layers, vocab=99, d=128, heads=4, seq=128, pooled=False, window=None):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, d)
+        pos = torch.arange(seq, dtype=torch.float64)[:, None]
+        freq = 10000.0 ** (-(torch.arange(d) // 2 * 2).double() / d)
+        angle = pos * freq
+        pe = torch.where(torch.arange(d) % 2 == 0, angle.sin(), angle.cos()).float()
+        self.register_buffer("positions", pe)
+        make = (lambda: PooledLayer(d, heads, 4 * d)) if pooled else (
+            lambda: torch.nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, activation="gelu",
+                                                     batch_first=True, norm_first=True))
+        self.layers = torch.nn.ModuleList(make() for _ in range(layers))
+        self.norm = torch.nn.LayerNorm(d)
+        self.head = torch.nn.Linear(d, vocab)
+        i = torch.arange(seq)
+        ahead = i[None, :] > i[:, None]
+        if window is None:
+            self.mask, self.is_causal = ahead, True
+        else:
+            # True = may not attend (PyTorch's convention): the future, and beyond the window.
+            self.mask, self.is_causal = ahead | (i[:, None] - i[None, :] > window), False
+
+    def forward(self, ids):
+        h = self.embed(ids) + self.positions
+        for layer in self.layers:
+            h = layer(h, src_mask=self.mask, is_causal=self.is_causal)
+        return self.head(self.norm(h))
+
+
+def train_step_case(layers, pooled=False, window=None, batch=32, seq=128, vocab=99):
+    model = CharLm(layers, vocab=vocab, seq=seq, pooled=pooled, window=window)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    i = torch.arange(batch * seq + 1)
+    ids = (i * 7919 + 13) % vocab
+    x, y = ids[:-1].reshape(batch, seq), ids[1:].reshape(batch, seq)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits = model(x)
+        F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1)).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return step
 
 
 def median_ms(fn, no_grad, reps, min_seconds, sync=lambda: None):

@@ -3,6 +3,7 @@
 
 use super::tape;
 use crate::error::Result;
+use crate::profile::{self, Phase};
 use crate::tensor::Tensor;
 
 /// What a forward pass produces: the output, and the tensors its backward will need.
@@ -54,7 +55,9 @@ impl<O: Op> tape::Backward for O {
 /// Runs `op` on `inputs` and, when recording and some input requires grad, puts it on the tape.
 pub fn apply(op: impl Op, inputs: &[&Tensor]) -> Result<Tensor> {
     let track = tape::is_recording() && inputs.iter().any(|t| t.requires_grad());
-    let Forward { mut output, saved } = tape::no_grad(|| op.forward(inputs))?;
+    let Forward { mut output, saved } = profile::timed(op.name(), Phase::Forward, || {
+        tape::no_grad(|| op.forward(inputs))
+    })?;
     if !track {
         return Ok(output);
     }

@@ -20,6 +20,7 @@
 use super::grads::Gradients;
 use super::node_ref::NodeRef;
 use crate::error::{Error, Result};
+use crate::profile::{self, Phase};
 use crate::tensor::{GradMeta, Inner, Shape, Tensor, TensorId};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
@@ -255,7 +256,9 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
                 grads.accumulate(node.output, grad_out.clone())?;
             }
             let needs: SmallVec<[bool; 3]> = node.inputs.iter().map(|i| i.requires_grad).collect();
-            let input_grads = node.op.backward(&node.saved, &grad_out, &needs)?;
+            let input_grads = profile::timed(node.op.name(), Phase::Backward, || {
+                node.op.backward(&node.saved, &grad_out, &needs)
+            })?;
             if input_grads.len() != node.inputs.len() {
                 return Err(Error::Autograd(format!(
                     "{}: backward returned {} gradients for {} inputs",

@@ -1,14 +1,24 @@
-//! Scaled dot-product attention as one fused primitive, forward and backward, the same
-//! algorithm on every backend:
+//! Scaled dot-product attention as one fused primitive, forward and backward:
 //!
 //! ```text
 //! S = scale · Q Kᵀ + additive mask          P = softmax(S) where kept (0 elsewhere)
 //! O = (P ⊙ D) V                              D: the dropout mask, already divided by 1 − p
 //! ```
 //!
-//! The forward returns `P` for the backward (the one n×n matrix per head it needs):
-//! `dV = (P ⊙ D)ᵀ G`, `dP = (G Vᵀ) ⊙ D`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`, `dQ = scale · dS K`,
-//! `dK = scale · dSᵀ Q`; an additive mask's gradient is `dS`.
+//! The backward needs `P` again: `dV = (P ⊙ D)ᵀ G`, `dP = (G Vᵀ) ⊙ D`,
+//! `dS = P ⊙ (dP − rowsum(G ⊙ O))`, `dQ = scale · dS K`, `dK = scale · dSᵀ Q`; an additive
+//! mask's gradient is `dS`. (`rowsum(G ⊙ O)` equals `rowsum(dP ⊙ P)`, and needs no `P`.)
+//!
+//! How a backend gets `P` back is its own choice, and what it saves says which: the CPU runs
+//! flash attention (tiles of keys with an online softmax, saving only each row's log-sum-exp,
+//! so memory is O(n·d) per head and `P` is recomputed tile by tile in the backward); a CubeCL
+//! device saves `P` itself. The op keeps whatever [`AttentionForward::saved`] holds and hands
+//! it back to the same backend.
+//!
+//! Dropout is given as a probability and a seed, not as a mask: element `(h, i, j)` of the
+//! weights `[n, l, s]` is kept where the Philox stream of the seed keeps element
+//! `(h·l + i)·s + j` (`backend/random.rs`), so a backend can draw the mask tile by tile, or
+//! whole, and every backend drops the same weights.
 
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -52,9 +62,32 @@ pub struct AttentionMasks<'a> {
     pub add: Option<&'a Tensor>,
 }
 
+/// Dropout on the attention weights (see the module comment).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionDropout {
+    pub p: f64,
+    pub seed: u64,
+}
+
+/// What the forward returns: the output `O` (`[..., L, Ev]`) and what the backward needs
+/// besides `q`, `k`, `v` and `O`: the row log-sum-exps `[..., L]` for a flash backend, or
+/// `P` `[..., L, S]` for one that stores it.
+pub struct AttentionForward {
+    pub o: Tensor,
+    pub saved: Tensor,
+}
+
+/// The gradients of `q`, `k`, `v`, and of the scores `dS` (`[..., L, S]`) when asked for.
+pub struct AttentionGrads {
+    pub dq: Tensor,
+    pub dk: Tensor,
+    pub dv: Tensor,
+    pub ds: Option<Tensor>,
+}
+
 pub trait AttentionKernels {
-    /// `(O, P)` for contiguous `q`, `k`, `v` with the same leading dims, and the dropout
-    /// mask `drop` (`P`'s shape) when dropout is on.
+    /// `O` for contiguous `q`, `k`, `v` with the same leading dims, and what the backward
+    /// needs.
     fn attention(
         &self,
         q: &Tensor,
@@ -62,22 +95,22 @@ pub trait AttentionKernels {
         v: &Tensor,
         masks: AttentionMasks<'_>,
         scale: f64,
-        drop: Option<&Tensor>,
-    ) -> Result<(Tensor, Tensor)>;
+        dropout: Option<AttentionDropout>,
+    ) -> Result<AttentionForward>;
 
-    /// `(dQ, dK, dV, dS)` from the output gradient `g`; `dS` (`P`'s shape) only when
-    /// `want_ds` (an additive mask needs it).
+    /// The gradients from the output gradient `g` (contiguous), given the forward's inputs,
+    /// output and saved tensor; `dS` only when `want_ds` (an additive mask needs it).
     #[allow(clippy::too_many_arguments)]
     fn attention_backward(
         &self,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
-        p: &Tensor,
-        drop: Option<&Tensor>,
-        g: &Tensor,
+        fwd: &AttentionForward,
+        masks: AttentionMasks<'_>,
         scale: f64,
-        causal: bool,
+        dropout: Option<AttentionDropout>,
+        g: &Tensor,
         want_ds: bool,
-    ) -> Result<(Tensor, Tensor, Tensor, Option<Tensor>)>;
+    ) -> Result<AttentionGrads>;
 }

@@ -8,4 +8,8 @@ pub trait MatmulKernels {
     /// batched over `batch`, the broadcast of their leading dims; the result has shape `out`
     /// (`batch + [m, n]`).
     fn matmul(&self, a: &Tensor, b: &Tensor, batch: &Shape, out: &Shape) -> Result<Tensor>;
+
+    /// `x Wᵀ + b` for `x` `[rows, in]` (contiguous), `w` `[out, in]` (any strides) and an
+    /// optional `b` `[out]`: a `[rows, out]` result.
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor>;
 }

@@ -3,6 +3,7 @@
 
 use super::Module;
 use crate::error::{Error, Result};
+use crate::ops::linear::try_linear;
 use crate::tensor::Tensor;
 
 pub struct Linear {
@@ -36,11 +37,7 @@ impl Linear {
                 ),
             ));
         }
-        let y = x.try_matmul(&self.weight.t())?;
-        match &self.bias {
-            Some(b) => y.try_add(b),
-            None => Ok(y),
-        }
+        try_linear(x, &self.weight, self.bias.as_ref())
     }
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {

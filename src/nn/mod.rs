@@ -45,5 +45,6 @@ pub use crate::ops::conv::{try_conv1d, try_conv2d, Conv2dOptions};
 pub use crate::ops::dropout::{dropout, try_dropout};
 pub use crate::ops::gru::try_gru_layer;
 pub use crate::ops::layer_norm::try_layer_norm;
+pub use crate::ops::linear::{linear, try_linear};
 pub use crate::ops::masks::{causal_mask, lens_mask, local_mask, strided_mask};
 pub use crate::ops::pooling::{try_avg_pool2d, try_global_avg_pool2d, try_max_pool2d};

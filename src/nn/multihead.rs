@@ -16,6 +16,7 @@
 use super::{Linear, Module};
 use crate::error::{Error, OrPanic, Result};
 use crate::ops::attention::{and_masks, sdpa_with, split_mask, SdpaOptions, WeightsStash};
+use crate::ops::linear::try_linear;
 use crate::tensor::Tensor;
 use std::rc::Rc;
 
@@ -149,10 +150,12 @@ impl MultiheadAttention {
                 ),
             ));
         }
-        let mut y = x.try_matmul(&w.try_transpose(0, 1)?)?;
-        if let Some(b) = &self.in_proj_bias {
-            y = y.try_add(&b.try_narrow(0, i * e, e)?)?;
-        }
+        let b = self
+            .in_proj_bias
+            .as_ref()
+            .map(|b| b.try_narrow(0, i * e, e))
+            .transpose()?;
+        let y = try_linear(x, &w, b.as_ref())?;
         let (bsz, n) = (x.dims()[0], x.dims()[1]);
         y.try_reshape(&[bsz, n, self.num_heads, self.head_dim()])?
             .try_permute(&[0, 2, 1, 3])

@@ -7,19 +7,20 @@
 //! O = dropout(P) V
 //! ```
 //!
-//! The op keeps `P` for its backward (the one n×n matrix per head the backward needs) and
-//! not `S`; the backward's formulas are in `backend/attention.rs`, and every backend runs the
-//! same algorithm. A fully masked row gives zeros, not NaN as in PyTorch (see `softmax`). The
-//! dropout mask is drawn where the tensors live, from a counter-based generator
-//! (`ops::dropout`).
+//! The forward and backward formulas are in `backend/attention.rs`. On the CPU it runs as
+//! flash attention: `P` is never stored whole, so memory stays O(n·d) per head. A fully
+//! masked row gives zeros, not NaN as in PyTorch (see `softmax`). The dropout mask is drawn
+//! where the tensors live from a counter-based generator, by its seed (`ops::dropout`), so
+//! the backward draws the same one again instead of keeping it.
 
-use super::dropout::dropout_mask;
+use super::dropout::draw_seed;
+use super::masks::causal_mask;
 use super::{same_kind, sum_to_shape};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend;
-use crate::backend::attention::{AttentionDims, AttentionMasks};
+use crate::backend::attention::{AttentionDropout, AttentionForward, AttentionMasks};
 use crate::error::{Error, OrPanic, Result};
-use crate::tensor::{DType, Shape, Tensor};
+use crate::tensor::{DType, Device, Shape, Tensor};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -48,9 +49,64 @@ struct Sdpa {
     keep: Option<Tensor>,
     /// Shape of the additive mask, when there is one (its gradient is summed back to it).
     add_shape: Option<Shape>,
-    dropout_p: f64,
+    /// Drawn when the op is built, so the backward drops the same weights as the forward.
+    dropout: Option<AttentionDropout>,
     /// Where `MultiheadAttention` wants the weights for `need_weights`.
     stash: Option<WeightsStash>,
+}
+
+impl Sdpa {
+    /// The masks as the backend takes them, with the keep-mask on `q`'s device.
+    fn masks<'a>(&self, keep: &'a Option<Tensor>, add: Option<&'a Tensor>) -> AttentionMasks<'a> {
+        AttentionMasks {
+            causal: self.causal,
+            keep: keep.as_ref(),
+            add,
+        }
+    }
+
+    /// The keep-mask where the scores live: a mask given on the host follows them.
+    fn keep_on(&self, q: &Tensor) -> Result<Option<Tensor>> {
+        self.keep
+            .as_ref()
+            .map(|m| m.try_to_device(q.device()))
+            .transpose()
+    }
+
+    /// The attention weights `P ⊙ D` themselves, for `need_weights`: composed from tensor ops,
+    /// since the fused kernel need not keep them.
+    fn weights(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        keep: Option<&Tensor>,
+        add: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (l, s) = (q.dim(-2), k.dim(-2));
+        let mut scores = q
+            .try_matmul(&k.try_transpose(-2, -1)?)?
+            .mul_scalar(self.scale);
+        if let Some(a) = add {
+            scores = scores.try_add(a)?;
+        }
+        let causal = self.causal.then(|| causal_mask(l, s));
+        let keep = match (keep.cloned(), causal) {
+            (Some(a), Some(c)) => Some(and_masks(Some(a.try_to_device(Device::Cpu)?), c)?),
+            (a, c) => a.or(c),
+        };
+        let p = match keep {
+            Some(m) => scores.try_masked_softmax(&m.try_to_device(q.device())?, -1)?,
+            None => scores.try_softmax(-1)?,
+        };
+        match self.dropout {
+            Some(AttentionDropout { p: prob, seed }) => {
+                let mask =
+                    backend::of(q).dropout_mask(p.shape(), prob, seed, p.dtype(), p.device())?;
+                p.try_mul(&mask)
+            }
+            None => Ok(p),
+        }
+    }
 }
 
 impl Op for Sdpa {
@@ -58,41 +114,21 @@ impl Op for Sdpa {
         "scaled_dot_product_attention"
     }
 
-    /// Saves `q`, `k`, `v`, the weights `P` and, with dropout, the rescaled dropout mask:
-    /// `P` is the one n×n matrix per head that the backward needs (the scores are not kept).
+    /// Saves `q`, `k`, `v`, the output `O` and what the backend asks to keep (the rows'
+    /// log-sum-exps on the CPU, O(n) per head; `P` on a device), and the additive mask. The
+    /// dropout mask is not saved: the backward draws it again from its seed.
     fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
         let (q, k, v) = (inputs[0], inputs[1], inputs[2]);
-        let d = AttentionDims::of(q, k, v);
-        let lead = &q.dims()[..q.rank() - 2];
-        let drop = if self.dropout_p > 0.0 {
-            let mut shape = lead.to_vec();
-            shape.extend([d.l, d.s]);
-            Some(dropout_mask(&Shape::new(&shape), self.dropout_p, q)?)
-        } else {
-            None
-        };
-        // A mask given on the host follows the scores to their device.
-        let keep = self
-            .keep
-            .as_ref()
-            .map(|m| m.try_to_device(q.device()))
-            .transpose()?;
-        let masks = AttentionMasks {
-            causal: self.causal,
-            keep: keep.as_ref(),
-            add: inputs.get(3).copied(),
-        };
-        let (o, p) = backend::of(q).attention(q, k, v, masks, self.scale, drop.as_ref())?;
+        let add = inputs.get(3).copied();
+        let keep = self.keep_on(q)?;
+        let fwd =
+            backend::of(q).attention(q, k, v, self.masks(&keep, add), self.scale, self.dropout)?;
         if let Some(stash) = &self.stash {
-            let w = match &drop {
-                Some(m) => p.try_mul(m)?,
-                None => p.clone(),
-            };
-            *stash.borrow_mut() = Some(w);
+            *stash.borrow_mut() = Some(self.weights(q, k, keep.as_ref(), add)?);
         }
-        let mut saved = vec![q.clone(), k.clone(), v.clone(), p];
-        saved.extend(drop);
-        Ok(Forward::new(o, saved))
+        let mut saved = vec![q.clone(), k.clone(), v.clone(), fwd.o.clone(), fwd.saved];
+        saved.extend(add.cloned());
+        Ok(Forward::new(fwd.o, saved))
     }
 
     fn backward(
@@ -101,24 +137,29 @@ impl Op for Sdpa {
         g: &Tensor,
         needs: &[bool],
     ) -> Result<Vec<Option<Tensor>>> {
-        let (q, k, v, p) = (&saved[0], &saved[1], &saved[2], &saved[3]);
-        let drop = saved.get(4);
+        let (q, k, v) = (&saved[0], &saved[1], &saved[2]);
+        let fwd = AttentionForward {
+            o: saved[3].clone(),
+            saved: saved[4].clone(),
+        };
+        let add = saved.get(5);
+        let keep = self.keep_on(q)?;
         let g = g.try_contiguous()?;
         let want_ds = self.add_shape.is_some() && needs.get(3).copied().unwrap_or(false);
-        let (dq, dk, dv, ds) = backend::of(q).attention_backward(
+        let grads = backend::of(q).attention_backward(
             q,
             k,
             v,
-            p,
-            drop,
-            &g,
+            &fwd,
+            self.masks(&keep, add),
             self.scale,
-            self.causal,
+            self.dropout,
+            &g,
             want_ds,
         )?;
-        let mut out = vec![Some(dq), Some(dk), Some(dv)];
+        let mut out = vec![Some(grads.dq), Some(grads.dk), Some(grads.dv)];
         if let Some(shape) = &self.add_shape {
-            out.push(ds.map(|ds| sum_to_shape(&ds, shape)).transpose()?);
+            out.push(grads.ds.map(|ds| sum_to_shape(&ds, shape)).transpose()?);
         }
         Ok(out)
     }
@@ -226,7 +267,10 @@ pub(crate) fn sdpa_with(
         causal: opts.is_causal,
         keep,
         add_shape: add.as_ref().map(|a| a.shape().clone()),
-        dropout_p: opts.dropout_p,
+        dropout: (opts.dropout_p > 0.0).then(|| AttentionDropout {
+            p: opts.dropout_p,
+            seed: draw_seed(),
+        }),
         stash,
     };
     let mut inputs = vec![q, k, v];

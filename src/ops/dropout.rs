@@ -15,8 +15,13 @@ use rand::Rng;
 /// An inverted-dropout mask of `shape` in `like`'s dtype and on its device: `1/(1−p)` with
 /// probability `1 − p`, else 0.
 pub(crate) fn dropout_mask(shape: &Shape, p: f64, like: &Tensor) -> Result<Tensor> {
-    let seed = with_rng(|r| r.gen::<u64>());
+    let seed = draw_seed();
     backend::of(like).dropout_mask(shape, p, seed, like.dtype(), like.device())
+}
+
+/// A mask's seed, the next draw of the thread's seeded generator.
+pub(crate) fn draw_seed() -> u64 {
+    with_rng(|r| r.gen::<u64>())
 }
 
 /// `x` times a fresh dropout mask in training; `x` itself otherwise.

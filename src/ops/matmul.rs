@@ -63,6 +63,11 @@ fn matmul_forward(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     backend::of(a).matmul(a, b, &batch, &out_shape)
 }
 
+/// `a @ b` for two matrices, unrecorded: for the backward passes of other ops.
+pub(crate) fn matmul_2d(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    matmul_forward(a, b)
+}
+
 impl Op for Matmul {
     fn name(&self) -> &'static str {
         "matmul"

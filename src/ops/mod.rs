@@ -23,6 +23,7 @@ pub mod dropout;
 pub mod gru;
 mod index;
 pub mod layer_norm;
+pub mod linear;
 mod loss;
 pub mod masks;
 mod matmul;

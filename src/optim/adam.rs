@@ -76,17 +76,7 @@ pub struct Adam {
 }
 
 impl Adam {
-    fn kind(&self) -> &'static str {
-        if self.config.decoupled_weight_decay {
-            "adamw"
-        } else {
-            "adam"
-        }
-    }
-}
-
-impl Optimizer for Adam {
-    fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
+    fn update(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
         let c = self.config;
         let h = AdamHyper {
             lr: c.lr,
@@ -109,6 +99,20 @@ impl Optimizer for Adam {
             s.exp_avg_sq = s.exp_avg_sq.try_to_device(p.device())?;
             backend::of(p).adam_step(p, g, &mut s.exp_avg, &mut s.exp_avg_sq, s.step, h)
         })
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.config.decoupled_weight_decay {
+            "adamw"
+        } else {
+            "adam"
+        }
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
+        crate::profile::scope("optimizer step", || self.update(model, grads))
     }
     fn lr(&self) -> f64 {
         self.config.lr

@@ -7,6 +7,10 @@ use crate::nn::Module;
 /// `max_norm`; returns the norm before clipping. Like PyTorch, the scale is
 /// `max_norm / (norm + 1e-6)`, applied only when it is below 1.
 pub fn clip_grad_norm(model: &dyn Module, grads: &mut Gradients, max_norm: f64) -> f64 {
+    crate::profile::scope("clip_grad_norm", || clip(model, grads, max_norm))
+}
+
+fn clip(model: &dyn Module, grads: &mut Gradients, max_norm: f64) -> f64 {
     let mut ids = std::collections::HashSet::new();
     model.visit_params("", &mut |_, p| {
         ids.insert(p.id());

@@ -299,6 +299,21 @@ pub fn registry() -> Vec<OpCase> {
             |a| naive::matmul(&a[0], &a[1]),
         ),
         case(
+            "linear",
+            vec![f(&[2, 3, 5]), f(&[4, 5]), f(&[4])],
+            |x| crate::nn::try_linear(&x[0], &x[1], Some(&x[2])),
+            |a| {
+                let y = naive::matmul(&a[0], &naive::permute(&a[1], &[1, 0]));
+                naive::zip(&y, &a[2], |p, q| p + q)
+            },
+        ),
+        case(
+            "linear_no_bias",
+            vec![f(&[7, 5]), f(&[3, 5])],
+            |x| crate::nn::try_linear(&x[0], &x[1], None),
+            |a| naive::matmul(&a[0], &naive::permute(&a[1], &[1, 0])),
+        ),
+        case(
             "matmul_transposed_rhs",
             vec![f(&[3, 5]), f(&[4, 5])],
             |x| x[0].try_matmul(&x[1].try_transpose(0, 1)?),
@@ -655,6 +670,37 @@ pub fn registry() -> Vec<OpCase> {
                 try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
             },
             |a| naive::sdpa(a, None, None, true),
+        ),
+        // Several query blocks and key tiles of the CPU's flash loops (64 × 64), sizes that
+        // are not multiples of them, L ≠ S, and the tiles a causal row skips.
+        case(
+            "sdpa_causal_tiles",
+            vec![f(&[1, 2, 70, 3]), f(&[1, 2, 131, 3]), f(&[1, 2, 131, 5])],
+            |x| {
+                let opts = SdpaOptions {
+                    is_causal: true,
+                    ..Default::default()
+                };
+                try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
+            },
+            |a| naive::sdpa(a, None, None, true),
+        ),
+        case(
+            "sdpa_float_mask_tiles",
+            vec![
+                f(&[1, 67, 3]),
+                f(&[1, 131, 3]),
+                f(&[1, 131, 2]),
+                f(&[67, 131]),
+            ],
+            |x| {
+                let opts = SdpaOptions {
+                    attn_mask: Some(x[3].clone()),
+                    ..Default::default()
+                };
+                try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
+            },
+            |a| naive::sdpa(a, None, Some(&a[3]), false),
         ),
         case(
             "sdpa_bool_mask",

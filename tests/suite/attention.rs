@@ -322,3 +322,86 @@ fn blocked_causal_attention_equals_an_explicit_causal_mask() {
         }
     }
 }
+
+#[test]
+fn attention_dropout_drops_the_weights_a_whole_mask_of_the_same_seed_drops() {
+    // The CPU draws the mask tile by tile; element (h, i, j) must be the one a mask of the
+    // weights' shape drawn from the same seed has. Several tiles, causal and not.
+    for causal in [false, true] {
+        let (q, k, v) = (
+            randn64(&[2, 70, 4]).with_grad(),
+            randn64(&[2, 131, 4]),
+            randn64(&[2, 131, 3]),
+        );
+        let opts = SdpaOptions {
+            dropout_p: 0.4,
+            is_causal: causal,
+            ..Default::default()
+        };
+        manual_seed(7);
+        let fused = scaled_dot_product_attention(&q, &k, &v, &opts);
+        // The same draw of the generator, as a whole mask: dropout of ones.
+        manual_seed(7);
+        let mask =
+            cubegrad::nn::dropout(&Tensor::ones([2, 70, 131]).to_dtype(DType::F64), 0.4, true);
+        let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(0.5);
+        let p = if causal {
+            scores.masked_softmax(&cubegrad::nn::causal_mask(70, 131), -1)
+        } else {
+            scores.softmax(-1)
+        };
+        let composed = p.mul(&mask).matmul(&v);
+        assert_close(
+            &fused.to_vec::<f64>(),
+            &composed.to_vec::<f64>(),
+            Tolerance::F64,
+            "dropped output",
+        );
+        let g = randn64(&[2, 70, 3]);
+        let (gf, gc) = (fused.backward_with(&g), composed.backward_with(&g));
+        assert_close(
+            &gf.get(&q).unwrap().to_vec::<f64>(),
+            &gc.get(&q).unwrap().to_vec::<f64>(),
+            Tolerance::F64,
+            "dq",
+        );
+    }
+}
+
+#[test]
+fn rows_that_see_no_key_give_zeros_and_no_nan() {
+    // Rows 0 and 100 hide every key; the rest see some, across several tiles.
+    let (l, s) = (101, 90);
+    let keep: Vec<bool> = (0..l * s)
+        .map(|x| {
+            let (i, j) = (x / s, x % s);
+            i != 0 && i != 100 && (i + j) % 3 != 0
+        })
+        .collect();
+    let keep = Tensor::from_vec(keep, [l, s]);
+    let q = randn64(&[1, l, 4]).with_grad();
+    let (k, v) = (randn64(&[1, s, 4]).with_grad(), randn64(&[1, s, 2]));
+    let opts = SdpaOptions {
+        attn_mask: Some(keep),
+        ..Default::default()
+    };
+    let y = scaled_dot_product_attention(&q, &k, &v, &opts);
+    let yv = y.to_vec::<f64>();
+    assert_eq!(&yv[..2], &[0.0, 0.0]);
+    assert_eq!(&yv[200..], &[0.0, 0.0]);
+    assert!(yv.iter().all(|x| x.is_finite()));
+    let g = y.backward_with(&randn64(&[1, l, 2]));
+    let dq = g.get(&q).unwrap().to_vec::<f64>();
+    assert!(dq.iter().all(|x| x.is_finite()));
+    assert_eq!(
+        &dq[..4],
+        &[0.0; 4],
+        "a row that sees nothing passes no gradient"
+    );
+    assert!(g
+        .get(&k)
+        .unwrap()
+        .to_vec::<f64>()
+        .iter()
+        .all(|x| x.is_finite()));
+}

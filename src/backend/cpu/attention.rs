@@ -1,16 +1,39 @@
-//! Scaled dot-product attention on the CPU, forward and backward, one (batch, head) at a
-//! time. Each head's scores live in one L×S buffer that stays in cache:
-//! `gemm` writes `Q Kᵀ` into it, the masks and the softmax run over it in place, and `gemm`
-//! multiplies it by `V`. Heads run in parallel, each gemm on one thread.
+//! Scaled dot-product attention on the CPU as flash attention (Dao et al. 2022, the
+//! FlashAttention-2 loop order), forward and backward, one (batch, head) per task.
+//!
+//! The forward walks each block of `BR` query rows over blocks of `BC` keys: the score tile
+//! `S = scale · Q Kᵀ` lives in a small buffer that stays in L1/L2, the masks apply to it, and
+//! an *online softmax* keeps each row's running maximum `m` and sum `l`, rescaling the output
+//! rows already accumulated when the maximum grows. Causal attention skips every tile above
+//! the diagonal. Only `O` and each row's log-sum-exp `m + ln l` are written: memory is O(n·d)
+//! per head, never the n×n weights.
+//!
+//! The backward recomputes each tile's weights exactly as `P = exp(S − lse)` and accumulates
+//! `dV`, `dQ` and `dK` tile by tile (formulas in `backend/attention.rs`). Dropout draws each
+//! tile's mask from the Philox stream of its seed (`random.rs`), the same elements a whole
+//! mask of the weights' shape would have.
 
 use super::float::Float;
+use super::lanes::{dot, max, sum_map};
 use super::matmul::{gemm_into, MatRef};
+use super::random::philox;
+use super::simd::widest;
 use super::{data, raw, tensor, with_float, Cpu};
-use crate::backend::attention::{AttentionDims, AttentionKernels, AttentionMasks};
+use crate::backend::attention::{
+    AttentionDims, AttentionDropout, AttentionForward, AttentionGrads, AttentionKernels,
+    AttentionMasks,
+};
+use crate::backend::random::keep_threshold;
 use crate::backend::storage::CpuData;
 use crate::error::{Error, Result};
 use crate::tensor::{Shape, Tensor};
 use rayon::prelude::*;
+
+/// Query rows per block and keys per tile: a 64×64 score tile is 16 KB in f32.
+const BR: usize = 64;
+const BC: usize = 256;
+
+const OP: &str = "scaled_dot_product_attention";
 
 impl AttentionKernels for Cpu {
     fn attention(
@@ -20,41 +43,28 @@ impl AttentionKernels for Cpu {
         v: &Tensor,
         masks: AttentionMasks<'_>,
         scale: f64,
-        drop: Option<&Tensor>,
-    ) -> Result<(Tensor, Tensor)> {
-        const OP: &str = "scaled_dot_product_attention";
+        dropout: Option<AttentionDropout>,
+    ) -> Result<AttentionForward> {
         let d = AttentionDims::of(q, k, v);
         let lead = &q.dims()[..q.rank() - 2];
-        let keep_strides = masks.keep.map(|m| mask_strides(m, lead, d.l, d.s));
-        let add_strides = masks.add.map(|m| mask_strides(m, lead, d.l, d.s));
-        let keep_data = match masks.keep {
-            Some(m) => match data(OP, m)? {
-                CpuData::Bool(b) => Some(b.as_slice()),
-                _ => return Err(Error::invalid(OP, "the keep-mask must be bool")),
-            },
-            None => None,
-        };
+        let strides = MaskStrides::of(&masks, lead, d);
         with_float!(OP, q.dtype(), |T| {
             let f = |t| super::slice::<T>(OP, t);
             let (qs, ks, vs) = (f(q)?, f(k)?, f(v)?);
-            let ds = drop.map(f).transpose()?;
-            let add_data = masks.add.map(|m| raw::<T>(OP, m)).transpose()?;
-            let m = Masks {
-                causal: masks.causal,
-                keep: keep_strides
-                    .as_ref()
-                    .zip(keep_data)
-                    .map(|(st, b)| view(st, b)),
-                add: add_strides
-                    .as_ref()
-                    .zip(add_data)
-                    .map(|(st, a)| view(st, a)),
+            let inputs = Inputs {
+                q: &qs,
+                k: &ks,
+                v: &vs,
+                d,
+                scale: T::from_f64(scale),
+                masks: strides.views::<T>(&masks)?,
+                drop: dropout.map(Drop::new),
             };
-            let (o, p) = forward(&qs, &ks, &vs, d, T::from_f64(scale), m, ds.as_deref());
-            Ok((
-                tensor(o, with_last(lead, [d.l, d.ev])),
-                tensor(p, with_last(lead, [d.l, d.s])),
-            ))
+            let (o, lse) = forward(&inputs);
+            Ok(AttentionForward {
+                o: tensor(o, with_last(lead, &[d.l, d.ev])),
+                saved: tensor(lse, with_last(lead, &[d.l])),
+            })
         })
     }
 
@@ -63,37 +73,74 @@ impl AttentionKernels for Cpu {
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
-        p: &Tensor,
-        drop: Option<&Tensor>,
-        g: &Tensor,
+        fwd: &AttentionForward,
+        masks: AttentionMasks<'_>,
         scale: f64,
-        causal: bool,
+        dropout: Option<AttentionDropout>,
+        g: &Tensor,
         want_ds: bool,
-    ) -> Result<(Tensor, Tensor, Tensor, Option<Tensor>)> {
-        const OP: &str = "scaled_dot_product_attention";
+    ) -> Result<AttentionGrads> {
         let d = AttentionDims::of(q, k, v);
+        let lead = &q.dims()[..q.rank() - 2];
+        let strides = MaskStrides::of(&masks, lead, d);
         with_float!(OP, q.dtype(), |T| {
             let f = |t| super::slice::<T>(OP, t);
-            let (qs, ks, vs, ps, gs) = (f(q)?, f(k)?, f(v)?, f(p)?, f(g)?);
-            let dr = drop.map(f).transpose()?;
-            let (dq, dk, dv, ds) = backward(
-                &qs,
-                &ks,
-                &vs,
-                &ps,
-                &gs,
+            let (qs, ks, vs, os, gs) = (f(q)?, f(k)?, f(v)?, f(&fwd.o)?, f(g)?);
+            let lse = f(&fwd.saved)?;
+            let inputs = Inputs {
+                q: &qs,
+                k: &ks,
+                v: &vs,
                 d,
-                T::from_f64(scale),
-                dr.as_deref(),
-                causal,
-                want_ds,
-            );
-            Ok((
-                tensor(dq, q.shape().clone()),
-                tensor(dk, k.shape().clone()),
-                tensor(dv, v.shape().clone()),
-                ds.map(|ds| tensor(ds, p.shape().clone())),
-            ))
+                scale: T::from_f64(scale),
+                masks: strides.views::<T>(&masks)?,
+                drop: dropout.map(Drop::new),
+            };
+            let (dq, dk, dv, ds) = backward(&inputs, &os, &lse, &gs, want_ds);
+            Ok(AttentionGrads {
+                dq: tensor(dq, q.shape().clone()),
+                dk: tensor(dk, k.shape().clone()),
+                dv: tensor(dv, v.shape().clone()),
+                ds: ds.map(|ds| tensor(ds, with_last(lead, &[d.l, d.s]))),
+            })
+        })
+    }
+}
+
+/// `lead + last`, as a shape.
+fn with_last(lead: &[usize], last: &[usize]) -> Shape {
+    let mut dims = lead.to_vec();
+    dims.extend_from_slice(last);
+    Shape::new(&dims)
+}
+
+/// The strides of both masks broadcast to the scores `lead + [L, S]`.
+struct MaskStrides {
+    keep: Option<(Vec<usize>, usize, usize)>,
+    add: Option<(Vec<usize>, usize, usize)>,
+}
+
+impl MaskStrides {
+    fn of(masks: &AttentionMasks<'_>, lead: &[usize], d: AttentionDims) -> Self {
+        MaskStrides {
+            keep: masks.keep.map(|m| mask_strides(m, lead, d.l, d.s)),
+            add: masks.add.map(|m| mask_strides(m, lead, d.l, d.s)),
+        }
+    }
+
+    fn views<'a, T: Float>(&'a self, masks: &AttentionMasks<'a>) -> Result<Masks<'a, T>> {
+        let keep = match masks.keep {
+            Some(m) => match data(OP, m)? {
+                CpuData::Bool(b) => Some(b.as_slice()),
+                _ => return Err(Error::invalid(OP, "the keep-mask must be bool")),
+            },
+            None => None,
+        };
+        let add = masks.add.map(|m| raw::<T>(OP, m)).transpose()?;
+        Ok(Masks {
+            causal: masks.causal,
+            keep: self.keep.as_ref().zip(keep).map(|(st, b)| view(st, b)),
+            add: self.add.as_ref().zip(add).map(|(st, a)| view(st, a)),
         })
     }
 }
@@ -111,16 +158,9 @@ fn view<'a, U>(
     }
 }
 
-/// `lead + last`, as a shape.
-fn with_last(lead: &[usize], last: [usize; 2]) -> Shape {
-    let mut dims = lead.to_vec();
-    dims.extend(last);
-    Shape::new(&dims)
-}
-
 /// Per-head offsets and the row/column strides of `m` broadcast to `lead + [L, S]`.
 fn mask_strides(m: &Tensor, lead: &[usize], l: usize, s: usize) -> (Vec<usize>, usize, usize) {
-    let full = with_last(lead, [l, s]);
+    let full = with_last(lead, &[l, s]);
     let view = m.broadcast_view(&full);
     let lay = view.layout();
     let st = &lay.strides;
@@ -169,46 +209,43 @@ pub struct Masks<'a, T> {
     pub add: Option<MaskView<'a, T>>,
 }
 
-/// Softmax of one score row in place, over the keys that `masks` allow; a row with none
-/// left is all zeros.
-#[inline(always)]
-fn softmax_row<T: Float>(row: &mut [T], n: usize, i: usize, masks: &Masks<'_, T>) {
-    let s = row.len();
-    let visible = if masks.causal { (i + 1).min(s) } else { s };
-    if let Some(add) = &masks.add {
-        for (j, v) in row[..visible].iter_mut().enumerate() {
-            *v += add.at(n, i, j);
-        }
-    }
-    if let Some(keep) = &masks.keep {
-        for (j, v) in row[..visible].iter_mut().enumerate() {
-            if !keep.at(n, i, j) {
-                *v = T::neg_infinity();
-            }
-        }
-    }
-    let max = row[..visible]
-        .iter()
-        .fold(T::neg_infinity(), |m, &v| if v > m { v } else { m });
-    if max == T::neg_infinity() {
-        row.iter_mut().for_each(|v| *v = T::zero());
-        return;
-    }
-    let mut sum = T::zero();
-    for v in row[..visible].iter_mut() {
-        *v = (*v - max).fast_exp();
-        sum += *v;
-    }
-    let inv = T::one() / sum;
-    row[..visible].iter_mut().for_each(|v| *v *= inv);
-    row[visible..].iter_mut().for_each(|v| *v = T::zero());
+/// Dropout as the tiles need it: the Philox seed, the keep threshold and the kept weights'
+/// scale `1/(1 − p)`.
+#[derive(Clone, Copy)]
+pub struct Drop {
+    seed: u64,
+    threshold: u32,
+    scale: f64,
 }
 
-/// Query rows in blocks: causal attention handles 64 rows at a time so that each block
-/// multiplies only by the keys it can see; otherwise all rows at once.
-fn row_blocks(l: usize, causal: bool) -> impl Iterator<Item = (usize, usize)> {
-    let step = if causal { 64 } else { l.max(1) };
-    (0..l).step_by(step).map(move |i0| (i0, (i0 + step).min(l)))
+impl Drop {
+    fn new(d: AttentionDropout) -> Self {
+        Drop {
+            seed: d.seed,
+            threshold: keep_threshold(d.p),
+            scale: 1.0 / (1.0 - d.p),
+        }
+    }
+
+    /// The mask values (`0` or `1/(1−p)`) of `out.len()` consecutive weights starting at flat
+    /// element `first` of the weights `[n, l, s]`.
+    fn fill<T: Float>(&self, first: usize, out: &mut [T]) {
+        let scale = T::from_f64(self.scale);
+        let mut block = usize::MAX;
+        let mut words = [0u32; 4];
+        for (x, o) in out.iter_mut().enumerate() {
+            let idx = first + x;
+            if idx / 4 != block {
+                block = idx / 4;
+                words = philox(block as u32, 0, self.seed);
+            }
+            *o = if (words[idx % 4] >> 8) < self.threshold {
+                scale
+            } else {
+                T::zero()
+            };
+        }
+    }
 }
 
 /// Row-major `[rows, cols]` block starting at `offset` of `data`.
@@ -231,96 +268,209 @@ fn transposed<T>(data: &[T], offset: usize, cols: usize) -> MatRef<'_, T> {
     }
 }
 
-/// Returns `(O, P)`: `P = softmax(scale · Q Kᵀ + masks)` (`[n, l, s]`) and `O = (P ⊙ drop) V`
-/// (`[n, l, ev]`). `drop`, if given, is the dropout mask already divided by the keep
-/// probability.
-#[allow(clippy::too_many_arguments)]
-pub fn forward<T: Float>(
-    q: &[T],
-    k: &[T],
-    v: &[T],
-    d: AttentionDims,
-    scale: T,
-    masks: Masks<'_, T>,
-    drop: Option<&[T]>,
-) -> (Vec<T>, Vec<T>) {
-    let AttentionDims { n, l, s, e, ev } = d;
-    let mut p = super::buffer_cache::filled(n * l * s, T::zero());
-    let mut o = super::buffer_cache::filled(n * l * ev, T::zero());
-    if l * s == 0 {
-        return (o, p);
-    }
-    p.par_chunks_mut(l * s)
-        .zip(o.par_chunks_mut(l * ev.max(1)))
-        .enumerate()
-        .for_each_init(Vec::new, |pd, (h, (ph, oh))| {
-            let dh = drop.map(|m| &m[h * l * s..(h + 1) * l * s]);
-            for (i0, i1) in row_blocks(l, masks.causal) {
-                // Causal rows [i0, i1) see keys [0, i1) only: the rest of Q Kᵀ is skipped.
-                let kv = if masks.causal { i1.min(s) } else { s };
-                let rows_ = i1 - i0;
-                gemm_into(
-                    rows_,
-                    kv,
-                    e,
-                    &mut ph[i0 * s..],
-                    s,
-                    false,
-                    rows(q, (h * l + i0) * e, e),
-                    transposed(k, h * s * e, e),
-                    scale,
-                );
-                for (i, row) in ph[i0 * s..i1 * s].chunks_mut(s).enumerate() {
-                    softmax_row(row, h, i0 + i, &masks);
-                }
-                let weights: &[T] = match dh {
-                    Some(m) => {
-                        pd.clear();
-                        pd.extend(
-                            ph[i0 * s..i1 * s]
-                                .iter()
-                                .zip(&m[i0 * s..i1 * s])
-                                .map(|(&a, &b)| a * b),
-                        );
-                        pd
-                    }
-                    None => &ph[i0 * s..i1 * s],
-                };
-                gemm_into(
-                    rows_,
-                    ev,
-                    kv,
-                    &mut oh[i0 * ev..i1 * ev],
-                    ev,
-                    false,
-                    rows(weights, 0, s),
-                    rows(v, h * s * ev, ev),
-                    T::one(),
-                );
-            }
-        });
-    (o, p)
+/// `[start, end)` blocks of `size` covering `0..n`.
+fn blocks(n: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).step_by(size).map(move |a| (a, (a + size).min(n)))
 }
 
-/// Gradients `(dQ, dK, dV, dS)` from the output gradient `g` (`[n, l, ev]`) and the saved
-/// weights `p`; `dS` (the gradient of the scores, i.e. of an additive mask) only when
-/// `want_ds`. With `Pd = P ⊙ drop`:
-/// `dV = Pdᵀ G`, `dP = (G Vᵀ) ⊙ drop`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))`,
-/// `dQ = scale · dS K`, `dK = scale · dSᵀ Q`.
-#[allow(clippy::too_many_arguments)]
+/// What both passes read.
+pub struct Inputs<'a, T> {
+    pub q: &'a [T],
+    pub k: &'a [T],
+    pub v: &'a [T],
+    pub d: AttentionDims,
+    pub scale: T,
+    pub masks: Masks<'a, T>,
+    pub drop: Option<Drop>,
+}
+
+impl<T: Float> Inputs<'_, T> {
+    /// Keys that query rows `[i0, i1)` may see at all: causal rows stop at the diagonal.
+    fn key_end(&self, i1: usize) -> usize {
+        if self.masks.causal {
+            i1.min(self.d.s)
+        } else {
+            self.d.s
+        }
+    }
+
+    /// The score tile of head `h`, query rows `[i0, i1)` and keys `[j0, j1)`, into `st`
+    /// (row stride `j1 − j0`): `scale · Q Kᵀ`, plus the additive mask, with −∞ where a mask
+    /// or causality hides a key.
+    fn scores(&self, h: usize, (i0, i1): (usize, usize), (j0, j1): (usize, usize), st: &mut [T]) {
+        let AttentionDims { l, s, e, .. } = self.d;
+        let cols = j1 - j0;
+        gemm_into(
+            i1 - i0,
+            cols,
+            e,
+            st,
+            cols,
+            false,
+            rows(self.q, (h * l + i0) * e, e),
+            transposed(self.k, (h * s + j0) * e, e),
+            self.scale,
+        );
+        let m = &self.masks;
+        for (r, row) in st[..(i1 - i0) * cols].chunks_mut(cols).enumerate() {
+            let i = i0 + r;
+            if let Some(add) = &m.add {
+                for (c, x) in row.iter_mut().enumerate() {
+                    *x += add.at(h, i, j0 + c);
+                }
+            }
+            if let Some(keep) = &m.keep {
+                for (c, x) in row.iter_mut().enumerate() {
+                    if !keep.at(h, i, j0 + c) {
+                        *x = T::neg_infinity();
+                    }
+                }
+            }
+            if m.causal && j1 > i + 1 {
+                // Keys after the query, on the diagonal tile.
+                let from = (i + 1).max(j0) - j0;
+                row[from..].iter_mut().for_each(|x| *x = T::neg_infinity());
+            }
+        }
+    }
+
+    /// The dropout mask of the tile, when dropout is on.
+    fn drop_tile(
+        &self,
+        h: usize,
+        (i0, i1): (usize, usize),
+        (j0, j1): (usize, usize),
+        out: &mut [T],
+    ) {
+        let Some(drop) = &self.drop else { return };
+        let AttentionDims { l, s, .. } = self.d;
+        let cols = j1 - j0;
+        for (r, row) in out[..(i1 - i0) * cols].chunks_mut(cols).enumerate() {
+            drop.fill((h * l + i0 + r) * s + j0, row);
+        }
+    }
+}
+
+/// Per-thread tiles: scores/weights, their gradient, the dropout mask.
+struct Scratch<T> {
+    st: Vec<T>,
+    dp: Vec<T>,
+    dm: Vec<T>,
+    m: Vec<T>,
+    sum: Vec<T>,
+}
+
+impl<T: Float> Scratch<T> {
+    fn new() -> Self {
+        Scratch {
+            st: vec![T::zero(); BR * BC],
+            dp: vec![T::zero(); BR * BC],
+            dm: vec![T::zero(); BR * BC],
+            m: vec![T::zero(); BR],
+            sum: vec![T::zero(); BR],
+        }
+    }
+}
+
+/// Returns `(O, lse)`: `O` `[n, l, ev]` and each row's log-sum-exp of its scores `[n, l]`
+/// (−∞ for a row every mask hides, whose output is 0).
+pub fn forward<T: Float>(inputs: &Inputs<'_, T>) -> (Vec<T>, Vec<T>) {
+    let AttentionDims { n, l, ev, .. } = inputs.d;
+    // Zeroed: the output rows are the accumulators.
+    let mut o = super::buffer_cache::filled(n * l * ev, T::zero());
+    let mut lse = vec![T::neg_infinity(); n * l];
+    if l == 0 || ev == 0 {
+        return (o, lse);
+    }
+    o.par_chunks_mut(l * ev)
+        .zip(lse.par_chunks_mut(l))
+        .enumerate()
+        .for_each_init(Scratch::new, |sc, (h, (oh, lh))| {
+            widest!(forward_head(inputs, h, oh, lh, sc))
+        });
+    (o, lse)
+}
+
+#[inline(always)]
+fn forward_head<T: Float>(
+    x: &Inputs<'_, T>,
+    h: usize,
+    oh: &mut [T],
+    lh: &mut [T],
+    sc: &mut Scratch<T>,
+) {
+    let AttentionDims { s, ev, .. } = x.d;
+    for (i0, i1) in blocks(x.d.l, BR) {
+        let nr = i1 - i0;
+        sc.m[..nr].fill(T::neg_infinity());
+        sc.sum[..nr].fill(T::zero());
+        for (j0, j1) in blocks(x.key_end(i1), BC) {
+            let cols = j1 - j0;
+            x.scores(h, (i0, i1), (j0, j1), &mut sc.st);
+            x.drop_tile(h, (i0, i1), (j0, j1), &mut sc.dm);
+            for r in 0..nr {
+                let row = &mut sc.st[r * cols..(r + 1) * cols];
+                let new_m = max(row).max(sc.m[r]);
+                if new_m == T::neg_infinity() {
+                    // Nothing visible in this row yet: its weights here are 0.
+                    row.fill(T::zero());
+                    continue;
+                }
+                // Rescale what the row accumulated under its old maximum.
+                let alpha = (sc.m[r] - new_m).fast_exp();
+                for x in row.iter_mut() {
+                    *x = (*x - new_m).fast_exp();
+                }
+                sc.sum[r] = sc.sum[r] * alpha + sum_map(row, |p| p);
+                sc.m[r] = new_m;
+                if alpha != T::one() {
+                    let orow = &mut oh[(i0 + r) * ev..(i0 + r + 1) * ev];
+                    orow.iter_mut().for_each(|o| *o *= alpha);
+                }
+                if x.drop.is_some() {
+                    let mask = &sc.dm[r * cols..(r + 1) * cols];
+                    row.iter_mut().zip(mask).for_each(|(p, &m)| *p *= m);
+                }
+            }
+            // O[i0..i1] += P V[j0..j1]
+            gemm_into(
+                nr,
+                ev,
+                cols,
+                &mut oh[i0 * ev..i1 * ev],
+                ev,
+                true,
+                rows(&sc.st, 0, cols),
+                rows(x.v, (h * s + j0) * ev, ev),
+                T::one(),
+            );
+        }
+        for r in 0..nr {
+            let total = sc.sum[r];
+            let orow = &mut oh[(i0 + r) * ev..(i0 + r + 1) * ev];
+            if total > T::zero() {
+                let inv = T::one() / total;
+                orow.iter_mut().for_each(|o| *o *= inv);
+                lh[i0 + r] = sc.m[r] + total.ln();
+            } else {
+                orow.fill(T::zero());
+                lh[i0 + r] = T::neg_infinity();
+            }
+        }
+    }
+}
+
+/// Gradients `(dQ, dK, dV, dS)` from the output gradient `g` (`[n, l, ev]`), the forward's
+/// output `o` and log-sum-exps `lse`; `dS` (`[n, l, s]`) only when `want_ds`.
 pub fn backward<T: Float>(
-    q: &[T],
-    k: &[T],
-    v: &[T],
-    p: &[T],
+    x: &Inputs<'_, T>,
+    o: &[T],
+    lse: &[T],
     g: &[T],
-    d: AttentionDims,
-    scale: T,
-    drop: Option<&[T]>,
-    causal: bool,
     want_ds: bool,
 ) -> (Vec<T>, Vec<T>, Vec<T>, Option<Vec<T>>) {
-    let AttentionDims { n, l, s, e, ev } = d;
+    let AttentionDims { n, l, s, e, ev } = x.d;
+    // Zeroed: every tile adds into them.
     let mut dq = super::buffer_cache::filled(n * l * e, T::zero());
     let mut dk = super::buffer_cache::filled(n * s * e, T::zero());
     let mut dv = super::buffer_cache::filled(n * s * ev, T::zero());
@@ -328,108 +478,140 @@ pub fn backward<T: Float>(
     if l * s == 0 {
         return (dq, dk, dv, ds_all);
     }
-    let body = |bufs: &mut (Vec<T>, Vec<T>),
-                h: usize,
-                dqh: &mut [T],
-                dkh: &mut [T],
-                dvh: &mut [T],
-                ds_out: Option<&mut [T]>| {
-        let (pd, dp) = bufs;
-        let ph = &p[h * l * s..(h + 1) * l * s];
-        let dh = drop.map(|m| &m[h * l * s..(h + 1) * l * s]);
-        let weights: &[T] = match dh {
-            Some(m) => {
-                pd.clear();
-                pd.extend(ph.iter().zip(m).map(|(&a, &b)| a * b));
-                pd
-            }
-            None => ph,
-        };
-        dp.clear();
-        dp.resize(l * s, T::zero());
-        for (i0, i1) in row_blocks(l, causal) {
-            let kv = if causal { i1.min(s) } else { s };
-            let m_ = i1 - i0;
-            let g_rows = rows(g, (h * l + i0) * ev, ev);
-            // dV[0..kv] += Pd[i0..i1, 0..kv]ᵀ G[i0..i1]
-            gemm_into(
-                kv,
-                ev,
-                m_,
-                dvh,
-                ev,
-                true,
-                transposed(weights, i0 * s, s),
-                g_rows,
-                T::one(),
-            );
-            // dP = G Vᵀ (⊙ drop), then dS = P ⊙ (dP − rowsum(dP ⊙ P)).
-            let dpb = &mut dp[i0 * s..i1 * s];
-            gemm_into(
-                m_,
-                kv,
-                ev,
-                dpb,
-                s,
-                false,
-                g_rows,
-                transposed(v, h * s * ev, ev),
-                T::one(),
-            );
-            if let Some(m) = dh {
-                dpb.iter_mut()
-                    .zip(&m[i0 * s..i1 * s])
-                    .for_each(|(a, &b)| *a *= b);
-            }
-            for (dpr, pr) in dpb.chunks_mut(s).zip(ph[i0 * s..i1 * s].chunks(s)) {
-                let c: T = dpr[..kv].iter().zip(pr).map(|(&a, &b)| a * b).sum();
-                dpr[..kv]
-                    .iter_mut()
-                    .zip(pr)
-                    .for_each(|(a, &b)| *a = b * (*a - c));
-            }
-            let ds = rows(&dp[..], i0 * s, s);
-            gemm_into(
-                m_,
-                e,
-                kv,
-                &mut dqh[i0 * e..i1 * e],
-                e,
-                false,
-                ds,
-                rows(k, h * s * e, e),
-                scale,
-            );
-            gemm_into(
-                kv,
-                e,
-                m_,
-                dkh,
-                e,
-                true,
-                transposed(&dp[..], i0 * s, s),
-                rows(q, (h * l + i0) * e, e),
-                scale,
-            );
-        }
-        if let Some(out) = ds_out {
-            out.copy_from_slice(dp);
-        }
-    };
     let heads = dq
         .par_chunks_mut(l * e.max(1))
         .zip(dk.par_chunks_mut(s * e.max(1)))
         .zip(dv.par_chunks_mut(s * ev.max(1)))
         .enumerate();
+    let run = |sc: &mut Scratch<T>, h, dqh: &mut [T], dkh: &mut [T], dvh: &mut [T], dsh| {
+        widest!(backward_head(x, o, lse, g, h, (dqh, dkh, dvh, dsh), sc))
+    };
     match &mut ds_all {
-        Some(ds) => heads.zip(ds.par_chunks_mut(l * s)).for_each_init(
-            || (Vec::new(), Vec::new()),
-            |bufs, ((h, ((dqh, dkh), dvh)), dsh)| body(bufs, h, dqh, dkh, dvh, Some(dsh)),
-        ),
-        None => heads.for_each_init(
-            || (Vec::new(), Vec::new()),
-            |bufs, (h, ((dqh, dkh), dvh))| body(bufs, h, dqh, dkh, dvh, None),
-        ),
+        Some(ds) => heads
+            .zip(ds.par_chunks_mut(l * s))
+            .for_each_init(Scratch::new, |sc, ((h, ((dqh, dkh), dvh)), dsh)| {
+                run(sc, h, dqh, dkh, dvh, Some(dsh))
+            }),
+        None => heads.for_each_init(Scratch::new, |sc, (h, ((dqh, dkh), dvh))| {
+            run(sc, h, dqh, dkh, dvh, None)
+        }),
     }
     (dq, dk, dv, ds_all)
+}
+
+type HeadGrads<'a, T> = (&'a mut [T], &'a mut [T], &'a mut [T], Option<&'a mut [T]>);
+
+#[inline(always)]
+fn backward_head<T: Float>(
+    x: &Inputs<'_, T>,
+    o: &[T],
+    lse: &[T],
+    g: &[T],
+    h: usize,
+    (dqh, dkh, dvh, mut dsh): HeadGrads<'_, T>,
+    sc: &mut Scratch<T>,
+) {
+    let AttentionDims { l, s, e, ev, .. } = x.d;
+    for (i0, i1) in blocks(l, BR) {
+        let nr = i1 - i0;
+        // rowsum(G ⊙ O) of each query row, and the shift that turns its scores into weights
+        // (+∞ for a fully hidden row, whose weights are then all 0).
+        for r in 0..nr {
+            let at = (h * l + i0 + r) * ev;
+            sc.sum[r] = dot(&g[at..at + ev], &o[at..at + ev]);
+            let z = lse[h * l + i0 + r];
+            sc.m[r] = if z == T::neg_infinity() {
+                T::infinity()
+            } else {
+                z
+            };
+        }
+        let g_rows = rows(g, (h * l + i0) * ev, ev);
+        for (j0, j1) in blocks(x.key_end(i1), BC) {
+            let cols = j1 - j0;
+            x.scores(h, (i0, i1), (j0, j1), &mut sc.st);
+            for r in 0..nr {
+                let shift = sc.m[r];
+                for p in sc.st[r * cols..(r + 1) * cols].iter_mut() {
+                    *p = (*p - shift).fast_exp();
+                }
+            }
+            let tile = nr * cols;
+            // The dropped weights P ⊙ D go to dV; keep P itself for dS.
+            let weights: &[T] = if x.drop.is_some() {
+                x.drop_tile(h, (i0, i1), (j0, j1), &mut sc.dm);
+                for (dp, (&p, &m)) in sc.dp[..tile].iter_mut().zip(sc.st.iter().zip(&sc.dm)) {
+                    *dp = p * m;
+                }
+                &sc.dp
+            } else {
+                &sc.st
+            };
+            // dV[j0..j1] += (P ⊙ D)ᵀ G[i0..i1]
+            gemm_into(
+                cols,
+                ev,
+                nr,
+                &mut dvh[j0 * ev..j1 * ev],
+                ev,
+                true,
+                transposed(weights, 0, cols),
+                g_rows,
+                T::one(),
+            );
+            // dP = (G Vᵀ) ⊙ D, then dS = P ⊙ (dP − rowsum(G ⊙ O)), in place.
+            gemm_into(
+                nr,
+                cols,
+                ev,
+                &mut sc.dp,
+                cols,
+                false,
+                g_rows,
+                transposed(x.v, (h * s + j0) * ev, ev),
+                T::one(),
+            );
+            if x.drop.is_some() {
+                for (a, &m) in sc.dp[..tile].iter_mut().zip(&sc.dm) {
+                    *a *= m;
+                }
+            }
+            for r in 0..nr {
+                let c = sc.sum[r];
+                let (dpr, pr) = (
+                    &mut sc.dp[r * cols..(r + 1) * cols],
+                    &sc.st[r * cols..(r + 1) * cols],
+                );
+                for (a, &p) in dpr.iter_mut().zip(pr) {
+                    *a = p * (*a - c);
+                }
+                if let Some(ds) = dsh.as_deref_mut() {
+                    ds[(i0 + r) * s + j0..(i0 + r) * s + j1].copy_from_slice(dpr);
+                }
+            }
+            // dQ[i0..i1] += scale · dS K[j0..j1];  dK[j0..j1] += scale · dSᵀ Q[i0..i1]
+            gemm_into(
+                nr,
+                e,
+                cols,
+                &mut dqh[i0 * e..i1 * e],
+                e,
+                true,
+                rows(&sc.dp, 0, cols),
+                rows(x.k, (h * s + j0) * e, e),
+                x.scale,
+            );
+            gemm_into(
+                cols,
+                e,
+                nr,
+                &mut dkh[j0 * e..j1 * e],
+                e,
+                true,
+                transposed(&sc.dp, 0, cols),
+                rows(x.q, (h * l + i0) * e, e),
+                x.scale,
+            );
+        }
+    }
 }

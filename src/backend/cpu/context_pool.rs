@@ -9,6 +9,7 @@
 
 use super::buffer_cache;
 use super::float::Float;
+use super::lanes::{axpy, dot};
 use super::{tensor, with_float, Cpu};
 use crate::backend::context_pool::{self as cp, ContextPoolKernels, Geometry, Params};
 use crate::error::Result;
@@ -101,35 +102,6 @@ pub struct Grads<T> {
     pub da0: T,
     pub db: Vec<T>,
     pub db0: T,
-}
-
-/// `Σ a_k b_k` with 16 independent partial sums, so that the loop vectorises (a single
-/// accumulator would be a strict chain of dependent adds).
-#[inline(always)]
-fn dot<T: Float>(a: &[T], b: &[T]) -> T {
-    let mut acc = [T::zero(); 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: T = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(&p, &q)| p * q)
-        .sum();
-    for (p, q) in ca.zip(cb) {
-        let (p, q): (&[T; 16], &[T; 16]) = (p.try_into().unwrap(), q.try_into().unwrap());
-        for k in 0..16 {
-            acc[k] = p[k].mul_add(q[k], acc[k]);
-        }
-    }
-    acc.iter().copied().sum::<T>() + tail
-}
-
-/// `y += alpha · x`.
-#[inline(always)]
-fn axpy<T: Float>(alpha: T, x: &[T], y: &mut [T]) {
-    for (yk, &xk) in y.iter_mut().zip(x) {
-        *yk = alpha.mul_add(xk, *yk);
-    }
 }
 
 fn sigmoid<T: Float>(z: T) -> T {

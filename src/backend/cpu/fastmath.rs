@@ -1,4 +1,6 @@
-//! `exp` for f32 written so that a loop over a slice vectorises: no branches, no libm call.
+//! `exp`, `tanh` and the normal distribution's CDF for f32, written so that a loop over a
+//! slice vectorises: no branches (both sides of a choice are computed, then one is selected),
+//! no libm call.
 //!
 //! Range reduction `x = n·ln2 + r` with |r| ≤ ln2/2, a degree-6 polynomial for `e^r` (Cephes
 //! `expf` coefficients, relative error about 1e-7, i.e. about one ulp), and `2^n` built from the
@@ -54,6 +56,79 @@ pub fn tanh_f32(x: f32) -> f32 {
     t.copysign(x)
 }
 
+/// Coefficients of `erf(z) / z` as a polynomial in `z²` on `|z| ≤ 0.5`, lowest first: a
+/// minimax fit in relative error (Lawson's iteration over 4,000 points against the f64
+/// `erf`), max relative error 1.4e-9 before rounding to f32.
+// The leading coefficient is the fit's, not 2/√π rounded (they differ in the last digit).
+#[allow(clippy::approx_constant)]
+const ERF_SMALL: [f32; 5] = [
+    1.128_379_1,
+    -0.376_126_08,
+    0.112_828_23,
+    -0.026_757_19,
+    0.004_718_001,
+];
+
+/// Coefficients of `erfc(a) · e^{a²}` as a polynomial in `t = 2 / (2 + a)` on `a ≥ 0.5`
+/// (t ∈ (0, 0.8]), lowest first: the same kind of fit, max relative error 7.6e-9.
+const ERFC_SCALED: [f32; 11] = [
+    2.964_896_2e-8,
+    0.282_093,
+    0.282_138_76,
+    0.246_275_89,
+    0.180_349_93,
+    0.066_569_17,
+    0.035_890_695,
+    -0.091_415_17,
+    -0.110_710_256,
+    0.161_244_62,
+    -0.052_489_56,
+];
+
+#[inline(always)]
+fn horner<const N: usize>(c: &[f32; N], x: f32) -> f32 {
+    let mut p = c[N - 1];
+    for k in (0..N - 1).rev() {
+        p = p.mul_add(x, c[k]);
+    }
+    p
+}
+
+/// `e^{−x²/2}` with `x²/2` split into its rounded value and the rounding error, which the
+/// exponential would otherwise multiply by up to 80 in the tails.
+#[inline(always)]
+pub fn exp_neg_half_square_f32(x: f32) -> f32 {
+    let hx = 0.5 * x;
+    let hi = hx * x;
+    // Clamped, so that x = ±∞ (where hi − hi is NaN) still gives 0; |lo| < 1 whenever
+    // e^{−hi} is not 0 anyway.
+    #[allow(clippy::manual_clamp)]
+    let lo = hx.mul_add(x, -hi).max(-1.0).min(1.0);
+    exp_f32(-hi) * (1.0 - lo)
+}
+
+/// The standard normal CDF `Φ(x) = erfc(−x/√2) / 2`, the exact GELU's gate, within 6 ulp of
+/// the true value on [−13, 13] (below, it underflows to 0 as the true value does).
+///
+/// Near 0 it is `1/2 + erf(z)/2` with `erf(z) = z·P(z²)`; elsewhere it goes through `erfc`
+/// of `|z|`, so the left tail keeps its relative accuracy: `1 + erf(z)` would cancel every
+/// digit there (at x = −5, libm's `erff` then gives Φ with a 3% error).
+#[inline(always)]
+pub fn normal_cdf_f32(x: f32) -> f32 {
+    let z = x * std::f32::consts::FRAC_1_SQRT_2;
+    let a = z.abs();
+    let near = 0.5f32.mul_add(z * horner(&ERF_SMALL, z * z), 0.5);
+    // erfc(a) / 2 = e^{−a²} · Q(t) / 2, with a² = x²/2.
+    let t = 2.0 / (2.0 + a);
+    let half_erfc = 0.5 * exp_neg_half_square_f32(x) * horner(&ERFC_SCALED, t);
+    let far = if x < 0.0 { half_erfc } else { 1.0 - half_erfc };
+    if a < 0.5 {
+        near
+    } else {
+        far
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -70,6 +145,27 @@ mod tests {
         assert_eq!(super::exp_f32(f32::NEG_INFINITY), 0.0);
         assert_eq!(super::exp_f32(f32::INFINITY), f32::INFINITY);
         assert!(super::exp_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn normal_cdf_is_within_6_ulp() {
+        let mut worst = 0.0f64;
+        let mut x = -13.0f32;
+        while x < 13.0 {
+            let got = super::normal_cdf_f32(x) as f64;
+            let want = 0.5 * libm::erfc(-(x as f64) * std::f64::consts::FRAC_1_SQRT_2);
+            // One ulp of the f32 nearest the true value.
+            let w = want as f32;
+            let ulp = (f32::from_bits(w.to_bits() + 1) - w) as f64;
+            worst = worst.max((got - want).abs() / ulp);
+            x += 0.000_61;
+        }
+        assert!(worst <= 6.0, "worst error {worst} ulp");
+        assert_eq!(super::normal_cdf_f32(-20.0), 0.0);
+        assert_eq!(super::normal_cdf_f32(20.0), 1.0);
+        assert_eq!(super::normal_cdf_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(super::normal_cdf_f32(f32::INFINITY), 1.0);
+        assert!(super::normal_cdf_f32(f32::NAN).is_nan());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The float element type of the CPU kernels: f32 and f64, with the math the loops need
-//! (a vectorisable `exp` and `tanh` for f32, `erf`) and access to their slices inside
+//! (a vectorisable `exp`, `tanh` and normal CDF for f32) and access to their slices inside
 //! [`CpuData`].
 
 use super::fastmath;
@@ -27,7 +27,10 @@ pub trait Float:
     fn wrap(v: Vec<Self>) -> CpuData;
     fn from_f64(x: f64) -> Self;
     fn as_f64(self) -> f64;
-    fn erf(self) -> Self;
+    /// The standard normal CDF `Φ(x)` (the exact GELU's gate), vectorisable for f32.
+    fn normal_cdf(self) -> Self;
+    /// `e^{−x²/2}`, vectorisable for f32.
+    fn exp_neg_half_square(self) -> Self;
     /// `exp` written so that loops over slices vectorise (see `fastmath.rs`).
     fn fast_exp(self) -> Self;
     fn fast_tanh(self) -> Self;
@@ -56,8 +59,13 @@ impl Float for f32 {
     fn as_f64(self) -> f64 {
         self as f64
     }
-    fn erf(self) -> Self {
-        libm::erff(self)
+    #[inline(always)]
+    fn normal_cdf(self) -> Self {
+        fastmath::normal_cdf_f32(self)
+    }
+    #[inline(always)]
+    fn exp_neg_half_square(self) -> Self {
+        fastmath::exp_neg_half_square_f32(self)
     }
     #[inline(always)]
     fn fast_exp(self) -> Self {
@@ -92,8 +100,12 @@ impl Float for f64 {
     fn as_f64(self) -> f64 {
         self
     }
-    fn erf(self) -> Self {
-        libm::erf(self)
+    fn normal_cdf(self) -> Self {
+        // Through erfc, which keeps the left tail's relative accuracy (1 + erf would not).
+        0.5 * libm::erfc(-self * std::f64::consts::FRAC_1_SQRT_2)
+    }
+    fn exp_neg_half_square(self) -> Self {
+        (-0.5 * self * self).exp()
     }
     #[inline(always)]
     fn fast_exp(self) -> Self {

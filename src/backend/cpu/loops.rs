@@ -11,7 +11,8 @@ use std::mem::MaybeUninit;
 
 /// Below this many elements one thread is faster than waking the pool.
 pub const PAR_MIN: usize = 1 << 15;
-const CHUNK: usize = 1 << 13;
+/// Elements per parallel chunk of the element-wise loops.
+pub const CHUNK: usize = 1 << 13;
 
 /// A new vector of `n` elements written by `fill(start, chunk)` over disjoint chunks (in
 /// parallel when large), without zeroing it first: zeroing is a full extra pass over memory,
@@ -61,10 +62,8 @@ pub fn map<T: Copy + Send + Sync, U: Copy + Send + Sync + 'static>(
     f: impl Fn(T) -> U + Sync,
 ) -> Vec<U> {
     filled_vec(x.len(), CHUNK, |start, o| {
-        widest(|| {
-            for (o, &i) in o.iter_mut().zip(&x[start..]) {
-                o.write(f(i));
-            }
+        widest!(for (o, &i) in o.iter_mut().zip(&x[start..]) {
+            o.write(f(i));
         })
     })
 }
@@ -76,11 +75,11 @@ pub fn zip_same<T: Copy + Send + Sync, U: Copy + Send + Sync + 'static>(
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
     filled_vec(a.len(), CHUNK, |start, o| {
-        widest(|| {
+        widest!(
             for ((o, &a), &b) in o.iter_mut().zip(&a[start..]).zip(&b[start..]) {
                 o.write(f(a, b));
             }
-        })
+        )
     })
 }
 

@@ -39,6 +39,32 @@ impl MatmulKernels for Cpu {
             Ok(tensor(v, out.clone()))
         })
     }
+
+    /// The bias is added to each block of rows right after gemm writes it, while the block
+    /// is in cache: a matmul and then an add would read and write the whole output again.
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let (m, k, n) = (x.dims()[0], x.dims()[1], w.dims()[0]);
+        let lw = w.layout();
+        with_float!("linear", x.dtype(), |T| {
+            let xs = super::slice::<T>("linear", x)?;
+            let wt = MatRef {
+                data: raw::<T>("linear", w)?,
+                offset: lw.offset,
+                // Wᵀ, read in place: row r of Wᵀ is column r of W.
+                row_stride: lw.strides[1],
+                col_stride: lw.strides[0],
+            };
+            let xr = MatRef {
+                data: &xs,
+                offset: 0,
+                row_stride: k,
+                col_stride: 1,
+            };
+            let b = bias.map(|b| super::slice::<T>("linear", b)).transpose()?;
+            let v = linear_rows(m, k, n, xr, wt, b.as_deref());
+            Ok(tensor(v, Shape::new(&[m, n])))
+        })
+    }
 }
 
 /// Storage offset of batch `bi` (row-major over `batch`) for an operand with `strides`.
@@ -115,6 +141,11 @@ pub fn batched_matmul<'a, T: Float>(
         out.par_chunks_mut(m * n)
             .enumerate()
             .for_each(|(b, o)| one(b, o, Parallelism::None));
+    } else if batch == 1 && threads > 1 && per >= PAR_FLOPS && k >= 4 * m.max(n) {
+        // A long inner dimension (a weight gradient, `xᵀ · dy` over every token) leaves gemm
+        // few output blocks to share between threads, so each thread takes a slice of k
+        // instead, and the partial products are summed.
+        split_k(&mut out, m, n, k, threads, &lhs(0), &rhs(0));
     } else {
         let par = if per >= PAR_FLOPS && threads > 1 {
             Parallelism::Rayon(threads)
@@ -126,6 +157,97 @@ pub fn batched_matmul<'a, T: Float>(
             .for_each(|(b, o)| one(b, o, par));
     }
     out
+}
+
+/// `[m, n] = x @ wt (+ bias on every row)`. Threads take blocks of rows; each block's
+/// product is written and gets its bias while it is still in cache.
+fn linear_rows<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    x: MatRef<'_, T>,
+    wt: MatRef<'_, T>,
+    bias: Option<&[T]>,
+) -> Vec<T> {
+    let Some(bias) = bias else {
+        return batched_matmul(1, m, k, n, |_| x, |_| wt);
+    };
+    if m * n == 0 || k == 0 {
+        let mut out: Vec<T> = super::buffer_cache::take(m * n);
+        (0..m).for_each(|_| out.extend_from_slice(bias));
+        return out;
+    }
+    let mut out: Vec<T> = super::buffer_cache::take(m * n);
+    // SAFETY: every row block below is written by gemm (no accumulation) before it is read.
+    unsafe { out.set_len(m * n) };
+    // Four blocks per thread balance the load; at least 64 rows keep each gemm efficient.
+    let threads = rayon::current_num_threads();
+    let block = m.div_ceil(4 * threads).max(64);
+    let one = |bi: usize, o: &mut [T]| {
+        let rows = o.len() / n;
+        let xb = MatRef {
+            offset: x.offset + bi * block * x.row_stride,
+            ..x
+        };
+        gemm_into(rows, n, k, o, n, false, xb, wt, T::one());
+        for row in o.chunks_mut(n) {
+            for (v, &b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
+        }
+    };
+    if m * n * k >= PAR_FLOPS && threads > 1 {
+        out.par_chunks_mut(block * n)
+            .enumerate()
+            .for_each(|(bi, o)| one(bi, o));
+    } else {
+        out.chunks_mut(block * n)
+            .enumerate()
+            .for_each(|(bi, o)| one(bi, o));
+    }
+    out
+}
+
+/// `out = l @ r` with k cut into one slice per thread: thread 0 writes `out`, the others
+/// their own buffers, added in at the end.
+fn split_k<T: Float>(
+    out: &mut [T],
+    m: usize,
+    n: usize,
+    k: usize,
+    parts: usize,
+    l: &MatRef<'_, T>,
+    r: &MatRef<'_, T>,
+) {
+    let step = k.div_ceil(parts);
+    let slice = |p: usize| {
+        let k0 = p * step;
+        let len = step.min(k - k0);
+        let lp = MatRef {
+            offset: l.offset + k0 * l.col_stride,
+            ..*l
+        };
+        let rp = MatRef {
+            offset: r.offset + k0 * r.row_stride,
+            ..*r
+        };
+        (len, lp, rp)
+    };
+    let parts = k.div_ceil(step);
+    let mut partials: Vec<Vec<T>> = (1..parts).map(|_| vec![T::zero(); m * n]).collect();
+    rayon::scope(|s| {
+        for (p, buf) in partials.iter_mut().enumerate() {
+            let (len, lp, rp) = slice(p + 1);
+            s.spawn(move |_| gemm_into(m, n, len, buf, n, false, lp, rp, T::one()));
+        }
+        let (len, lp, rp) = slice(0);
+        gemm_into(m, n, len, out, n, false, lp, rp, T::one());
+    });
+    for buf in &partials {
+        for (o, &v) in out.iter_mut().zip(buf) {
+            *o += v;
+        }
+    }
 }
 
 /// One gemm call: `dst = scale · l @ r`, or `dst += …` with `accumulate`; `dst` has rows

@@ -18,6 +18,7 @@ pub mod elementwise;
 pub mod fastmath;
 pub mod float;
 pub mod index;
+pub mod lanes;
 pub mod layer_norm;
 pub mod layout;
 pub mod loops;

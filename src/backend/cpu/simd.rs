@@ -1,6 +1,14 @@
 //! Runtime choice of the widest vector instructions. The crate is built for x86-64-v3 (AVX2 +
 //! FMA); on CPUs that also have AVX-512 the hottest loops run a second copy compiled for it,
 //! picked once at run time, so one binary is fast on both.
+//!
+//! The copy only exists if the loop's code is *inlined* into a function compiled with the
+//! AVX-512 features: code in a function of its own is compiled for the base features, whoever
+//! calls it. So [`widest!`](crate::backend::cpu::simd::widest) writes its body twice, as two
+//! closures that are each called exactly once, and LLVM inlines a function with a single call
+//! site whatever its size. Inside the body, call element functions that are
+//! `#[inline(always)]` (a trait method, not a closure handed in from outside: a closure called
+//! from both copies has two call sites and may stay a call).
 
 #[cfg(target_arch = "x86_64")]
 pub fn has_avx512() -> bool {
@@ -14,21 +22,43 @@ pub fn has_avx512() -> bool {
     })
 }
 
-/// Runs `f` inlined into a function compiled for AVX-512 when the CPU has it, plainly otherwise.
-/// Only worth it for a loop that vectorises; `f` should be the whole loop, not one element.
-#[inline(always)]
-pub fn widest<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
-        #[inline]
-        fn avx512<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if has_avx512() {
-            // SAFETY: the CPU was just checked to support every feature `avx512` enables.
-            return unsafe { avx512(f) };
-        }
-    }
+#[cfg(not(target_arch = "x86_64"))]
+pub fn has_avx512() -> bool {
+    false
+}
+
+/// Calls `f` from a function compiled for AVX-512. Only for [`widest!`], which checks the CPU
+/// first.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, VL, BW and DQ ([`has_avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+pub unsafe fn run_avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
+
+/// Evaluates the expression in code compiled for AVX-512 when the CPU has it, plainly
+/// otherwise (see the module comment). The expression should be a whole loop, not one element.
+macro_rules! widest {
+    ($body:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if $crate::backend::cpu::simd::has_avx512() {
+                // SAFETY: the CPU was just checked to support every feature `run_avx512`
+                // enables.
+                unsafe { $crate::backend::cpu::simd::run_avx512(|| $body) }
+            } else {
+                // A closure of its own too, called once, so that this copy is inlined alike.
+                #[allow(clippy::redundant_closure_call)]
+                let plain = (|| $body)();
+                plain
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $body
+        }
+    }};
+}
+pub(crate) use widest;

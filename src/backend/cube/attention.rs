@@ -1,13 +1,17 @@
-//! Scaled dot-product attention on a CubeCL device: the same algorithm and the same saved
-//! `P` as the CPU's fused loops, written as device matmuls around the masked-softmax kernel.
+//! Scaled dot-product attention on a CubeCL device, written as device matmuls around the
+//! masked-softmax kernel; it saves `P` for the backward (the CPU's flash loops recompute it).
 //! The user's keep-mask and the causal one are combined on the device; the causal one is
 //! built on the host (a small `[L, S]` of bools) and uploaded.
 
 use super::Cube;
-use crate::backend::attention::{AttentionDims, AttentionKernels, AttentionMasks};
+use crate::backend::attention::{
+    AttentionDims, AttentionDropout, AttentionForward, AttentionGrads, AttentionKernels,
+    AttentionMasks,
+};
 use crate::backend::elementwise::{Binary, Compare, ElementwiseKernels};
 use crate::backend::layout::LayoutKernels;
 use crate::backend::matmul::MatmulKernels;
+use crate::backend::random::RandomKernels;
 use crate::backend::softmax::SoftmaxKernels;
 use crate::backend::storage::CpuData;
 use crate::backend::unary::Unary;
@@ -62,7 +66,22 @@ impl Cube {
     }
 }
 
+impl Cube {
+    /// The dropout mask of the weights' shape, drawn from the same Philox elements as the CPU
+    /// draws tile by tile.
+    fn attention_dropout(
+        &self,
+        dropout: Option<AttentionDropout>,
+        p: &Tensor,
+    ) -> Result<Option<Tensor>> {
+        dropout
+            .map(|d| self.dropout_mask(p.shape(), d.p, d.seed, p.dtype(), p.device()))
+            .transpose()
+    }
+}
+
 impl AttentionKernels for Cube {
+    /// Saves `P` itself (the flash kernel of the GPU issue will save the log-sum-exps).
     fn attention(
         &self,
         q: &Tensor,
@@ -70,8 +89,8 @@ impl AttentionKernels for Cube {
         v: &Tensor,
         masks: AttentionMasks<'_>,
         scale: f64,
-        drop: Option<&Tensor>,
-    ) -> Result<(Tensor, Tensor)> {
+        dropout: Option<AttentionDropout>,
+    ) -> Result<AttentionForward> {
         let d = AttentionDims::of(q, k, v);
         let lead = &q.dims()[..q.rank() - 2];
         let mut scores = self.times(&self.batched(q, &k.transpose_view(), lead)?, scale)?;
@@ -81,12 +100,12 @@ impl AttentionKernels for Cube {
         }
         let keep = self.keep_mask(&masks, d, &scores.shape().clone(), q)?;
         let p = self.softmax(&scores, keep.as_ref(), false)?;
-        let weights = match drop {
-            Some(m) => self.binary(Binary::Mul, &p, m, &p.shape().clone())?,
+        let weights = match self.attention_dropout(dropout, &p)? {
+            Some(m) => self.binary(Binary::Mul, &p, &m, &p.shape().clone())?,
             None => p.clone(),
         };
         let o = self.batched(&weights, v, lead)?;
-        Ok((o, p))
+        Ok(AttentionForward { o, saved: p })
     }
 
     // ANCHOR: sdpa_backward
@@ -97,21 +116,23 @@ impl AttentionKernels for Cube {
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
-        p: &Tensor,
-        drop: Option<&Tensor>,
-        g: &Tensor,
+        fwd: &AttentionForward,
+        _masks: AttentionMasks<'_>,
         scale: f64,
-        _causal: bool,
+        dropout: Option<AttentionDropout>,
+        g: &Tensor,
         want_ds: bool,
-    ) -> Result<(Tensor, Tensor, Tensor, Option<Tensor>)> {
+    ) -> Result<AttentionGrads> {
         let lead = &q.dims()[..q.rank() - 2];
-        let weights = match drop {
+        let p = &fwd.saved;
+        let drop = self.attention_dropout(dropout, p)?;
+        let weights = match &drop {
             Some(m) => self.binary(Binary::Mul, p, m, &p.shape().clone())?,
             None => p.clone(),
         };
         let dv = self.batched(&weights.transpose_view(), g, lead)?;
         let mut dp = self.batched(g, &v.transpose_view(), lead)?;
-        if let Some(m) = drop {
+        if let Some(m) = &drop {
             dp = self.binary(Binary::Mul, &dp, m, &dp.shape().clone())?;
         }
         // Masked weights are 0 in P, so their scores get no gradient: the causal and keep
@@ -119,7 +140,12 @@ impl AttentionKernels for Cube {
         let ds = self.softmax_backward(p, &dp, false)?;
         let dq = self.times(&self.batched(&ds, k, lead)?, scale)?;
         let dk = self.times(&self.batched(&ds.transpose_view(), q, lead)?, scale)?;
-        Ok((dq, dk, dv, want_ds.then_some(ds)))
+        Ok(AttentionGrads {
+            dq,
+            dk,
+            dv,
+            ds: want_ds.then_some(ds),
+        })
     }
     // ANCHOR_END: sdpa_backward
 }

@@ -4,6 +4,7 @@
 
 use super::runtime::{with_cube_float, with_runtime};
 use super::{buffer, contiguous, from_handle, Cube};
+use crate::backend::elementwise::{Binary, ElementwiseKernels};
 use crate::backend::matmul::MatmulKernels;
 use crate::error::Result;
 use crate::tensor::{Shape, Tensor};
@@ -74,5 +75,15 @@ impl MatmulKernels for Cube {
                 Ok(from_handle(h, out.clone(), a.dtype(), a.device()))
             })
         })
+    }
+
+    /// The product, then the bias added by the element-wise kernel.
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let out = Shape::new(&[x.dims()[0], w.dims()[0]]);
+        let y = self.matmul(x, &w.transpose_view(), &Shape::scalar(), &out)?;
+        match bias {
+            Some(b) => self.binary(Binary::Add, &y, b, &out),
+            None => Ok(y),
+        }
     }
 }
