@@ -82,8 +82,12 @@ def workloads():
         "local_4l": lambda: train_step_case(4, window=32),
     }
 
+    sdpa = {f"causal_fwd_bwd_b16_h4_d32_n{n}": (lambda n=n: sdpa_case(n)) for n in (256, 1024, 4096)}
+    sdpa["local_w128_fwd_bwd_b16_h4_d32_n4096"] = lambda: sdpa_case(4096, window=128)
+
     return {
         **{f"train_step_f32/{name}": (Lazy(make), False) for name, make in steps.items()},
+        **{f"sdpa_f32/{name}": (Lazy(make), False) for name, make in sdpa.items()},
         **{f"context_pool_f32/fwd_bwd_n{n}": (fn, False) for n, fn in pool.items()},
         "attention_f32/mha_causal_fwd_bwd_b16_n256_d128_h4": (mha, False),
         "conv_f32/conv2d_fwd_bwd_b32_c32_o64_28x28_k3": (conv, False),
@@ -161,6 +165,35 @@ def mha_case(b=16, n=256, d=128, heads=4):
         o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=True)
         out_proj(o.transpose(1, 2).reshape(b, n, d)).backward(g)
     return fwd_bwd
+
+
+def sdpa_case(n, window=None):
+    """Causal SDPA on [16, 4, n, 32]; with `window`, the causal band of that many keys as a bool
+    mask (True = may attend), the way one writes local attention in PyTorch."""
+    q, k, v = (torch.randn(16, 4, n, 32).requires_grad_() for _ in range(3))
+    g = torch.randn(16, 4, n, 32)
+    mask = None
+    if window is not None:
+        i = torch.arange(n)
+        mask = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] <= window)
+
+    def fwd_bwd():
+        q.grad = k.grad = v.grad = None
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+        o.backward(g)
+    return fwd_bwd
+
+
+def peak_memory():
+    """Growth of the resident high-water mark over one causal fwd+bwd at n = 4096, in a fresh
+    process (what benches/attention.rs prints with CUBEGRAD_BENCH_MEMORY=1)."""
+    import resource
+    fwd_bwd = sdpa_case(4096)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    fwd_bwd()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"PyTorch sdpa causal fwd+bwd [16, 4, 4096, 32] f32: peak memory +{(after - before) / 1e6:.1f} MB "
+          f"over the inputs ({4 * 16 * 4 * 4096 * 32 * 4 / 1e6:.1f} MB of q, k, v, g)")
 
 
 def conv_case():
@@ -302,9 +335,14 @@ def main():
                    help="cpu: the CPU benches; cuda: the GPU benches of benches/device.rs")
     p.add_argument("--matmul", type=int, default=4096, help="matmul size of the GPU benches")
     p.add_argument("--scale", type=int, default=1, help="divides the rows of the other GPU benches")
+    p.add_argument("--memory", action="store_true",
+                   help="print the peak memory of one causal attention fwd+bwd at n = 4096 instead")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
+    if args.memory:
+        peak_memory()
+        return
     if args.device == "cpu":
         cases, sync = workloads(), (lambda: None)
     else:

@@ -49,6 +49,51 @@ impl AttentionDims {
     }
 }
 
+/// Which keys each query may see at all, as a structure a kernel can skip by, so that a
+/// sparse pattern costs what it keeps: banded local attention O(n·w·d), the strided one
+/// O(n·(stride + n/stride)·d), where a mask would cost O(n²·d). Indices are top-left aligned
+/// like the causal mask: query `i` and key `j` are at distance `i − j`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AttentionPattern {
+    /// Every key.
+    #[default]
+    Full,
+    /// A sliding window: keys with `|i − j| ≤ window`.
+    Local { window: usize },
+    /// Child et al.'s strided pattern: the previous `stride − 1` keys and every `stride`-th
+    /// key beyond, `|i − j| < stride` or `(i − j) mod stride = 0`.
+    Strided { stride: usize },
+}
+
+impl AttentionPattern {
+    /// Whether query `i` may see key `j` (`causal`: only `j ≤ i`).
+    pub fn allows(self, i: usize, j: usize, causal: bool) -> bool {
+        if causal && j > i {
+            return false;
+        }
+        let d = i.abs_diff(j);
+        match self {
+            AttentionPattern::Full => true,
+            AttentionPattern::Local { window } => d <= window,
+            AttentionPattern::Strided { stride } => {
+                let stride = stride.max(1);
+                d < stride || d % stride == 0
+            }
+        }
+    }
+
+    /// The band around the diagonal that query `i` sees contiguously: keys with
+    /// `|i − j| ≤ band` (every key for `Full`). The strided pattern's keys beyond it are
+    /// [`AttentionPattern::Strided`]'s every-`stride`-th ones.
+    pub fn band(self) -> Option<usize> {
+        match self {
+            AttentionPattern::Full => None,
+            AttentionPattern::Local { window } => Some(window),
+            AttentionPattern::Strided { stride } => Some(stride.max(1) - 1),
+        }
+    }
+}
+
 /// Everything that shapes the weights besides `Q`, `K` and `V`. `keep` and `add` broadcast
 /// to the scores `[..., L, S]` (a `[B, 1, 1, S]` padding mask, one `[L, S]` for every head)
 /// and are read through their strides, never expanded.
@@ -56,6 +101,8 @@ impl AttentionDims {
 pub struct AttentionMasks<'a> {
     /// Query `i` sees keys `j ≤ i` only.
     pub causal: bool,
+    /// A sparse pattern of keys, on top of causality.
+    pub pattern: AttentionPattern,
     /// Bool: where attention may look.
     pub keep: Option<&'a Tensor>,
     /// Float: added to the scores.

@@ -36,7 +36,7 @@ pub use vision::{ConvBlock, PatchEmbedding, Pooling};
 
 // The functional forms, as `torch.nn.functional` has them.
 pub use crate::ops::attention::{
-    scaled_dot_product_attention, try_scaled_dot_product_attention, SdpaOptions,
+    scaled_dot_product_attention, try_scaled_dot_product_attention, AttentionPattern, SdpaOptions,
 };
 pub use crate::ops::context_pool::{
     try_context_pool_1d, try_context_pool_2d, ContextPoolOptions, PoolStats,
@@ -46,5 +46,5 @@ pub use crate::ops::dropout::{dropout, try_dropout};
 pub use crate::ops::gru::try_gru_layer;
 pub use crate::ops::layer_norm::try_layer_norm;
 pub use crate::ops::linear::{linear, try_linear};
-pub use crate::ops::masks::{causal_mask, lens_mask, local_mask, strided_mask};
+pub use crate::ops::masks::{causal_mask, lens_mask, local_mask, pattern_mask, strided_mask};
 pub use crate::ops::pooling::{try_avg_pool2d, try_global_avg_pool2d, try_max_pool2d};

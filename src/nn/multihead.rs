@@ -15,7 +15,9 @@
 
 use super::{Linear, Module};
 use crate::error::{Error, OrPanic, Result};
-use crate::ops::attention::{and_masks, sdpa_with, split_mask, SdpaOptions, WeightsStash};
+use crate::ops::attention::{
+    and_masks, sdpa_with, split_mask, AttentionPattern, SdpaOptions, WeightsStash,
+};
 use crate::ops::linear::try_linear;
 use crate::tensor::Tensor;
 use std::rc::Rc;
@@ -44,6 +46,9 @@ pub struct MhaOptions {
     pub attn_mask: Option<Tensor>,
     pub average_attn_weights: bool,
     pub is_causal: bool,
+    /// A sparse pattern of keys that the kernel skips by (see `SdpaOptions::pattern`); not
+    /// a PyTorch option.
+    pub pattern: AttentionPattern,
 }
 
 impl Default for MhaOptions {
@@ -54,6 +59,7 @@ impl Default for MhaOptions {
             attn_mask: None,
             average_attn_weights: true,
             is_causal: false,
+            pattern: AttentionPattern::Full,
         }
     }
 }
@@ -245,6 +251,7 @@ impl MultiheadAttention {
         let stash = opts.need_weights.then(|| self.last.clone());
         let sdpa = SdpaOptions {
             is_causal: opts.is_causal,
+            pattern: opts.pattern,
             ..self.sdpa_options()
         };
         let o = sdpa_with(&q, &k, &v, keep, add, &sdpa, stash)?;

@@ -10,7 +10,7 @@ use super::{
     MultiheadAttention,
 };
 use crate::error::{Error, OrPanic, Result};
-use crate::ops::masks::{local_mask, strided_mask};
+use crate::ops::attention::AttentionPattern;
 use crate::ops::Unary;
 use crate::tensor::{DType, Tensor};
 
@@ -278,13 +278,12 @@ impl TransformerEncoderLayer {
     }
 
     fn attend(&self, q: &Tensor, kv: &Tensor, key_padding_mask: Option<&Tensor>) -> Result<Tensor> {
-        let (l, s) = (q.dim(-2), kv.dim(-2));
-        let causal = self.options.causal;
-        let ignore = |keep: Tensor| keep.try_eq(&Tensor::scalar(false));
-        let attn_mask = match self.options.attention {
-            AttentionKind::Full => None,
-            AttentionKind::Local { window } => Some(ignore(local_mask(l, s, window, causal))?),
-            AttentionKind::Strided { stride } => Some(ignore(strided_mask(l, s, stride, causal))?),
+        // Local and strided attention are patterns the kernel skips by, not masks: they cost
+        // the keys they keep.
+        let pattern = match self.options.attention {
+            AttentionKind::Full => AttentionPattern::Full,
+            AttentionKind::Local { window } => AttentionPattern::Local { window },
+            AttentionKind::Strided { stride } => AttentionPattern::Strided { stride },
             AttentionKind::AdaptiveSpan { .. } => {
                 return self.attend_adaptive_span(q, kv, key_padding_mask)
             }
@@ -292,9 +291,10 @@ impl TransformerEncoderLayer {
         let opts = MhaOptions {
             key_padding_mask: key_padding_mask.cloned(),
             need_weights: false,
-            attn_mask,
+            attn_mask: None,
             average_attn_weights: true,
-            is_causal: causal,
+            is_causal: self.options.causal,
+            pattern,
         };
         Ok(self.self_attn.try_forward(q, kv, kv, &opts)?.0)
     }

@@ -14,10 +14,11 @@
 //! the backward draws the same one again instead of keeping it.
 
 use super::dropout::draw_seed;
-use super::masks::causal_mask;
+use super::masks::pattern_mask;
 use super::{same_kind, sum_to_shape};
 use crate::autograd::{apply, Forward, Op};
 use crate::backend;
+pub use crate::backend::attention::AttentionPattern;
 use crate::backend::attention::{AttentionDropout, AttentionForward, AttentionMasks};
 use crate::error::{Error, OrPanic, Result};
 use crate::tensor::{DType, Device, Shape, Tensor};
@@ -36,6 +37,10 @@ pub struct SdpaOptions {
     pub dropout_p: f64,
     /// Defaults to `1/√E`.
     pub scale: Option<f64>,
+    /// A sparse pattern of keys (local window, strided), which the CPU kernel skips by instead
+    /// of masking: the same weights as the keep-mask `local_mask`/`strided_mask` would give,
+    /// at the pattern's cost. Not a PyTorch option.
+    pub pattern: AttentionPattern,
 }
 
 pub(crate) type WeightsStash = Rc<RefCell<Option<Tensor>>>;
@@ -45,6 +50,7 @@ pub(crate) type WeightsStash = Rc<RefCell<Option<Tensor>>>;
 struct Sdpa {
     scale: f64,
     causal: bool,
+    pattern: AttentionPattern,
     /// Bool mask that broadcasts to the scores' shape: where attention may look.
     keep: Option<Tensor>,
     /// Shape of the additive mask, when there is one (its gradient is summed back to it).
@@ -60,6 +66,7 @@ impl Sdpa {
     fn masks<'a>(&self, keep: &'a Option<Tensor>, add: Option<&'a Tensor>) -> AttentionMasks<'a> {
         AttentionMasks {
             causal: self.causal,
+            pattern: self.pattern,
             keep: keep.as_ref(),
             add,
         }
@@ -89,7 +96,8 @@ impl Sdpa {
         if let Some(a) = add {
             scores = scores.try_add(a)?;
         }
-        let causal = self.causal.then(|| causal_mask(l, s));
+        let causal = (self.causal || self.pattern != AttentionPattern::Full)
+            .then(|| pattern_mask(l, s, self.pattern, self.causal));
         let keep = match (keep.cloned(), causal) {
             (Some(a), Some(c)) => Some(and_masks(Some(a.try_to_device(Device::Cpu)?), c)?),
             (a, c) => a.or(c),
@@ -265,6 +273,7 @@ pub(crate) fn sdpa_with(
     let op = Sdpa {
         scale: opts.scale.unwrap_or(1.0 / (e as f64).sqrt()),
         causal: opts.is_causal,
+        pattern: opts.pattern,
         keep,
         add_shape: add.as_ref().map(|a| a.shape().clone()),
         dropout: (opts.dropout_p > 0.0).then(|| AttentionDropout {

@@ -2,6 +2,7 @@
 //! causal, valid lengths (d2l's `valid_lens`), sliding windows and the strided sparse pattern.
 //! They are built on the host: a mask is small next to the scores it selects from.
 
+use crate::backend::attention::AttentionPattern;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -47,21 +48,20 @@ pub fn lens_mask(valid_lens: &Tensor, l: usize, s: usize, with_heads: bool) -> R
     Tensor::try_from_vec(keep, dims)
 }
 
-/// Sliding-window (local) attention's keep-mask: query `i` sees keys with `|i − j| ≤ window`
-/// (`0 ≤ i − j ≤ window` when causal).
-// ANCHOR: local_mask
-pub fn local_mask(l: usize, s: usize, window: usize, causal: bool) -> Tensor {
+/// Where a pattern (and causality) lets the scores `[L, S]` look.
+pub fn pattern_mask(l: usize, s: usize, pattern: AttentionPattern, causal: bool) -> Tensor {
     let keep: Vec<bool> = (0..l * s)
-        .map(|x| {
-            let (i, j) = (x / s, x % s);
-            if causal {
-                j <= i && i - j <= window
-            } else {
-                i.abs_diff(j) <= window
-            }
-        })
+        .map(|x| pattern.allows(x / s, x % s, causal))
         .collect();
     Tensor::from_vec(keep, [l, s])
+}
+
+/// Sliding-window (local) attention's keep-mask: query `i` sees keys with `|i − j| ≤ window`
+/// (`0 ≤ i − j ≤ window` when causal). Attention runs the same pattern without building a
+/// mask when given `SdpaOptions::pattern`.
+// ANCHOR: local_mask
+pub fn local_mask(l: usize, s: usize, window: usize, causal: bool) -> Tensor {
+    pattern_mask(l, s, AttentionPattern::Local { window }, causal)
 }
 // ANCHOR_END: local_mask
 
@@ -69,13 +69,5 @@ pub fn local_mask(l: usize, s: usize, window: usize, causal: bool) -> Tensor {
 /// `i` sees the previous `stride` keys and every `stride`-th key before them, i.e. keys with
 /// `|i − j| < stride` or `(i − j) mod stride = 0` (only `j ≤ i` when causal).
 pub fn strided_mask(l: usize, s: usize, stride: usize, causal: bool) -> Tensor {
-    let stride = stride.max(1);
-    let keep: Vec<bool> = (0..l * s)
-        .map(|x| {
-            let (i, j) = (x / s, x % s);
-            let d = i.abs_diff(j);
-            (!causal || j <= i) && (d < stride || d % stride == 0)
-        })
-        .collect();
-    Tensor::from_vec(keep, [l, s])
+    pattern_mask(l, s, AttentionPattern::Strided { stride }, causal)
 }

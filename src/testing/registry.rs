@@ -9,8 +9,8 @@ use super::Tolerance;
 use crate::error::Result;
 use crate::nn::{
     try_avg_pool2d, try_context_pool_1d, try_context_pool_2d, try_conv1d, try_conv2d,
-    try_gru_layer, try_layer_norm, try_max_pool2d, try_scaled_dot_product_attention, BatchNorm2d,
-    ContextPoolOptions, Conv2dOptions, Module, SdpaOptions,
+    try_gru_layer, try_layer_norm, try_max_pool2d, try_scaled_dot_product_attention,
+    AttentionPattern, BatchNorm2d, ContextPoolOptions, Conv2dOptions, Module, SdpaOptions,
 };
 use crate::ops::CrossEntropyOptions;
 use crate::tensor::{DType, Tensor};
@@ -141,6 +141,27 @@ impl OpCase {
 
 fn float(dtype: DType, v: Vec<f64>, shape: &[usize]) -> Tensor {
     Tensor::from_vec(v, shape).to_dtype(dtype)
+}
+
+/// Attention with a sparse pattern, and the float mask `x[3]` when there is one.
+fn sdpa_pattern(x: &[Tensor], pattern: AttentionPattern, causal: bool) -> Result<Tensor> {
+    let opts = SdpaOptions {
+        attn_mask: x.get(3).cloned(),
+        is_causal: causal,
+        pattern,
+        ..Default::default()
+    };
+    try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
+}
+
+/// Its reference: the pattern as an explicit keep-mask.
+fn naive_pattern(a: &[Array], pattern: AttentionPattern, causal: bool) -> Array {
+    let (l, s) = (
+        a[0].shape[a[0].shape.len() - 2],
+        a[1].shape[a[1].shape.len() - 2],
+    );
+    let keep = Array::from_tensor(&crate::nn::pattern_mask(l, s, pattern, causal));
+    naive::sdpa(&a[..3], Some(&keep), a.get(3), false)
 }
 
 fn case(
@@ -701,6 +722,41 @@ pub fn registry() -> Vec<OpCase> {
                 try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
             },
             |a| naive::sdpa(a, None, Some(&a[3]), false),
+        ),
+        // Sparse patterns, which the CPU kernel skips by: against the same pattern as a mask.
+        case(
+            "sdpa_local_causal",
+            vec![f(&[1, 2, 70, 3]), f(&[1, 2, 131, 3]), f(&[1, 2, 131, 2])],
+            |x| sdpa_pattern(x, AttentionPattern::Local { window: 20 }, true),
+            |a| naive_pattern(a, AttentionPattern::Local { window: 20 }, true),
+        ),
+        case(
+            "sdpa_local_float_mask",
+            vec![
+                f(&[1, 67, 3]),
+                f(&[1, 131, 3]),
+                f(&[1, 131, 2]),
+                f(&[67, 131]),
+            ],
+            |x| sdpa_pattern(x, AttentionPattern::Local { window: 30 }, false),
+            |a| naive_pattern(a, AttentionPattern::Local { window: 30 }, false),
+        ),
+        case(
+            "sdpa_strided_causal",
+            vec![f(&[1, 2, 70, 3]), f(&[1, 2, 131, 3]), f(&[1, 2, 131, 2])],
+            |x| sdpa_pattern(x, AttentionPattern::Strided { stride: 9 }, true),
+            |a| naive_pattern(a, AttentionPattern::Strided { stride: 9 }, true),
+        ),
+        case(
+            "sdpa_strided_float_mask",
+            vec![
+                f(&[1, 67, 3]),
+                f(&[1, 131, 3]),
+                f(&[1, 131, 2]),
+                f(&[67, 131]),
+            ],
+            |x| sdpa_pattern(x, AttentionPattern::Strided { stride: 16 }, false),
+            |a| naive_pattern(a, AttentionPattern::Strided { stride: 16 }, false),
         ),
         case(
             "sdpa_bool_mask",

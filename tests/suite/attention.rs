@@ -3,8 +3,8 @@
 
 use cubegrad::autograd::{gradcheck, GradcheckOptions};
 use cubegrad::nn::{
-    lens_mask, scaled_dot_product_attention, AdditiveAttention, Embedding, KvCache, MhaOptions,
-    Module, MultiheadAttention, SdpaOptions,
+    lens_mask, pattern_mask, scaled_dot_product_attention, AdditiveAttention, AttentionPattern,
+    Embedding, KvCache, MhaOptions, Module, MultiheadAttention, SdpaOptions,
 };
 use cubegrad::testing::{assert_close, Tolerance};
 use cubegrad::{manual_seed, no_grad, DType, Tensor};
@@ -325,46 +325,53 @@ fn blocked_causal_attention_equals_an_explicit_causal_mask() {
 
 #[test]
 fn attention_dropout_drops_the_weights_a_whole_mask_of_the_same_seed_drops() {
-    // The CPU draws the mask tile by tile; element (h, i, j) must be the one a mask of the
-    // weights' shape drawn from the same seed has. Several tiles, causal and not.
-    for causal in [false, true] {
+    // The CPU draws the mask tile by tile (and key by key for the strided pattern's far
+    // keys); element (h, i, j) must be the one a mask of the weights' shape drawn from the
+    // same seed has. Several tiles, causal and not, full and sparse.
+    let cases = [
+        (false, AttentionPattern::Full),
+        (true, AttentionPattern::Full),
+        (true, AttentionPattern::Local { window: 20 }),
+        (false, AttentionPattern::Strided { stride: 9 }),
+    ];
+    for (causal, pattern) in cases {
         let (q, k, v) = (
             randn64(&[2, 70, 4]).with_grad(),
-            randn64(&[2, 131, 4]),
+            randn64(&[2, 131, 4]).with_grad(),
             randn64(&[2, 131, 3]),
         );
         let opts = SdpaOptions {
             dropout_p: 0.4,
             is_causal: causal,
+            pattern,
             ..Default::default()
         };
         manual_seed(7);
         let fused = scaled_dot_product_attention(&q, &k, &v, &opts);
         // The same draw of the generator, as a whole mask: dropout of ones.
         manual_seed(7);
-        let mask =
-            cubegrad::nn::dropout(&Tensor::ones([2, 70, 131]).to_dtype(DType::F64), 0.4, true);
+        let ones = Tensor::ones([2, 70, 131]).to_dtype(DType::F64);
+        let mask = cubegrad::nn::dropout(&ones, 0.4, true);
         let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(0.5);
-        let p = if causal {
-            scores.masked_softmax(&cubegrad::nn::causal_mask(70, 131), -1)
-        } else {
-            scores.softmax(-1)
-        };
-        let composed = p.mul(&mask).matmul(&v);
+        let keep = pattern_mask(70, 131, pattern, causal);
+        let composed = scores.masked_softmax(&keep, -1).mul(&mask).matmul(&v);
+        let what = format!("{pattern:?}, causal {causal}");
         assert_close(
             &fused.to_vec::<f64>(),
             &composed.to_vec::<f64>(),
             Tolerance::F64,
-            "dropped output",
+            &what,
         );
         let g = randn64(&[2, 70, 3]);
         let (gf, gc) = (fused.backward_with(&g), composed.backward_with(&g));
-        assert_close(
-            &gf.get(&q).unwrap().to_vec::<f64>(),
-            &gc.get(&q).unwrap().to_vec::<f64>(),
-            Tolerance::F64,
-            "dq",
-        );
+        for (name, t) in [("dq", &q), ("dk", &k)] {
+            assert_close(
+                &gf.get(t).unwrap().to_vec::<f64>(),
+                &gc.get(t).unwrap().to_vec::<f64>(),
+                Tolerance::F64,
+                &format!("{name}, {what}"),
+            );
+        }
     }
 }
 

@@ -14,14 +14,14 @@
 //! mask of the weights' shape would have.
 
 use super::float::Float;
-use super::lanes::{dot, max, sum_map};
+use super::lanes::{axpy, dot, max, sum_map};
 use super::matmul::{gemm_into, MatRef};
 use super::random::philox;
-use super::simd::widest;
+use super::simd::widest_fn;
 use super::{data, raw, tensor, with_float, Cpu};
 use crate::backend::attention::{
     AttentionDims, AttentionDropout, AttentionForward, AttentionGrads, AttentionKernels,
-    AttentionMasks,
+    AttentionMasks, AttentionPattern,
 };
 use crate::backend::random::keep_threshold;
 use crate::backend::storage::CpuData;
@@ -139,6 +139,7 @@ impl MaskStrides {
         let add = masks.add.map(|m| raw::<T>(OP, m)).transpose()?;
         Ok(Masks {
             causal: masks.causal,
+            pattern: masks.pattern,
             keep: self.keep.as_ref().zip(keep).map(|(st, b)| view(st, b)),
             add: self.add.as_ref().zip(add).map(|(st, a)| view(st, a)),
         })
@@ -203,6 +204,8 @@ impl<U: Copy> MaskView<'_, U> {
 pub struct Masks<'a, T> {
     /// Query `i` sees keys `j ≤ i` only.
     pub causal: bool,
+    /// The sparse pattern: the tiles outside its band are skipped.
+    pub pattern: AttentionPattern,
     /// Where attention may look (false → weight 0).
     pub keep: Option<MaskView<'a, bool>>,
     /// Added to the scores.
@@ -268,9 +271,9 @@ fn transposed<T>(data: &[T], offset: usize, cols: usize) -> MatRef<'_, T> {
     }
 }
 
-/// `[start, end)` blocks of `size` covering `0..n`.
-fn blocks(n: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..n).step_by(size).map(move |a| (a, (a + size).min(n)))
+/// `[start, end)` blocks of `size` covering `lo..hi`.
+fn blocks(lo: usize, hi: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    (lo..hi).step_by(size).map(move |a| (a, (a + size).min(hi)))
 }
 
 /// What both passes read.
@@ -285,12 +288,70 @@ pub struct Inputs<'a, T> {
 }
 
 impl<T: Float> Inputs<'_, T> {
-    /// Keys that query rows `[i0, i1)` may see at all: causal rows stop at the diagonal.
-    fn key_end(&self, i1: usize) -> usize {
-        if self.masks.causal {
-            i1.min(self.d.s)
-        } else {
-            self.d.s
+    /// The contiguous keys `[lo, hi)` that query rows `[i0, i1)` may see: causal rows stop
+    /// at the diagonal, a banded pattern keeps the band around it.
+    fn key_range(&self, i0: usize, i1: usize) -> (usize, usize) {
+        let s = self.d.s;
+        let hi = if self.masks.causal { i1.min(s) } else { s };
+        match self.masks.pattern.band() {
+            None => (0, hi),
+            Some(b) => {
+                let hi = if self.masks.causal {
+                    hi
+                } else {
+                    (i1 + b).min(s)
+                };
+                (i0.saturating_sub(b).min(hi), hi)
+            }
+        }
+    }
+
+    /// The strided pattern's keys beyond the band of query `i`: every `stride`-th key before
+    /// it (and after it, unless causal).
+    fn extra_keys(&self, i: usize) -> impl Iterator<Item = usize> {
+        let (stride, s, causal) = match self.masks.pattern {
+            AttentionPattern::Strided { stride } => (stride.max(1), self.d.s, self.masks.causal),
+            _ => (usize::MAX, 0, true),
+        };
+        let before = (1..)
+            .map(move |m| m * stride)
+            .take_while(move |&d| d <= i)
+            .map(move |d| i - d);
+        let after = (1..)
+            .map(move |m| i + m * stride)
+            .take_while(move |&j| !causal && j < s);
+        before.filter(move |&j| j < s).chain(after)
+    }
+
+    /// The score of query `i` and key `j` alone (for the strided pattern's extra keys): −∞
+    /// where a mask hides it.
+    fn score(&self, h: usize, i: usize, j: usize) -> T {
+        let AttentionDims { l, s, e, .. } = self.d;
+        let (qi, kj) = (
+            &self.q[(h * l + i) * e..(h * l + i + 1) * e],
+            &self.k[(h * s + j) * e..(h * s + j + 1) * e],
+        );
+        let mut x = dot(qi, kj) * self.scale;
+        if let Some(add) = &self.masks.add {
+            x += add.at(h, i, j);
+        }
+        if let Some(keep) = &self.masks.keep {
+            if !keep.at(h, i, j) {
+                x = T::neg_infinity();
+            }
+        }
+        x
+    }
+
+    /// The dropout factor of one weight (1 without dropout).
+    fn drop_at(&self, h: usize, i: usize, j: usize) -> T {
+        match &self.drop {
+            Some(drop) => {
+                let mut one = [T::zero()];
+                drop.fill((h * self.d.l + i) * self.d.s + j, &mut one);
+                one[0]
+            }
+            None => T::one(),
         }
     }
 
@@ -326,11 +387,17 @@ impl<T: Float> Inputs<'_, T> {
                     }
                 }
             }
-            if m.causal && j1 > i + 1 {
-                // Keys after the query, on the diagonal tile.
-                let from = (i + 1).max(j0) - j0;
-                row[from..].iter_mut().for_each(|x| *x = T::neg_infinity());
+            // Keys after the query (causal), or outside the band.
+            let mut last = if m.causal { i + 1 } else { j1 };
+            let mut first = j0;
+            if let Some(b) = m.pattern.band() {
+                last = last.min(i + b + 1);
+                first = first.max(i.saturating_sub(b));
             }
+            let (first, last) = (first.clamp(j0, j1) - j0, last.clamp(j0, j1) - j0);
+            let last = last.max(first);
+            row[..first].iter_mut().for_each(|x| *x = T::neg_infinity());
+            row[last..].iter_mut().for_each(|x| *x = T::neg_infinity());
         }
     }
 
@@ -358,6 +425,8 @@ struct Scratch<T> {
     dm: Vec<T>,
     m: Vec<T>,
     sum: Vec<T>,
+    /// The strided pattern's extra keys of one row and their scores.
+    extra: Vec<(usize, T)>,
 }
 
 impl<T: Float> Scratch<T> {
@@ -368,6 +437,7 @@ impl<T: Float> Scratch<T> {
             dm: vec![T::zero(); BR * BC],
             m: vec![T::zero(); BR],
             sum: vec![T::zero(); BR],
+            extra: Vec::new(),
         }
     }
 }
@@ -386,10 +456,18 @@ pub fn forward<T: Float>(inputs: &Inputs<'_, T>) -> (Vec<T>, Vec<T>) {
         .zip(lse.par_chunks_mut(l))
         .enumerate()
         .for_each_init(Scratch::new, |sc, (h, (oh, lh))| {
-            widest!(forward_head(inputs, h, oh, lh, sc))
+            forward_head_widest(inputs, h, oh, lh, sc)
         });
     (o, lse)
 }
+
+widest_fn!(fn forward_head_widest<T: Float>(
+    x: &Inputs<'_, T>,
+    h: usize,
+    oh: &mut [T],
+    lh: &mut [T],
+    sc: &mut Scratch<T>,
+) => forward_head);
 
 #[inline(always)]
 fn forward_head<T: Float>(
@@ -400,11 +478,12 @@ fn forward_head<T: Float>(
     sc: &mut Scratch<T>,
 ) {
     let AttentionDims { s, ev, .. } = x.d;
-    for (i0, i1) in blocks(x.d.l, BR) {
+    for (i0, i1) in blocks(0, x.d.l, BR) {
         let nr = i1 - i0;
         sc.m[..nr].fill(T::neg_infinity());
         sc.sum[..nr].fill(T::zero());
-        for (j0, j1) in blocks(x.key_end(i1), BC) {
+        let (lo, hi) = x.key_range(i0, i1);
+        for (j0, j1) in blocks(lo, hi, BC) {
             let cols = j1 - j0;
             x.scores(h, (i0, i1), (j0, j1), &mut sc.st);
             x.drop_tile(h, (i0, i1), (j0, j1), &mut sc.dm);
@@ -445,6 +524,18 @@ fn forward_head<T: Float>(
                 T::one(),
             );
         }
+        if matches!(x.masks.pattern, AttentionPattern::Strided { .. }) {
+            for r in 0..nr {
+                forward_extra(
+                    x,
+                    h,
+                    i0 + r,
+                    &mut oh[(i0 + r) * ev..(i0 + r + 1) * ev],
+                    sc,
+                    r,
+                );
+            }
+        }
         for r in 0..nr {
             let total = sc.sum[r];
             let orow = &mut oh[(i0 + r) * ev..(i0 + r + 1) * ev];
@@ -484,7 +575,7 @@ pub fn backward<T: Float>(
         .zip(dv.par_chunks_mut(s * ev.max(1)))
         .enumerate();
     let run = |sc: &mut Scratch<T>, h, dqh: &mut [T], dkh: &mut [T], dvh: &mut [T], dsh| {
-        widest!(backward_head(x, o, lse, g, h, (dqh, dkh, dvh, dsh), sc))
+        backward_head_widest(x, o, lse, g, h, (dqh, dkh, dvh, dsh), sc)
     };
     match &mut ds_all {
         Some(ds) => heads
@@ -501,6 +592,16 @@ pub fn backward<T: Float>(
 
 type HeadGrads<'a, T> = (&'a mut [T], &'a mut [T], &'a mut [T], Option<&'a mut [T]>);
 
+widest_fn!(fn backward_head_widest<T: Float>(
+    x: &Inputs<'_, T>,
+    o: &[T],
+    lse: &[T],
+    g: &[T],
+    h: usize,
+    grads: HeadGrads<'_, T>,
+    sc: &mut Scratch<T>,
+) => backward_head);
+
 #[inline(always)]
 fn backward_head<T: Float>(
     x: &Inputs<'_, T>,
@@ -512,7 +613,7 @@ fn backward_head<T: Float>(
     sc: &mut Scratch<T>,
 ) {
     let AttentionDims { l, s, e, ev, .. } = x.d;
-    for (i0, i1) in blocks(l, BR) {
+    for (i0, i1) in blocks(0, l, BR) {
         let nr = i1 - i0;
         // rowsum(G ⊙ O) of each query row, and the shift that turns its scores into weights
         // (+∞ for a fully hidden row, whose weights are then all 0).
@@ -527,7 +628,8 @@ fn backward_head<T: Float>(
             };
         }
         let g_rows = rows(g, (h * l + i0) * ev, ev);
-        for (j0, j1) in blocks(x.key_end(i1), BC) {
+        let (lo, hi) = x.key_range(i0, i1);
+        for (j0, j1) in blocks(lo, hi, BC) {
             let cols = j1 - j0;
             x.scores(h, (i0, i1), (j0, j1), &mut sc.st);
             for r in 0..nr {
@@ -613,5 +715,78 @@ fn backward_head<T: Float>(
                 x.scale,
             );
         }
+        // After the tiles, whose dS rows (zeros outside the band) must not overwrite these.
+        if matches!(x.masks.pattern, AttentionPattern::Strided { .. }) {
+            for r in 0..nr {
+                let grads = (&mut *dqh, &mut *dkh, &mut *dvh, dsh.as_deref_mut());
+                backward_extra(x, g, h, i0 + r, (sc.m[r], sc.sum[r]), grads);
+            }
+        }
+    }
+}
+
+/// The strided pattern's keys beyond the band, for query `i` of head `h`: their scores join
+/// the row's online softmax (`sc.m[r]`, `sc.sum[r]`) and their weighted values its output row.
+fn forward_extra<T: Float>(
+    x: &Inputs<'_, T>,
+    h: usize,
+    i: usize,
+    orow: &mut [T],
+    sc: &mut Scratch<T>,
+    r: usize,
+) {
+    let AttentionDims { s, ev, .. } = x.d;
+    sc.extra.clear();
+    sc.extra
+        .extend(x.extra_keys(i).map(|j| (j, x.score(h, i, j))));
+    let top = sc
+        .extra
+        .iter()
+        .fold(T::neg_infinity(), |m, &(_, v)| if v > m { v } else { m });
+    let new_m = if top > sc.m[r] { top } else { sc.m[r] };
+    if new_m == T::neg_infinity() {
+        return;
+    }
+    let alpha = (sc.m[r] - new_m).fast_exp();
+    orow.iter_mut().for_each(|o| *o *= alpha);
+    let mut sum = sc.sum[r] * alpha;
+    for &(j, v) in &sc.extra {
+        let p = (v - new_m).fast_exp();
+        sum += p;
+        let pd = p * x.drop_at(h, i, j);
+        axpy(pd, &x.v[(h * s + j) * ev..(h * s + j + 1) * ev], orow);
+    }
+    sc.sum[r] = sum;
+    sc.m[r] = new_m;
+}
+
+/// The gradients through the strided pattern's extra keys of query `i`, given the row's
+/// shift (its log-sum-exp, +∞ for a hidden row) and `rowsum(G ⊙ O)`.
+fn backward_extra<T: Float>(
+    x: &Inputs<'_, T>,
+    g: &[T],
+    h: usize,
+    i: usize,
+    (shift, d_i): (T, T),
+    (dqh, dkh, dvh, mut dsh): HeadGrads<'_, T>,
+) {
+    let AttentionDims { l, s, e, ev, .. } = x.d;
+    let gi = &g[(h * l + i) * ev..(h * l + i + 1) * ev];
+    let qi = &x.q[(h * l + i) * e..(h * l + i + 1) * e];
+    for j in x.extra_keys(i) {
+        let p = (x.score(h, i, j) - shift).fast_exp();
+        if p == T::zero() {
+            continue;
+        }
+        let drop = x.drop_at(h, i, j);
+        let vj = &x.v[(h * s + j) * ev..(h * s + j + 1) * ev];
+        axpy(p * drop, gi, &mut dvh[j * ev..(j + 1) * ev]);
+        let ds = p * (dot(gi, vj) * drop - d_i);
+        if let Some(out) = dsh.as_deref_mut() {
+            out[i * s + j] = ds;
+        }
+        let kj = &x.k[(h * s + j) * e..(h * s + j + 1) * e];
+        axpy(x.scale * ds, kj, &mut dqh[i * e..(i + 1) * e]);
+        axpy(x.scale * ds, qi, &mut dkh[j * e..(j + 1) * e]);
     }
 }

@@ -1,12 +1,15 @@
-//! Cross-entropy and negative log-likelihood on the CPU, one row at a time: the row's
-//! log-softmax, its loss, and the gradient of the loss with respect to its scores.
+//! Cross-entropy and negative log-likelihood on the CPU, blocks of rows in parallel: each
+//! row's log-sum-exp, its loss, and the gradient of the loss with respect to its scores.
 
 use super::float::Float;
-use super::softmax::softmax_rows;
+use super::lanes::{max, sum_map};
+use super::loops::write_all;
+use super::simd::widest;
 use super::{buffer_cache, i64s, tensor, with_float, Cpu};
 use crate::backend::loss::{CrossEntropyRows, LossKernels};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use rayon::prelude::*;
 
 impl LossKernels for Cpu {
     fn cross_entropy(
@@ -48,8 +51,13 @@ impl LossKernels for Cpu {
     }
 }
 
-/// Each row's `(1 − ε)·(−log p_t) + ε·mean_j(−log p_j)` (computed in f64), whether it
-/// counts, and `softmax(x) − q` with `q = (1 − ε)·onehot + ε/C`.
+/// Rows per parallel task.
+const ROWS_PER_TASK: usize = 64;
+
+/// Each row's `(1 − ε)·(−log p_t) + ε·mean_j(−log p_j)`, whether it counts, and
+/// `softmax(x) − q` with `q = (1 − ε)·onehot + ε/C`. With `lse` the row's log-sum-exp,
+/// `−log p_j = lse − x_j`, so one pass finds `lse` and one writes the gradient; ignored rows
+/// get zeros.
 fn cross_entropy_rows<T: Float>(
     x: &[T],
     targets: &[i64],
@@ -57,28 +65,49 @@ fn cross_entropy_rows<T: Float>(
     ignore: Option<i64>,
     eps: f64,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
-    let logp = softmax_rows(x, c, None, true);
-    let mut loss = vec![T::zero(); targets.len()];
-    let mut counted = vec![T::zero(); targets.len()];
-    let mut dx = buffer_cache::filled(logp.len(), T::zero());
-    for (row, &t) in targets.iter().enumerate() {
-        if ignore == Some(t) {
-            continue;
-        }
-        let lp = &logp[row * c..(row + 1) * c];
-        let nll = -lp[t as usize].as_f64();
-        let smooth = if eps > 0.0 {
-            -lp.iter().map(|v| v.as_f64()).sum::<f64>() / c as f64
-        } else {
-            0.0
-        };
-        loss[row] = T::from_f64((1.0 - eps) * nll + eps * smooth);
-        counted[row] = T::one();
-        for (j, d) in dx[row * c..(row + 1) * c].iter_mut().enumerate() {
-            let q = eps / c as f64 + if j as i64 == t { 1.0 - eps } else { 0.0 };
-            *d = T::from_f64(lp[j].as_f64().exp() - q);
-        }
+    let rows = targets.len();
+    let mut loss = vec![T::zero(); rows];
+    let mut counted = vec![T::zero(); rows];
+    let mut dx: Vec<T> = buffer_cache::take(x.len());
+    if c == 0 {
+        return (loss, counted, dx);
     }
+    let (off, on) = (T::from_f64(eps / c as f64), T::from_f64(1.0 - eps));
+    let block = ROWS_PER_TASK * c;
+    dx.spare_capacity_mut()[..x.len()]
+        .par_chunks_mut(block)
+        .zip(x.par_chunks(block))
+        .zip(loss.par_chunks_mut(ROWS_PER_TASK))
+        .zip(counted.par_chunks_mut(ROWS_PER_TASK))
+        .zip(targets.par_chunks(ROWS_PER_TASK))
+        .for_each(|((((db, xb), lb), cb), tb)| {
+            widest!(for ((((dr, xr), l), n), &t) in db
+                .chunks_mut(c)
+                .zip(xb.chunks(c))
+                .zip(lb.iter_mut())
+                .zip(cb.iter_mut())
+                .zip(tb)
+            {
+                if ignore == Some(t) {
+                    write_all(dr, std::iter::repeat_n(T::zero(), c));
+                    continue;
+                }
+                let m = max(xr);
+                let lse = m + sum_map(xr, |v| (v - m).fast_exp()).ln();
+                let nll = (lse - xr[t as usize]).as_f64();
+                let smooth = if eps > 0.0 {
+                    lse.as_f64() - sum_map(xr, |v| v).as_f64() / c as f64
+                } else {
+                    0.0
+                };
+                *l = T::from_f64((1.0 - eps) * nll + eps * smooth);
+                *n = T::one();
+                let dr = write_all(dr, xr.iter().map(|&v| (v - lse).fast_exp() - off));
+                dr[t as usize] = dr[t as usize] - on;
+            })
+        });
+    // SAFETY: the chunks cover the first x.len() slots and every row wrote all c of its own.
+    unsafe { dx.set_len(x.len()) };
     (loss, counted, dx)
 }
 

@@ -4,11 +4,16 @@
 //!
 //! The copy only exists if the loop's code is *inlined* into a function compiled with the
 //! AVX-512 features: code in a function of its own is compiled for the base features, whoever
-//! calls it. So [`widest!`](crate::backend::cpu::simd::widest) writes its body twice, as two
-//! closures that are each called exactly once, and LLVM inlines a function with a single call
-//! site whatever its size. Inside the body, call element functions that are
-//! `#[inline(always)]` (a trait method, not a closure handed in from outside: a closure called
-//! from both copies has two call sites and may stay a call).
+//! calls it. Two tools make sure it is:
+//!
+//! - [`widest!`](crate::backend::cpu::simd::widest) for a loop written in place: it writes the
+//!   loop twice, as two closures that are each called exactly once, and LLVM inlines a
+//!   function with a single call site unless it is very large. Inside the loop, call element
+//!   functions that are `#[inline(always)]` (a trait method, not a closure handed in from
+//!   outside: a closure called from both copies has two call sites and may stay a call).
+//! - [`widest_fn!`](crate::backend::cpu::simd::widest_fn) for a whole kernel body (an
+//!   attention head): it defines a function that calls an `#[inline(always)]` function from
+//!   an AVX-512 copy or a plain one, so nothing is left to the inliner's judgement.
 
 #[cfg(target_arch = "x86_64")]
 pub fn has_avx512() -> bool {
@@ -62,3 +67,27 @@ macro_rules! widest {
     }};
 }
 pub(crate) use widest;
+
+/// `widest_fn!(fn name<T: Bound>(args) => body_fn)` defines `name`, which runs the
+/// `#[inline(always)]` function `body_fn(args)` compiled for AVX-512 when the CPU has it, and
+/// plainly otherwise (see the module comment).
+macro_rules! widest_fn {
+    ($vis:vis fn $name:ident <$($g:ident : $b:path),*> ($($a:ident : $t:ty),* $(,)?) => $body:ident) => {
+        $vis fn $name<$($g: $b),*>($($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+                unsafe fn wide<$($g: $b),*>($($a: $t),*) {
+                    $body($($a),*)
+                }
+                if $crate::backend::cpu::simd::has_avx512() {
+                    // SAFETY: the CPU was just checked to support every feature `wide`
+                    // enables.
+                    return unsafe { wide($($a),*) };
+                }
+            }
+            $body($($a),*)
+        }
+    };
+}
+pub(crate) use widest_fn;

@@ -1,12 +1,12 @@
 //! Scaled dot-product attention on a CubeCL device, written as device matmuls around the
 //! masked-softmax kernel; it saves `P` for the backward (the CPU's flash loops recompute it).
-//! The user's keep-mask and the causal one are combined on the device; the causal one is
-//! built on the host (a small `[L, S]` of bools) and uploaded.
+//! The user's keep-mask and the causal or sparse pattern's are combined on the device; the
+//! pattern's is built on the host (a small `[L, S]` of bools) and uploaded.
 
 use super::Cube;
 use crate::backend::attention::{
     AttentionDims, AttentionDropout, AttentionForward, AttentionGrads, AttentionKernels,
-    AttentionMasks,
+    AttentionMasks, AttentionPattern,
 };
 use crate::backend::elementwise::{Binary, Compare, ElementwiseKernels};
 use crate::backend::layout::LayoutKernels;
@@ -44,8 +44,11 @@ impl Cube {
         scores: &Shape,
         like: &Tensor,
     ) -> Result<Option<Tensor>> {
-        let causal = if masks.causal {
-            let keep: Vec<bool> = (0..d.l * d.s).map(|x| x % d.s <= x / d.s).collect();
+        let structural = masks.causal || masks.pattern != AttentionPattern::Full;
+        let causal = if structural {
+            let keep: Vec<bool> = (0..d.l * d.s)
+                .map(|x| masks.pattern.allows(x / d.s, x % d.s, masks.causal))
+                .collect();
             let host = host_tensor(CpuData::Bool(keep), Shape::new(&[d.l, d.s]));
             Some(transfer(&host, like.device())?)
         } else {
