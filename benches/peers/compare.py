@@ -22,13 +22,20 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 
-# Targets from the foundation issue: ratio must be at most this.
-# From the foundation issue (matmul) and the layers issue (ContextPool).
+# Targets: ratio must be at most this. The CPU speed issue's (training steps, attention,
+# sgemm and conv2d at most 1.0) replace the earlier foundation/layers targets where both set one.
 TARGETS = {
-    "matmul_f32/1024": 1.2,
+    "matmul_f32/1024": 1.0,
     "context_pool_f32/fwd_bwd_n256": 0.5,
     "context_pool_f32/fwd_bwd_n1024": 0.05,
-    "conv_f32/conv2d_fwd_bwd_b32_c32_o64_28x28_k3": 1.5,
+    "conv_f32/conv2d_fwd_bwd_b32_c32_o64_28x28_k3": 1.0,
+    "train_step_f32/plain_4l": 0.8,
+    "train_step_f32/plain_2l": 0.8,
+    # Against PyTorch's ContextPool model (by unfold); the same step against PyTorch's plain
+    # 2-layer model (target 0.8) is in the derived rows below the table.
+    "train_step_f32/contextpool_2l": 0.6,
+    "sdpa_f32/causal_fwd_bwd_b16_h4_d32_n256": 0.7,
+    "sdpa_f32/causal_fwd_bwd_b16_h4_d32_n1024": 0.7,
 }
 # The CubeCL backend issue's GPU targets, as time ratios: matmul at least 0.7x cuBLAS's
 # throughput (time at most 1/0.7), softmax and element-wise chains at least 0.9x of PyTorch.
@@ -47,6 +54,47 @@ def criterion_ms(crit_dir, bench_id):
             return json.load(f)["median"]["point_estimate"] / 1e6
     except (OSError, KeyError, ValueError):
         return None
+
+
+def derived(crit_dir, torch_ms):
+    """The targets that compare two benches: the ContextPool step against PyTorch's plain
+    2-layer step (≤ 0.8), and local attention against full causal attention, both ours (≥ 8×
+    faster)."""
+    rows = []
+    cp, plain = criterion_ms(crit_dir, "train_step_f32/contextpool_2l"), torch_ms.get("train_step_f32/plain_2l")
+    if cp is not None and plain is not None:
+        rows.append(("contextpool_2l step / PyTorch plain_2l step", cp / plain, "≤ 0.8", cp / plain <= 0.8))
+    full = criterion_ms(crit_dir, "sdpa_f32/causal_fwd_bwd_b16_h4_d32_n4096")
+    local = criterion_ms(crit_dir, "sdpa_f32/local_w128_fwd_bwd_b16_h4_d32_n4096")
+    if full is not None and local is not None:
+        rows.append(("full causal / local w128 at n = 4096 (ours, speed-up)", full / local, "≥ 8", full / local >= 8))
+    if rows:
+        print("\n| derived | value | target | met? |\n| --- | ---: | --- | --- |")
+        for name, v, t, ok in rows:
+            print(f"| {name} | {v:.2f} | {t} | {'yes' if ok else 'no'} |")
+
+
+def cp_rates(crit_dir):
+    """ContextPool's FLOP rate as a fraction of the sgemm rate of the same run (target ≥ 0.5):
+    6 flops per window tap and feature (2 in the forward, 4 in the backward), B = 16, d = 128,
+    windows of 49 taps (two-sided) or 25 (causal)."""
+    mm = criterion_ms(crit_dir, "matmul_f32/1024")
+    if mm is None:
+        return
+    sgemm = 2 * 1024 ** 3 / (mm / 1e3)
+    print(f"\nContextPool FLOP rate against sgemm 1024² ({sgemm / 1e9:.0f} GFLOP/s in this run), target ≥ 0.5:\n")
+    print("| bench id | GFLOP | ms | GFLOP/s | fraction of sgemm | met? |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    for n in (256, 1024, 4096):
+        for causal in (False, True):
+            bench = f"context_pool_f32/fwd_bwd_{'causal_' if causal else ''}n{n}"
+            ms = criterion_ms(crit_dir, bench)
+            if ms is None:
+                continue
+            flops = 6 * 16 * n * (25 if causal else 49) * 128
+            rate = flops / (ms / 1e3)
+            frac = rate / sgemm
+            print(f"| {bench} | {flops / 1e9:.2f} | {ms:.2f} | {rate / 1e9:.0f} | {frac:.2f} | {'yes' if frac >= 0.5 else 'no'} |")
 
 
 def main():
@@ -83,6 +131,8 @@ def main():
         met = "yes" if ratio <= target else "no"
         print(f"| {bench_id} | {ours:.3f} | {torch_ms:.3f} | {ratio:.2f} | ≤ {target} | {met} |")
         rows.append({"bench": bench_id, "cubegrad_ms": ours, "torch_ms": torch_ms, "ratio": ratio, "target": target, "met": ratio <= target})
+    derived(args.criterion_dir, peer["results"])
+    cp_rates(args.criterion_dir)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"torch": peer["torch"], "threads": peer["threads"], "rows": rows}, f, indent=1)

@@ -89,6 +89,8 @@ def workloads():
         **{f"train_step_f32/{name}": (Lazy(make), False) for name, make in steps.items()},
         **{f"sdpa_f32/{name}": (Lazy(make), False) for name, make in sdpa.items()},
         **{f"context_pool_f32/fwd_bwd_n{n}": (fn, False) for n, fn in pool.items()},
+        **{f"context_pool_f32/fwd_bwd_causal_n{n}": (Lazy(lambda n=n: context_pool_unfold_case(n)), False)
+           for n in (256, 1024, 4096)},
         "attention_f32/mha_causal_fwd_bwd_b16_n256_d128_h4": (mha, False),
         "conv_f32/conv2d_fwd_bwd_b32_c32_o64_28x28_k3": (conv, False),
         "matmul_f32/1024": (lambda: a @ b, True),
@@ -132,6 +134,25 @@ def context_pool(x, a, a0, b, b0, s_min=0.5, s_max=8.0, radius=24, eps=1e-6):
     u = g * w[:, None, :]
     z = u.sum(-1, keepdim=True)
     return (u @ x) / (z + eps)
+
+
+def context_pool_unfold_case(n, causal=True):
+    """The causal benches' peer: the ContextPool module above (windows by `unfold`), with the
+    bench's random predictors."""
+    x = torch.randn(16, n, 128).requires_grad_()
+    g = torch.randn(16, n, 128)
+    layer = ContextPool(128, causal=causal)
+    with torch.no_grad():
+        layer.weight_proj.weight.normal_(0, 0.1)
+        layer.size_proj.weight.normal_(0, 0.3)
+        layer.size_proj.bias.zero_()
+    params = [x, *layer.parameters()]
+
+    def fwd_bwd():
+        for t in params:
+            t.grad = None
+        layer(x).backward(g)
+    return fwd_bwd
 
 
 def context_pool_case(n):

@@ -871,6 +871,36 @@ pub fn registry() -> Vec<OpCase> {
             |x| try_context_pool_1d(&x[0], &x[1], &x[2], &x[3], &x[4], &POOL_CAUSAL),
             |a| naive::context_pool(a, dense(1, 9, 1, POOL_CAUSAL)),
         ),
+        // Long enough for whole register blocks of the banded kernels (4 outputs, 64
+        // features, plus a tail of 3), and for the blocks at either end.
+        case(
+            "context_pool_1d_band",
+            pool_inputs(&[2, 23, 67]),
+            |x| try_context_pool_1d(&x[0], &x[1], &x[2], &x[3], &x[4], &POOL_BAND),
+            |a| naive::context_pool(a, dense(1, 23, 1, POOL_BAND)),
+        ),
+        case(
+            "context_pool_1d_band_causal_unnormalized",
+            pool_inputs(&[1, 21, 67]),
+            |x| {
+                let opts = ContextPoolOptions {
+                    causal: true,
+                    normalize: false,
+                    radius: Some(4),
+                    ..POOL_BAND
+                };
+                try_context_pool_1d(&x[0], &x[1], &x[2], &x[3], &x[4], &opts)
+            },
+            |a| {
+                let opts = ContextPoolOptions {
+                    causal: true,
+                    normalize: false,
+                    radius: Some(4),
+                    ..POOL_BAND
+                };
+                naive::context_pool(a, dense(1, 21, 1, opts))
+            },
+        ),
         case(
             "context_pool_1d_unnormalized",
             pool_inputs(&[1, 8, 3]),
@@ -914,6 +944,14 @@ const POOL_UNNORMALIZED: ContextPoolOptions = ContextPoolOptions {
     radius: Some(3),
     causal: false,
     normalize: false,
+    eps: 1e-6,
+};
+const POOL_BAND: ContextPoolOptions = ContextPoolOptions {
+    s_min: 0.5,
+    s_max: 2.0,
+    radius: Some(3),
+    causal: false,
+    normalize: true,
     eps: 1e-6,
 };
 const POOL_GRID: ContextPoolOptions = ContextPoolOptions {

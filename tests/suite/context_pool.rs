@@ -361,3 +361,38 @@ fn the_layer_learns_the_pooling_size_of_its_target() {
     );
     assert!(last < 0.05 * first, "loss {first} → {last}");
 }
+
+#[test]
+fn the_banded_sequence_kernel_agrees_with_the_window_loop() {
+    // A 1 × n grid pools exactly as a two-sided sequence, but runs the general window loop;
+    // the sequence runs the banded register kernels. f32, the bench's width, n not a multiple
+    // of the 4-row blocks.
+    manual_seed(31);
+    let (n, d) = (301, 128);
+    let x = Tensor::randn([2, n, d], 0.0, 1.0).with_grad();
+    let g = Tensor::randn([2, n, d], 0.0, 1.0);
+    let opts = ContextPoolOptions::default();
+    let mut layer = ContextPool::new(d, opts);
+    layer.weight_proj.weight = Tensor::randn([1, d], 0.0, 0.1).with_grad();
+    layer.size_proj.weight = Tensor::randn([1, d], 0.0, 0.3).with_grad();
+    let seq = layer.forward(&x);
+    let grid = layer.try_forward_grid(&x, (1, n), false).unwrap();
+    let tol = Tolerance {
+        rel: 1e-4,
+        abs: 1e-5,
+    };
+    assert_close(&seq.to_vec::<f64>(), &grid.to_vec::<f64>(), tol, "y");
+    let (gs, gg) = (seq.backward_with(&g), grid.backward_with(&g));
+    for (name, t) in [
+        ("dx", &x),
+        ("da", &layer.weight_proj.weight),
+        ("db", &layer.size_proj.weight),
+    ] {
+        assert_close(
+            &gs.get(t).unwrap().to_vec::<f64>(),
+            &gg.get(t).unwrap().to_vec::<f64>(),
+            tol,
+            name,
+        );
+    }
+}

@@ -8,6 +8,7 @@
 //! pooled with a stride (the ConvNet variant); causal masking applies to sequences.
 
 use super::buffer_cache;
+use super::context_pool_band as band;
 use super::float::Float;
 use super::lanes::{axpy, dot};
 use super::{tensor, with_float, Cpu};
@@ -178,6 +179,27 @@ pub fn forward<T: Float>(
             *si = s_min + span * sigmoid(dot(b, &x[centre * d..(centre + 1) * d]) + b0);
         }
     });
+    if let Some(band) = seq_band(&geo) {
+        // A sequence at stride 1: the banded products of `context_pool_band.rs`.
+        let mut y: Vec<T> = buffer_cache::take(batch * n_out * d);
+        // SAFETY: a plain float buffer, every element of which `band::forward` writes.
+        unsafe { y.set_len(batch * n_out * d) };
+        let mut denom = vec![T::zero(); batch * n_out];
+        y.par_chunks_mut(n_out * d.max(1))
+            .zip(denom.par_chunks_mut(n_out))
+            .enumerate()
+            .for_each(|(bt, (yb, db))| {
+                let xb = &x[bt * n_in * d..(bt + 1) * n_in * d];
+                let (sb, wb) = (
+                    &s[bt * n_out..(bt + 1) * n_out],
+                    &w[bt * n_in..(bt + 1) * n_in],
+                );
+                let (mut gauss, mut u) = (Vec::new(), Vec::new());
+                band::tables(band, wb, sb, &mut gauss, &mut u);
+                band::forward(band, d, p, xb, &u, yb, db);
+            });
+        return Outputs { y, w, s, denom };
+    }
     // ANCHOR: cp_forward_loop
     let mut y = buffer_cache::filled(batch * n_out * d, T::zero());
     let mut denom = vec![T::zero(); batch * n_out];
@@ -208,9 +230,9 @@ pub fn forward<T: Float>(
 }
 
 /// Backward: the gradients of the loss with respect to `x`, `a`, `a0`, `b`, `b0`, given the
-/// output gradient `g` and what the forward kept. Batches run in parallel; inside one batch
-/// the window sums scatter into `dx` and `dw`, which is race-free because one task owns the
-/// batch.
+/// output gradient `g` and what the forward kept. Batches run in parallel; a sequence at
+/// stride 1 runs the banded products, anything else the window loop, whose sums scatter into
+/// `dx` and `dw` (race-free: one task owns the batch).
 #[allow(clippy::too_many_arguments)]
 pub fn backward<T: Float>(
     fwd: Saved<'_, T>,
@@ -224,8 +246,6 @@ pub fn backward<T: Float>(
 ) -> Grads<T> {
     let x = fwd.x;
     let (n_in, n_out) = (geo.n_in(), geo.n_out());
-    let (s_min, s_max) = (T::from_f64(p.s_min), T::from_f64(p.s_max));
-    let span = s_max - s_min;
     let mut dx = buffer_cache::filled(batch * n_in * d, T::zero());
     // Per batch: (da, da0, db, db0), summed after the parallel loop.
     let partials: Vec<(Vec<T>, T, Vec<T>, T)> = dx
@@ -235,43 +255,35 @@ pub fn backward<T: Float>(
             let xb = &x[bt * n_in * d..(bt + 1) * n_in * d];
             let wb = &fwd.w[bt * n_in..(bt + 1) * n_in];
             let mut dw = vec![T::zero(); n_in];
-            let (mut js, mut gs, mut d2s) = (Vec::new(), Vec::new(), Vec::new());
             let mut dz_size = vec![T::zero(); n_out];
-            // ANCHOR: cp_backward_loop
-            for (o, dz_o) in dz_size.iter_mut().enumerate() {
-                let t = bt * n_out + o;
-                let (s, den) = (fwd.s[t], fwd.denom[t]);
-                let go = &g[t * d..(t + 1) * d];
-                // ∂L/∂u_oj = (G_o·x_j − G_o·y_o) / D_o; the second term only when normalised.
-                let gy = if p.normalize {
-                    dot(go, &fwd.y[t * d..(t + 1) * d])
-                } else {
-                    T::zero()
+            if let Some(band) = seq_band(&geo) {
+                let (sb, ts) = (&fwd.s[bt * n_out..(bt + 1) * n_out], bt * n_out * d);
+                let (mut gauss, mut u) = (Vec::new(), Vec::new());
+                band::tables(band, wb, sb, &mut gauss, &mut u);
+                let inputs = band::BackwardInputs {
+                    x: xb,
+                    y: &fwd.y[ts..ts + n_out * d],
+                    g: &g[ts..ts + n_out * d],
+                    s: sb,
+                    denom: &fwd.denom[bt * n_out..(bt + 1) * n_out],
+                    gauss: &gauss,
+                    u: &u,
                 };
-                let inv_den = T::one() / den;
-                window(&geo, o, s, &mut js, &mut gs, &mut d2s);
-                let mut ds = T::zero();
-                for ((&j, &gauss), &dist2) in js.iter().zip(&gs).zip(&d2s) {
-                    let u = wb[j] * gauss;
-                    let xj = &xb[j * d..(j + 1) * d];
-                    let dxj = &mut dxb[j * d..(j + 1) * d];
-                    // Two simple loops: fusing the dot and the axpy into one pass looked
-                    // cheaper but the compiler left it scalar (2.4× slower at n = 1024).
-                    let du = (dot(go, xj) - gy) * inv_den;
-                    axpy(u * inv_den, go, dxj);
-                    ds += du * u * dist2;
-                    dw[j] += du * gauss;
-                }
-                // ∂g/∂s = g · dist² / s³, and s = s_min + span · σ(z) with
-                // span · σ(1 − σ) = (s − s_min)(s_max − s) / span.
-                let ds = ds / (s * s * s);
-                *dz_o = if span > T::zero() {
-                    ds * (s - s_min) * (s_max - s) / span
-                } else {
-                    T::zero()
-                };
+                band::backward(band, d, p, &inputs, dxb, &mut dw, &mut dz_size);
+            } else {
+                window_backward(
+                    bt,
+                    &fwd,
+                    (xb, wb),
+                    g,
+                    d,
+                    &geo,
+                    p,
+                    dxb,
+                    &mut dw,
+                    &mut dz_size,
+                );
             }
-            // ANCHOR_END: cp_backward_loop
             let (mut da, mut da0) = (vec![T::zero(); d], T::zero());
             let (mut db, mut db0) = (vec![T::zero(); d], T::zero());
             for j in 0..n_in {
@@ -304,4 +316,73 @@ pub fn backward<T: Float>(
         out.db0 += db0;
     }
     out
+}
+
+/// The general window loop of the backward (grids, strides): one batch's `dx` window terms
+/// (`dxb` starts at zero), the weights' gradients `dw` and the size logits' `dz_size`.
+#[allow(clippy::too_many_arguments)]
+fn window_backward<T: Float>(
+    bt: usize,
+    fwd: &Saved<'_, T>,
+    (xb, wb): (&[T], &[T]),
+    g: &[T],
+    d: usize,
+    geo: &Geometry,
+    p: Params,
+    dxb: &mut [T],
+    dw: &mut [T],
+    dz_size: &mut [T],
+) {
+    let n_out = geo.n_out();
+    let (s_min, s_max) = (T::from_f64(p.s_min), T::from_f64(p.s_max));
+    let span = s_max - s_min;
+    let (mut js, mut gs, mut d2s) = (Vec::new(), Vec::new(), Vec::new());
+    // ANCHOR: cp_backward_loop
+    for (o, dz_o) in dz_size.iter_mut().enumerate() {
+        let t = bt * n_out + o;
+        let (s, den) = (fwd.s[t], fwd.denom[t]);
+        let go = &g[t * d..(t + 1) * d];
+        // ∂L/∂u_oj = (G_o·x_j − G_o·y_o) / D_o; the second term only when normalised.
+        let gy = if p.normalize {
+            dot(go, &fwd.y[t * d..(t + 1) * d])
+        } else {
+            T::zero()
+        };
+        let inv_den = T::one() / den;
+        window(geo, o, s, &mut js, &mut gs, &mut d2s);
+        let mut ds = T::zero();
+        for ((&j, &gauss), &dist2) in js.iter().zip(&gs).zip(&d2s) {
+            let u = wb[j] * gauss;
+            let xj = &xb[j * d..(j + 1) * d];
+            let dxj = &mut dxb[j * d..(j + 1) * d];
+            // Two simple loops: fusing the dot and the axpy into one pass looked
+            // cheaper but the compiler left it scalar (2.4× slower at n = 1024).
+            let du = (dot(go, xj) - gy) * inv_den;
+            axpy(u * inv_den, go, dxj);
+            ds += du * u * dist2;
+            dw[j] += du * gauss;
+        }
+        // ∂g/∂s = g · dist² / s³, and s = s_min + span · σ(z) with
+        // span · σ(1 − σ) = (s − s_min)(s_max − s) / span.
+        let ds = ds / (s * s * s);
+        *dz_o = if span > T::zero() {
+            ds * (s - s_min) * (s_max - s) / span
+        } else {
+            T::zero()
+        };
+    }
+    // ANCHOR_END: cp_backward_loop
+}
+
+/// The band of a sequence pooled at stride 1, which `context_pool_band.rs` runs.
+fn seq_band(geo: &Geometry) -> Option<band::Band> {
+    match *geo {
+        Geometry::Seq {
+            n,
+            stride: 1,
+            radius,
+            causal,
+        } => Some(band::Band::new(n, radius, causal)),
+        _ => None,
+    }
 }

@@ -22,7 +22,21 @@ pub fn sum_map<T: Float>(a: &[T], f: impl Fn(T) -> T) -> T {
             acc[k] += f(p[k]);
         }
     }
-    acc.iter().copied().sum::<T>() + tail
+    hsum(acc) + tail
+}
+
+/// The sum of one accumulator's lanes by halving (lane k plus lane k + w), which vectorises;
+/// adding them one after another in order would be 15 dependent scalar adds.
+#[inline(always)]
+fn hsum<T: Float>(mut s: [T; LANES]) -> T {
+    let mut w = LANES / 2;
+    while w > 0 {
+        for k in 0..w {
+            s[k] += s[k + w];
+        }
+        w /= 2;
+    }
+    s[0]
 }
 
 /// The largest element (−∞ for none; NaNs are passed over, as a `>` comparison does).
@@ -58,7 +72,49 @@ pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
             acc[k] = p[k].mul_add(q[k], acc[k]);
         }
     }
-    acc.iter().copied().sum::<T>() + tail
+    hsum(acc) + tail
+}
+
+/// `[a · b_0, a · b_1, a · b_2, a · b_3]`: four dot products sharing `a`, with independent
+/// partial sums, so that each chunk of `a` is loaded once for four rows.
+#[inline(always)]
+pub fn dot4<T: Float>(a: &[T], b: [&[T]; 4]) -> [T; 4] {
+    let n = a.len();
+    let (b0, b1, b2, b3) = (&b[0][..n], &b[1][..n], &b[2][..n], &b[3][..n]);
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        [T::zero(); LANES],
+        [T::zero(); LANES],
+        [T::zero(); LANES],
+        [T::zero(); LANES],
+    );
+    let chunks = a
+        .chunks_exact(LANES)
+        .zip(b0.chunks_exact(LANES))
+        .zip(b1.chunks_exact(LANES))
+        .zip(b2.chunks_exact(LANES))
+        .zip(b3.chunks_exact(LANES));
+    for ((((p, q0), q1), q2), q3) in chunks {
+        for k in 0..LANES {
+            s0[k] = p[k].mul_add(q0[k], s0[k]);
+            s1[k] = p[k].mul_add(q1[k], s1[k]);
+            s2[k] = p[k].mul_add(q2[k], s2[k]);
+            s3[k] = p[k].mul_add(q3[k], s3[k]);
+        }
+    }
+    let full = n / LANES * LANES;
+    let tail = |q: &[T]| {
+        a[full..]
+            .iter()
+            .zip(&q[full..])
+            .fold(T::zero(), |s, (&p, &v)| p.mul_add(v, s))
+    };
+    let total = |s: &[T; LANES]| hsum(*s);
+    [
+        total(&s0) + tail(b0),
+        total(&s1) + tail(b1),
+        total(&s2) + tail(b2),
+        total(&s3) + tail(b3),
+    ]
 }
 
 /// `y += alpha · x`.

@@ -13,6 +13,7 @@ pub mod attention;
 pub mod batch_norm;
 pub mod buffer_cache;
 pub mod context_pool;
+pub mod context_pool_band;
 pub mod conv;
 pub mod elementwise;
 pub mod fastmath;
