@@ -237,18 +237,15 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
             return Ok(grads);
         }
     };
-    // Gradients of intermediate tensors still to be passed down, keyed by tensor id.
-    let mut pending = Gradients::default();
-    pending.accumulate(root.id(), seed)?;
+    // Gradients of intermediate tensors still to be passed down, indexed by the node that
+    // produced them: the walk reaches each node once, so no lookup by tensor id is needed.
+    let mut pending: Vec<Option<Tensor>> = vec![None; start + 1];
+    pending[start] = Some(seed);
 
     // ANCHOR: backward_walk
     no_grad(|| -> Result<()> {
         for index in (0..=start).rev() {
-            let Some(grad_out) = TAPE.with(|t| {
-                let t = t.borrow();
-                let out = t.nodes[index].as_ref()?.output;
-                pending.remove(out)
-            }) else {
+            let Some(grad_out) = pending[index].take() else {
                 continue; // not on a path from the root
             };
             let node = take_node(index).expect("a node reached by backward is live");
@@ -282,7 +279,14 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
                 }
                 match input.node {
                     None => grads.accumulate(input.id, g)?,
-                    Some(r) if is_live(r) => pending.accumulate(input.id, g)?,
+                    Some(r) if is_live(r) => {
+                        // A tensor used several times receives one contribution per use.
+                        let slot = &mut pending[r.index];
+                        *slot = Some(match slot.take() {
+                            Some(prev) => prev.try_add(&g)?.detach(),
+                            None => g.detach(),
+                        });
+                    }
                     Some(_) => return Err(freed_error()),
                 }
             }

@@ -1,7 +1,7 @@
 //! Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019): the same update, with weight
 //! decay either added to the gradient (Adam's L2) or applied to the weights (AdamW, decoupled).
 
-use super::{expect_kind, for_each_param_with_grad, Optimizer, OptimizerState};
+use super::{expect_kind, for_each_param_with_grad, Optimizer, OptimizerState, Slots};
 use crate::autograd::Gradients;
 use crate::backend;
 use crate::backend::optim::AdamHyper;
@@ -58,7 +58,7 @@ impl AdamConfig {
     pub fn init(self) -> Adam {
         Adam {
             config: self,
-            slots: HashMap::new(),
+            slots: Slots::default(),
         }
     }
 }
@@ -72,7 +72,7 @@ struct Slot {
 
 pub struct Adam {
     pub config: AdamConfig,
-    slots: HashMap<String, Slot>,
+    slots: Slots<Slot>,
 }
 
 impl Adam {
@@ -87,8 +87,8 @@ impl Adam {
             decoupled: c.decoupled_weight_decay,
         };
         let slots = &mut self.slots;
-        for_each_param_with_grad("Adam", model, grads, |name, p, g| {
-            let s = slots.entry(name.to_string()).or_insert_with(|| Slot {
+        for_each_param_with_grad("Adam", model, grads, |i, name, p, g| {
+            let s = slots.get_or_insert(i, name, || Slot {
                 exp_avg: Tensor::zeros_like(p),
                 exp_avg_sq: Tensor::zeros_like(p),
                 step: 0,
@@ -123,7 +123,7 @@ impl Optimizer for Adam {
     fn state(&self) -> OptimizerState {
         let c = self.config;
         let mut tensors = Vec::new();
-        for (n, s) in &self.slots {
+        for (n, s) in self.slots.iter() {
             tensors.push((format!("{n}.exp_avg"), s.exp_avg.clone()));
             tensors.push((format!("{n}.exp_avg_sq"), s.exp_avg_sq.clone()));
             tensors.push((format!("{n}.step"), Tensor::scalar(s.step as i64)));
@@ -182,7 +182,7 @@ impl Optimizer for Adam {
                 exp_avg_sq: v.ok_or_else(incomplete)?,
                 step: step.ok_or_else(incomplete)?,
             };
-            self.slots.insert(name, slot);
+            self.slots.push(name, slot);
         }
         Ok(())
     }

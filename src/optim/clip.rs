@@ -2,6 +2,7 @@
 
 use crate::autograd::Gradients;
 use crate::nn::Module;
+use crate::tensor::{DType, Tensor};
 
 /// Scales the gradients of `model`'s parameters so that their joint L2 norm is at most
 /// `max_norm`; returns the norm before clipping. Like PyTorch, the scale is
@@ -11,21 +12,30 @@ pub fn clip_grad_norm(model: &dyn Module, grads: &mut Gradients, max_norm: f64) 
 }
 
 fn clip(model: &dyn Module, grads: &mut Gradients, max_norm: f64) -> f64 {
-    let mut ids = std::collections::HashSet::new();
+    // Each tensor once, even when the model shares it between layers (tied weights).
+    let mut params: Vec<Tensor> = Vec::new();
     model.visit_params("", &mut |_, p| {
-        ids.insert(p.id());
+        if !params.iter().any(|q| q.id() == p.id()) {
+            params.push(p.clone());
+        }
     });
-    let mut sq = 0.0;
-    for id in &ids {
-        if let Some(g) = grads.get_by_id(*id) {
-            sq += g.to_vec::<f64>().iter().map(|x| x * x).sum::<f64>();
+    // The squares summed where the gradients live, in the model's order: one number is read
+    // back, and the sum is the same from run to run.
+    let mut total: Option<Tensor> = None;
+    for p in &params {
+        if let Some(g) = grads.get(p) {
+            let sq = g.mul(g).sum().to_dtype(DType::F64);
+            total = Some(match total {
+                Some(t) => t.add(&sq),
+                None => sq,
+            });
         }
     }
-    let norm = sq.sqrt();
+    let norm = total.map_or(0.0, |t| t.item().sqrt());
     let scale = max_norm / (norm + 1e-6);
     if scale < 1.0 {
-        for (id, g) in grads.iter_mut() {
-            if ids.contains(id) {
+        for p in &params {
+            if let Some(g) = grads.get_mut(p) {
                 *g = g.mul_scalar(scale);
             }
         }

@@ -46,15 +46,16 @@ pub trait Optimizer {
     fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
 }
 
-/// Visits each parameter that has a gradient, checking that the two agree, and stops at the
-/// first error.
+/// Visits each parameter that has a gradient, with its position among them, checking that
+/// the two agree, and stops at the first error.
 pub(crate) fn for_each_param_with_grad(
     op: &'static str,
     model: &mut dyn Module,
     grads: &Gradients,
-    mut f: impl FnMut(&str, &mut Tensor, &Tensor) -> Result<()>,
+    mut f: impl FnMut(usize, &str, &mut Tensor, &Tensor) -> Result<()>,
 ) -> Result<()> {
     let mut result = Ok(());
+    let mut i = 0;
     model.visit_params_mut("", &mut |name, p| {
         if result.is_err() {
             return;
@@ -81,9 +82,62 @@ pub(crate) fn for_each_param_with_grad(
             });
             return;
         }
-        result = f(name, p, g);
+        result = f(i, name, p, g);
+        i += 1;
     });
     result
+}
+
+/// Per-parameter optimizer state, kept in the order the model visits its parameters: a step
+/// finds each parameter's slot at its position (one name comparison), with no hashing. A slot
+/// is looked up by name only when the position does not match: on the first step, after
+/// `load_state`, or when another set of parameters has gradients.
+pub(crate) struct Slots<S> {
+    entries: Vec<(String, S)>,
+}
+
+impl<S> Default for Slots<S> {
+    fn default() -> Self {
+        Slots {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<S> Slots<S> {
+    /// The slot of parameter `name`, visited `i`-th in this step, created by `make` if new.
+    pub(crate) fn get_or_insert(
+        &mut self,
+        i: usize,
+        name: &str,
+        make: impl FnOnce() -> S,
+    ) -> &mut S {
+        let at = match self.entries.get(i) {
+            Some((n, _)) if n == name => i,
+            _ => match self.entries.iter().position(|(n, _)| n == name) {
+                Some(j) => {
+                    // Move it to where this step visits it, so the next step finds it there.
+                    let k = i.min(self.entries.len() - 1);
+                    self.entries.swap(j, k);
+                    k
+                }
+                None => {
+                    self.entries.push((name.to_string(), make()));
+                    self.entries.len() - 1
+                }
+            },
+        };
+        &mut self.entries[at].1
+    }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &S)> {
+        self.entries.iter().map(|(n, s)| (n.as_str(), s))
+    }
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+    pub(crate) fn push(&mut self, name: String, slot: S) {
+        self.entries.push((name, slot));
+    }
 }
 
 pub(crate) fn expect_kind(state: &OptimizerState, kind: &str) -> Result<()> {

@@ -1,13 +1,12 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and weight decay.
 
-use super::{expect_kind, for_each_param_with_grad, Optimizer, OptimizerState};
+use super::{expect_kind, for_each_param_with_grad, Optimizer, OptimizerState, Slots};
 use crate::autograd::Gradients;
 use crate::backend;
 use crate::backend::optim::SgdHyper;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::Tensor;
-use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug)]
 pub struct SgdConfig {
@@ -34,15 +33,15 @@ impl SgdConfig {
     pub fn init(self) -> Sgd {
         Sgd {
             config: self,
-            momentum: HashMap::new(),
+            momentum: Slots::default(),
         }
     }
 }
 
 pub struct Sgd {
     pub config: SgdConfig,
-    /// Momentum buffer per parameter name.
-    momentum: HashMap<String, Tensor>,
+    /// Momentum buffer per parameter.
+    momentum: Slots<Tensor>,
 }
 
 impl Optimizer for Sgd {
@@ -62,13 +61,14 @@ impl Optimizer for Sgd {
             nesterov: c.nesterov,
         };
         let bufs = &mut self.momentum;
-        for_each_param_with_grad("Sgd", model, grads, |name, p, g| {
-            let first = c.momentum != 0.0 && !bufs.contains_key(name);
+        for_each_param_with_grad("Sgd", model, grads, |i, name, p, g| {
+            let mut first = false;
             let buf = match c.momentum != 0.0 {
                 true => {
-                    let b = bufs
-                        .entry(name.to_string())
-                        .or_insert_with(|| Tensor::zeros_like(p));
+                    let b = bufs.get_or_insert(i, name, || {
+                        first = true;
+                        Tensor::zeros_like(p)
+                    });
                     // A buffer loaded from a checkpoint arrives on the CPU.
                     *b = b.try_to_device(p.device())?;
                     Some(b)
@@ -122,7 +122,7 @@ impl Optimizer for Sgd {
             let name = n.strip_suffix(".momentum_buffer").ok_or_else(|| {
                 Error::invalid("load_state", format!("unexpected sgd state tensor {n:?}"))
             })?;
-            self.momentum.insert(name.to_string(), t.contiguous());
+            self.momentum.push(name.to_string(), t.contiguous());
         }
         Ok(())
     }

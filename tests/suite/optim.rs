@@ -225,3 +225,65 @@ fn parameters_without_gradients_are_left_alone() {
     let e = opt.step(&mut p, &bad).unwrap_err().to_string();
     assert!(e.contains("\"w\""), "{e}");
 }
+
+#[test]
+fn adam_keeps_each_parameters_state_when_some_steps_leave_it_out() {
+    // Steps that give gradients to `w` only, to `b` only, then to both: each parameter's
+    // state follows it (slots are found by position, and by name when the position moved),
+    // so it ends exactly where a run over that parameter alone ends.
+    let rule = |t: usize, n: usize| -> Tensor {
+        Tensor::from_vec(
+            (0..n)
+                .map(|k| ((t * 7 + k) as f64 * 0.37).sin())
+                .collect::<Vec<_>>(),
+            [n],
+        )
+    };
+    let start = || Params {
+        w: Tensor::from_vec(vec![0.1f64; 12], [3, 4]).with_grad(),
+        b: Tensor::from_vec(vec![-0.2f64; 4], [4]).with_grad(),
+    };
+    let mut both = start();
+    let mut opt = AdamConfig::adam().lr(0.1).init();
+    // (w gets a gradient, b gets one) per step.
+    let plan = [
+        (true, false),
+        (false, true),
+        (true, true),
+        (false, true),
+        (true, true),
+    ];
+    for (t, &(gw, gb)) in plan.iter().enumerate() {
+        let mut g = Gradients::default();
+        if gw {
+            g.insert(&both.w, rule(t, 12).reshape(&[3, 4]));
+        }
+        if gb {
+            g.insert(&both.b, rule(t + 100, 4));
+        }
+        opt.step(&mut both, &g).unwrap();
+    }
+    // Each parameter alone, with only its own steps.
+    for (which, n) in [(0, 12), (1, 4)] {
+        let mut alone = start();
+        let mut opt = AdamConfig::adam().lr(0.1).init();
+        for (t, &(gw, gb)) in plan.iter().enumerate() {
+            let mut g = Gradients::default();
+            if which == 0 && gw {
+                g.insert(&alone.w, rule(t, 12).reshape(&[3, 4]));
+            } else if which == 1 && gb {
+                g.insert(&alone.b, rule(t + 100, 4));
+            } else {
+                continue;
+            }
+            opt.step(&mut alone, &g).unwrap();
+        }
+        let (got, want) = if which == 0 {
+            (both.w.to_vec::<f64>(), alone.w.to_vec::<f64>())
+        } else {
+            (both.b.to_vec::<f64>(), alone.b.to_vec::<f64>())
+        };
+        assert_eq!(got.len(), n);
+        assert_eq!(got, want, "parameter {which}");
+    }
+}

@@ -8,7 +8,6 @@
 //! PyTorch's CUDA caching allocator does the same for GPU memory.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// Smaller buffers come and go through malloc's own free lists cheaply.
@@ -18,10 +17,36 @@ const MAX_BYTES: usize = 1 << 30;
 /// Buffers kept per size: enough for the live set of one training step's intermediates.
 const MAX_PER_SIZE: usize = 16;
 
+/// Free buffers by exact length. A training step frees and asks for a handful of distinct
+/// sizes, so a short list searched in order costs less than hashing the length.
+struct Buckets<T>(Vec<(usize, Vec<Vec<T>>)>);
+
+impl<T> Default for Buckets<T> {
+    fn default() -> Self {
+        Buckets(Vec::new())
+    }
+}
+
+impl<T> Buckets<T> {
+    fn get_mut(&mut self, n: &usize) -> Option<&mut Vec<Vec<T>>> {
+        self.0.iter_mut().find(|(m, _)| m == n).map(|(_, b)| b)
+    }
+    fn entry(&mut self, n: usize) -> &mut Vec<Vec<T>> {
+        let at = match self.0.iter().position(|(m, _)| *m == n) {
+            Some(i) => i,
+            None => {
+                self.0.push((n, Vec::new()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[at].1
+    }
+}
+
 #[derive(Default)]
 struct Cache {
-    f32: HashMap<usize, Vec<Vec<f32>>>,
-    f64: HashMap<usize, Vec<Vec<f64>>>,
+    f32: Buckets<f32>,
+    f64: Buckets<f64>,
     bytes: usize,
 }
 
@@ -67,7 +92,7 @@ pub fn filled<U: Copy + 'static>(n: usize, value: U) -> Vec<U> {
 /// Takes back the buffer of a dropped tensor, keeping large f32 and f64 buffers for reuse.
 pub(crate) fn give<U: 'static>(v: Vec<U>) {
     fn keep<T>(
-        buckets: &mut HashMap<usize, Vec<Vec<T>>>,
+        buckets: &mut Buckets<T>,
         bytes: &mut usize,
         v: Vec<T>,
         size: usize,
@@ -76,7 +101,7 @@ pub(crate) fn give<U: 'static>(v: Vec<U>) {
         if n < MIN_ELEMS || *bytes + n * size > MAX_BYTES {
             return;
         }
-        let bucket = buckets.entry(n).or_default();
+        let bucket = buckets.entry(n);
         if bucket.len() < MAX_PER_SIZE {
             *bytes += n * size;
             bucket.push(v);
