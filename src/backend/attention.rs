@@ -66,6 +66,7 @@ pub enum AttentionPattern {
 }
 
 impl AttentionPattern {
+    // ANCHOR: pattern_allows
     /// Whether query `i` may see key `j` (`causal`: only `j ≤ i`).
     pub fn allows(self, i: usize, j: usize, causal: bool) -> bool {
         if causal && j > i {
@@ -81,6 +82,7 @@ impl AttentionPattern {
             }
         }
     }
+    // ANCHOR_END: pattern_allows
 
     /// The band around the diagonal that query `i` sees contiguously: keys with
     /// `|i − j| ≤ band` (every key for `Full`). The strided pattern's keys beyond it are

@@ -487,6 +487,7 @@ fn forward_head<T: Float>(
             let cols = j1 - j0;
             x.scores(h, (i0, i1), (j0, j1), &mut sc.st);
             x.drop_tile(h, (i0, i1), (j0, j1), &mut sc.dm);
+            // ANCHOR: online_softmax
             for r in 0..nr {
                 let row = &mut sc.st[r * cols..(r + 1) * cols];
                 let new_m = max(row).max(sc.m[r]);
@@ -511,6 +512,7 @@ fn forward_head<T: Float>(
                     row.iter_mut().zip(mask).for_each(|(p, &m)| *p *= m);
                 }
             }
+            // ANCHOR_END: online_softmax
             // O[i0..i1] += P V[j0..j1]
             gemm_into(
                 nr,

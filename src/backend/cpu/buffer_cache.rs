@@ -91,12 +91,7 @@ pub fn filled<U: Copy + 'static>(n: usize, value: U) -> Vec<U> {
 
 /// Takes back the buffer of a dropped tensor, keeping large f32 and f64 buffers for reuse.
 pub(crate) fn give<U: 'static>(v: Vec<U>) {
-    fn keep<T>(
-        buckets: &mut Buckets<T>,
-        bytes: &mut usize,
-        v: Vec<T>,
-        size: usize,
-    ) {
+    fn keep<T>(buckets: &mut Buckets<T>, bytes: &mut usize, v: Vec<T>, size: usize) {
         let n = v.capacity();
         if n < MIN_ELEMS || *bytes + n * size > MAX_BYTES {
             return;
