@@ -198,3 +198,41 @@ proptest! {
         }
     }
 }
+
+/// Reductions large enough to run in parallel, in each of the ways the kernel shares them out:
+/// many outer blocks, few columns over many rows (a bias's gradient, summed in bands of rows),
+/// many columns, and one long row.
+#[test]
+fn large_reductions_match_the_reference_in_every_parallel_layout() {
+    for (s, axis) in [
+        (vec![3, 4099, 13], 1),
+        (vec![5003, 37], 0),
+        (vec![70, 1031], 0),
+        (vec![2, 40_000], 1),
+    ] {
+        let v = values(s.iter().product(), 11);
+        let x = Tensor::from_vec(v.clone(), s.as_slice());
+        let what = format!("{s:?} over axis {axis}");
+        let want = naive::reduce(&Array::new(&s, v.clone()), &[axis], |p, q| p + q);
+        assert_close(
+            &x.sum_axes(&[axis as isize], true).to_vec::<f64>(),
+            &want.data,
+            Tolerance::F64,
+            &what,
+        );
+        let want = naive::reduce(&Array::new(&s, v.clone()), &[axis], f64::max);
+        assert_close(
+            &x.max_axes(&[axis as isize], true).to_vec::<f64>(),
+            &want.data,
+            Tolerance::F64,
+            &what,
+        );
+        let want = naive::reduce(&Array::new(&s, v), &[axis], f64::min);
+        assert_close(
+            &x.min_axes(&[axis as isize], true).to_vec::<f64>(),
+            &want.data,
+            Tolerance::F64,
+            &what,
+        );
+    }
+}

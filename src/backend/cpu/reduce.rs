@@ -131,25 +131,43 @@ pub fn reduce_axis<T: Float>(x: &[T], dims: &[usize], axis: usize, kind: Reduce)
         };
     }
     let mut out = super::buffer_cache::filled(outer * inner, T::zero());
-    // Reduce columns [j0, j0 + len) of one outer block into `o`.
-    let block = |ob: usize, j0: usize, o: &mut [T]| {
-        let base = ob * r * inner;
-        o.copy_from_slice(&x[base + j0..base + j0 + o.len()]);
-        for k in 1..r {
-            let row = &x[base + k * inner + j0..base + k * inner + j0 + o.len()];
-            match kind {
-                Reduce::Sum => o.iter_mut().zip(row).for_each(|(a, &b)| *a += b),
-                _ => o
-                    .iter_mut()
-                    .zip(row)
-                    .for_each(|(a, &b)| *a = kind.combine(*a, b)),
-            }
+    let fold = |o: &mut [T], row: &[T]| match kind {
+        Reduce::Sum => o.iter_mut().zip(row).for_each(|(a, &b)| *a += b),
+        _ => o
+            .iter_mut()
+            .zip(row)
+            .for_each(|(a, &b)| *a = kind.combine(*a, b)),
+    };
+    // Reduce rows [k0, k1) of columns [j0, j0 + len) of one outer block into `o`.
+    let rows = |ob: usize, (k0, k1): (usize, usize), j0: usize, o: &mut [T]| {
+        let at = |k: usize| ob * r * inner + k * inner + j0;
+        o.copy_from_slice(&x[at(k0)..at(k0) + o.len()]);
+        for k in k0 + 1..k1 {
+            fold(o, &x[at(k)..at(k) + o.len()]);
         }
     };
+    let block = |ob: usize, j0: usize, o: &mut [T]| rows(ob, (0, r), j0, o);
+    let threads = rayon::current_num_threads().max(1);
     if big && outer > 1 {
         out.par_chunks_mut(inner)
             .enumerate()
             .for_each(|(ob, o)| block(ob, 0, o));
+    } else if big && inner < 256 * threads && r >= 2 * threads {
+        // Too few columns to share out (a bias's gradient, `[tokens, features]` summed over
+        // the tokens): each thread reduces a band of rows, then the bands are combined.
+        let band = r.div_ceil(threads);
+        let parts: Vec<Vec<T>> = (0..r.div_ceil(band))
+            .into_par_iter()
+            .map(|b| {
+                let mut o = vec![T::zero(); inner];
+                rows(0, (b * band, ((b + 1) * band).min(r)), 0, &mut o);
+                o
+            })
+            .collect();
+        out.copy_from_slice(&parts[0]);
+        for p in &parts[1..] {
+            fold(&mut out, p);
+        }
     } else if big {
         let cols = (inner / rayon::current_num_threads().max(1)).max(256);
         out.par_chunks_mut(cols)
