@@ -49,6 +49,18 @@ impl ConvKernels for Cpu {
     }
 }
 
+/// The output columns `[lo, hi)` of `0..out` whose input column `ow · stride + off` falls
+/// inside `0..width`; the others read the zero padding. Computing the range once keeps the
+/// copies free of per-element bounds tests, so they vectorise.
+fn inside(out: usize, stride: usize, off: isize, width: usize) -> (usize, usize) {
+    let s = stride as isize;
+    // Smallest ow with ow·s + off ≥ 0, and smallest with ow·s + off ≥ width.
+    let first = |bound: isize| ((bound - off).max(0) + s - 1) / s;
+    let lo = (first(0) as usize).min(out);
+    let hi = (first(width as isize) as usize).clamp(lo, out);
+    (lo, hi)
+}
+
 /// Unrolls group `gi` of one sample `x` (`[C, H, W]`) into `cols` (`[K, Ho·Wo]`).
 fn im2col<T: Float>(x: &[T], g: &ConvGeometry, gi: usize, cols: &mut [T]) {
     let (ho, wo) = g.out_hw().expect("checked by the op");
@@ -70,13 +82,17 @@ fn im2col<T: Float>(x: &[T], g: &ConvGeometry, gi: usize, cols: &mut [T]) {
                         continue;
                     }
                     let src = &plane[y as usize * g.w..(y as usize + 1) * g.w];
-                    for (ow, d) in dst.iter_mut().enumerate() {
-                        let xx = (ow * sw + j * dw) as isize - pw as isize;
-                        *d = if xx < 0 || xx >= g.w as isize {
-                            T::zero()
-                        } else {
-                            src[xx as usize]
-                        };
+                    let off = (j * dw) as isize - pw as isize;
+                    let (lo, hi) = inside(wo, sw, off, g.w);
+                    dst[..lo].fill(T::zero());
+                    dst[hi..].fill(T::zero());
+                    if sw == 1 {
+                        let at = (lo as isize + off) as usize;
+                        dst[lo..hi].copy_from_slice(&src[at..at + hi - lo]);
+                    } else {
+                        for (ow, d) in (lo..hi).zip(&mut dst[lo..hi]) {
+                            *d = src[(ow as isize * sw as isize + off) as usize];
+                        }
                     }
                 }
             }
@@ -103,10 +119,16 @@ fn col2im<T: Float>(cols: &[T], g: &ConvGeometry, gi: usize, dx: &mut [T]) {
                         continue;
                     }
                     let dst = &mut plane[y as usize * g.w..(y as usize + 1) * g.w];
-                    for (ow, &v) in src[oh * wo..(oh + 1) * wo].iter().enumerate() {
-                        let xx = (ow * sw + j * dw) as isize - pw as isize;
-                        if xx >= 0 && xx < g.w as isize {
-                            dst[xx as usize] += v;
+                    let row = &src[oh * wo..(oh + 1) * wo];
+                    let off = (j * dw) as isize - pw as isize;
+                    let (lo, hi) = inside(wo, sw, off, g.w);
+                    if sw == 1 {
+                        let at = (lo as isize + off) as usize;
+                        let d = &mut dst[at..at + hi - lo];
+                        d.iter_mut().zip(&row[lo..hi]).for_each(|(a, &v)| *a += v);
+                    } else {
+                        for (ow, &v) in (lo..hi).zip(&row[lo..hi]) {
+                            dst[(ow as isize * sw as isize + off) as usize] += v;
                         }
                     }
                 }
