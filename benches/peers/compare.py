@@ -112,7 +112,14 @@ def main():
            "--device", args.device, "--matmul", str(args.matmul), "--scale", str(args.scale)]
     if args.reps is not None:
         cmd += ["--reps", str(args.reps)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # PyTorch's CPU tensors come from glibc malloc, which by default maps each large buffer
+    # afresh and faults its pages in on every call (a conv2d step took 13 ms that way, 8.5 ms
+    # late in a long run). cubegrad keeps freed buffers for reuse (buffer_cache.rs), so the
+    # peer runs with malloc keeping its memory too: PyTorch's warm speed is the yardstick.
+    env = dict(os.environ)
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 30))
+    env.setdefault("MALLOC_TRIM_THRESHOLD_", str(1 << 30))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.exit(f"torch_peer.py failed (exit {proc.returncode}):\n{proc.stderr}")
     peer = json.loads(proc.stdout)
