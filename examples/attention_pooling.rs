@@ -16,7 +16,8 @@ mod common;
 
 use clap::Parser;
 use common::{
-    heatmap, line_chart, out_dir, progress, write_json, AnyResult, Series, Table, TrainState,
+    at_least, heatmap, line_chart, out_dir, positive, progress, stop_at, write_json, AnyResult,
+    Checked, Series, Table, TrainState, Validate,
 };
 use cubegrad::nn::Module;
 use cubegrad::optim::{Optimizer, SgdConfig};
@@ -46,6 +47,16 @@ pub struct Config {
     pub stop_at: Option<usize>,
     #[arg(long)]
     pub quiet: bool,
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Checked {
+        // Each training point is fitted from the others (leave one out).
+        at_least("n-train", self.n_train, 2)?;
+        at_least("epochs", self.epochs, 1)?;
+        positive("lr", self.lr)?;
+        stop_at(self.stop_at)
+    }
 }
 
 pub fn truth(x: f64) -> f64 {
@@ -110,6 +121,7 @@ fn mse(pred: &[f32], target: &[f64]) -> f64 {
 }
 
 pub fn run(cfg: &Config) -> AnyResult<Report> {
+    cfg.validate()?;
     manual_seed(cfg.seed);
     let dev = cfg.device;
     let dir = out_dir(&cfg.out)?;

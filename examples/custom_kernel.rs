@@ -17,7 +17,10 @@
 mod common;
 
 use clap::Parser;
-use common::{out_dir, train_classifier, write_json, AnyResult, ClassifierRun};
+use common::{
+    at_least, out_dir, positive, stop_at, train_classifier, write_json, AnyResult, Checked,
+    ClassifierRun, Validate,
+};
 use cubegrad::autograd::{apply_custom, CubeContext, CustomOp, GradcheckOptions};
 use cubegrad::cubecl;
 use cubegrad::cubecl::prelude::*;
@@ -287,6 +290,19 @@ pub struct Config {
     pub stop_at: Option<usize>,
     #[arg(long)]
     pub quiet: bool,
+    /// Skip a batch whose loss or gradients are not finite instead of stopping the run
+    #[arg(long)]
+    pub skip_nonfinite: bool,
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Checked {
+        at_least("epochs", self.epochs, 1)?;
+        at_least("hidden", self.hidden, 1)?;
+        at_least("batch-size", self.batch_size, 1)?;
+        positive("lr", self.lr)?;
+        stop_at(self.stop_at)
+    }
 }
 
 pub struct Report {
@@ -335,6 +351,7 @@ pub fn compare_with_cpu(device: Device) -> cubegrad::Result<f64> {
 }
 
 pub fn run(cfg: &Config) -> AnyResult<Report> {
+    cfg.validate()?;
     // ANCHOR: swish_kernel_check
     // 1. The CPU hooks' backward against central differences, in f64.
     manual_seed(cfg.seed);
@@ -386,6 +403,7 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
         resume: cfg.resume,
         stop_at: cfg.stop_at,
         quiet: cfg.quiet,
+        skip_nonfinite: cfg.skip_nonfinite,
     };
     let mut fwd = |m: &mut Mlp, x: &Tensor| m.fc2.forward(&m.act.forward(&m.fc1.forward(x)));
     let (history, finished) = train_classifier(&mut model, &mut fwd, train, valid, &run)?;

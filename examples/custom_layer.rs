@@ -14,7 +14,8 @@ mod common;
 
 use clap::Parser;
 use common::{
-    line_chart, out_dir, train_classifier, write_json, AnyResult, ClassifierRun, Series, Table,
+    at_least, line_chart, out_dir, positive, stop_at, train_classifier, write_json, AnyResult,
+    Checked, ClassifierRun, Series, Table, Validate,
 };
 use cubegrad::autograd::{apply, Forward, GradcheckOptions, Op};
 use cubegrad::data::load_digits;
@@ -153,6 +154,19 @@ pub struct Config {
     pub stop_at: Option<usize>,
     #[arg(long)]
     pub quiet: bool,
+    /// Skip a batch whose loss or gradients are not finite instead of stopping the run
+    #[arg(long)]
+    pub skip_nonfinite: bool,
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Checked {
+        at_least("epochs", self.epochs, 1)?;
+        at_least("hidden", self.hidden, 1)?;
+        at_least("batch-size", self.batch_size, 1)?;
+        positive("lr", self.lr)?;
+        stop_at(self.stop_at)
+    }
 }
 
 pub struct Report {
@@ -164,6 +178,7 @@ pub struct Report {
 }
 
 pub fn run(cfg: &Config) -> AnyResult<Report> {
+    cfg.validate()?;
     // ANCHOR: swish_check
     // 1. The backward against central differences, on odd shapes, in f64.
     manual_seed(cfg.seed);
@@ -207,6 +222,7 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
             resume: cfg.resume,
             stop_at: cfg.stop_at,
             quiet: cfg.quiet,
+            skip_nonfinite: cfg.skip_nonfinite,
         };
         let mut fwd = |m: &mut Mlp, x: &Tensor| m.forward(x);
         let (history, done) = train_classifier(&mut model, &mut fwd, train, valid, &run)?;

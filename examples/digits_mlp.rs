@@ -34,6 +34,26 @@ pub struct Config {
     pub quiet: bool,
 }
 
+impl Config {
+    /// The rules of the flags, checked before any work: the first one broken, in one line
+    /// naming the flag and its value (the other examples share these in `common/config.rs`).
+    pub fn validate(&self) -> Result<(), String> {
+        for (flag, value) in [
+            ("epochs", self.epochs),
+            ("hidden", self.hidden),
+            ("batch-size", self.batch_size),
+        ] {
+            if value == 0 {
+                return Err(format!("--{flag} 0 must be at least 1"));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("--lr {} must be a finite number above 0", self.lr));
+        }
+        Ok(())
+    }
+}
+
 /// 64 → hidden → 10 with a ReLU between.
 pub struct Mlp {
     pub fc1: Linear,
@@ -120,6 +140,11 @@ pub fn train(cfg: &Config) -> cubegrad::Result<Report> {
 #[allow(dead_code)]
 fn main() {
     let cfg = Config::parse();
+    if let Err(e) = cfg.validate() {
+        // Status 2, as for a flag clap cannot parse.
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let start = std::time::Instant::now();
     let r = train(&cfg).unwrap_or_else(|e| {
         eprintln!("error: {e}");

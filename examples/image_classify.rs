@@ -12,8 +12,8 @@ mod common;
 
 use clap::{Parser, ValueEnum};
 use common::{
-    accuracy, heatmap, out_dir, train_classifier, write_json, AnyResult, ClassifierRun, Series,
-    Table,
+    accuracy, at_least, heatmap, out_dir, positive, stop_at, train_classifier, write_json,
+    AnyResult, Checked, ClassifierRun, ConfigError, Series, Table, Validate,
 };
 use cubegrad::data::{load_fashion_mnist, Dataset, FASHION_MNIST_CLASSES};
 use cubegrad::nn::{
@@ -83,6 +83,29 @@ pub struct Config {
     pub stop_at: Option<usize>,
     #[arg(long)]
     pub quiet: bool,
+    /// Skip a batch whose loss or gradients are not finite instead of stopping the run
+    #[arg(long)]
+    pub skip_nonfinite: bool,
+}
+
+/// Attention heads of the ViT.
+const VIT_HEADS: usize = 4;
+
+impl Validate for Config {
+    fn validate(&self) -> Checked {
+        at_least("epochs", self.epochs, 1)?;
+        at_least("batch-size", self.batch_size, 1)?;
+        positive("lr", self.lr)?;
+        at_least("d-model", self.d_model, 1)?;
+        if self.d_model % VIT_HEADS != 0 {
+            return Err(ConfigError(format!(
+                "--d-model {} must be divisible by the ViT's {VIT_HEADS} heads",
+                self.d_model
+            )));
+        }
+        at_least("vit-layers", self.vit_layers, 1)?;
+        stop_at(self.stop_at)
+    }
 }
 
 /// Two blocks `pool(relu(bn(conv3×3)))` (1 → 16 → 32 channels, 28 → 14 → 7) and a linear
@@ -126,7 +149,7 @@ pub struct Vit {
 }
 
 pub fn vit_options(cfg: &Config, context_pool: bool) -> EncoderOptions {
-    let mut o = EncoderOptions::new(cfg.d_model, 4);
+    let mut o = EncoderOptions::new(cfg.d_model, VIT_HEADS);
     o.dim_feedforward = 2 * cfg.d_model;
     o.dropout = 0.0;
     if context_pool {
@@ -253,6 +276,7 @@ fn pooling_figure(
 }
 
 pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
+    cfg.validate()?;
     let (train_all, test) = load_fashion_mnist(&cfg.data)?;
     let parts = train_all.split(&[0.9, 0.1], cfg.seed);
     let train = subset(&parts[0], cfg.train_images);
@@ -300,6 +324,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
             resume: cfg.resume,
             stop_at: cfg.stop_at,
             quiet: cfg.quiet,
+            skip_nonfinite: cfg.skip_nonfinite,
         };
         let (history, finished, test_acc, params) = match kind {
             ModelKind::CnnMax | ModelKind::CnnContextpool => {

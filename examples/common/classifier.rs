@@ -1,6 +1,7 @@
 //! The epoch loop the classifiers share (image_classify, custom_layer, custom_kernel): Adam on
 //! cross-entropy, the validation accuracy after each epoch, and a checkpoint then.
 
+use super::guard::{NonFiniteGuard, Verdict};
 use super::history::History;
 use super::output::{progress, AnyResult};
 use super::resume::TrainState;
@@ -21,6 +22,8 @@ pub struct ClassifierRun<'a> {
     /// Stop after this epoch, as if interrupted.
     pub stop_at: Option<usize>,
     pub quiet: bool,
+    /// Skip a batch whose loss or gradients are not finite instead of stopping.
+    pub skip_nonfinite: bool,
 }
 
 /// Fraction of `data` classified correctly, in evaluation mode, `batch` examples at a time.
@@ -51,7 +54,8 @@ pub fn accuracy<M: cubegrad::nn::Module>(
 
 /// Trains a classifier with Adam by epochs: cross-entropy on shuffled batches (the order comes
 /// from the seeded RNG that checkpoints save), the validation accuracy after each epoch, and a
-/// checkpoint then, which `resume` continues exactly. Returns the history (epoch, train loss,
+/// checkpoint then, which `resume` continues exactly. A batch whose loss or gradients are not
+/// finite stops the run before anything is saved, or is skipped (`skip_nonfinite`). Returns the history (epoch, train loss,
 /// validation accuracy, seconds) and whether every epoch ran.
 pub fn train_classifier<M: cubegrad::nn::Module>(
     model: &mut M,
@@ -60,7 +64,8 @@ pub fn train_classifier<M: cubegrad::nn::Module>(
     valid: &cubegrad::data::Dataset,
     run: &ClassifierRun,
 ) -> AnyResult<(History, bool)> {
-    use cubegrad::optim::{AdamConfig, Optimizer};
+    use cubegrad::optim::{clip_grad_norm, AdamConfig, Optimizer};
+    let guard = NonFiniteGuard::new(run.skip_nonfinite);
     let mut opt = AdamConfig::adam().lr(run.lr).init();
     let mut state = TrainState::start(
         run.dir,
@@ -79,13 +84,18 @@ pub fn train_classifier<M: cubegrad::nn::Module>(
     let end = run.stop_at.map_or(run.epochs, |s| s.min(run.epochs));
     while state.done < end {
         let (mut total, mut batches, mut seen) = (0.0, 0usize, 0usize);
-        for (x, y) in train.batches(run.batch_size, true) {
+        for (b, (x, y)) in train.batches(run.batch_size, true).enumerate() {
             let (x, y) = (x.to_device(run.device), y.to_device(run.device));
             let loss = forward(model, &x).cross_entropy(&y);
-            let grads = loss.backward();
-            opt.step(model, &grads)?;
-            total += loss.item();
-            batches += 1;
+            let mut grads = loss.backward();
+            // The norm without clipping (an infinite bound), to find a non-finite gradient.
+            let norm = clip_grad_norm(model, &mut grads, f64::INFINITY);
+            let at = format!("epoch {}, batch {}", state.done + 1, b + 1);
+            if guard.check(&at, loss.item(), norm, model, &grads, &mut state)? == Verdict::Step {
+                opt.step(model, &grads)?;
+                total += loss.item();
+                batches += 1;
+            }
             seen += y.numel();
             bar.inc(1);
             let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);

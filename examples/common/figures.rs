@@ -48,6 +48,16 @@ impl Series {
     }
 }
 
+/// The colour of `t` in `[0, 1]` on the viridis map; grey for a value that is not a number (a
+/// diverged run's weights), which the map cannot place.
+fn shade(t: f64) -> RGBColor {
+    if t.is_finite() {
+        ViridisRGB::get_color(t.clamp(0.0, 1.0))
+    } else {
+        RGBColor(160, 160, 160)
+    }
+}
+
 fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
@@ -131,9 +141,11 @@ pub fn heatmap(
     let (lo, hi) = values
         .iter()
         .flatten()
+        .filter(|v| v.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
             (a.min(v), b.max(v))
         });
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let range = (hi - lo).max(1e-12);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
@@ -167,7 +179,7 @@ pub fn heatmap(
     mesh.draw()?;
     chart.draw_series(values.iter().enumerate().flat_map(|(r, row)| {
         row.iter().enumerate().map(move |(c, &v)| {
-            let color = ViridisRGB::get_color((v - lo) / range);
+            let color = shade((v - lo) / range);
             Rectangle::new(
                 [(c as i32, r as i32), (c as i32 + 1, r as i32 + 1)],
                 color.filled(),
@@ -215,7 +227,7 @@ pub fn text_heat(
         let t = (v - lo) / range;
         root.draw(&Rectangle::new(
             [(x, y), (x + cw, y + ch)],
-            ViridisRGB::get_color(t).filled(),
+            shade(t).filled(),
         ))?;
         let ink = if t > 0.6 { BLACK } else { WHITE };
         let shown = if c == '\n' { '⏎' } else { c };

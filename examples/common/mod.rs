@@ -5,6 +5,8 @@
 //! part.
 //!
 //! - `output.rs`: `main`, the output folder, files, the progress bar, number formatting;
+//! - `config.rs`: the rules a configuration is checked against before any work;
+//! - `guard.rs`: stopping (or skipping a step) when the loss or the gradients stop being finite;
 //! - `history.rs`: the learning curves (`History`);
 //! - `resume.rs`: start fresh or resume from the checkpoint, and save it (`TrainState`);
 //! - `table.rs`: results tables as Markdown and CSV;
@@ -13,7 +15,9 @@
 #![allow(dead_code)]
 
 mod classifier;
+mod config;
 mod figures;
+mod guard;
 mod history;
 mod output;
 mod resume;
@@ -23,9 +27,14 @@ mod table;
 #[allow(unused_imports)]
 pub use self::{
     classifier::{accuracy, train_classifier, ClassifierRun},
+    config::{
+        at_least, at_least_for, divisible, even, positive, probability, stop_at, Checked,
+        ConfigError, Validate,
+    },
     figures::{heatmap, line_chart, text_heat, Series, Style, SERIES_COLORS},
+    guard::{NonFiniteGuard, Verdict},
     history::History,
-    output::{main, out_dir, progress, thousands, write_file, write_json, AnyResult},
+    output::{exit_status, main, out_dir, progress, thousands, write_file, write_json, AnyResult},
     resume::{TrainState, CHECKPOINT},
     table::Table,
 };

@@ -29,6 +29,10 @@ pub struct TrainState {
     pub seconds_before: f64,
     /// The metrics so far, one row per log point; the loop pushes its rows here.
     pub history: History,
+    /// Steps skipped because their loss or gradients were not finite (`--skip-nonfinite`).
+    pub skipped: usize,
+    /// The counter's value in the checkpoint on disk, if one was written or resumed from.
+    pub saved: Option<usize>,
     /// The checkpoint's key for `done`: `"step"` or `"epoch"`.
     counter: &'static str,
     /// Names the model, so that `--resume` refuses a checkpoint of another one.
@@ -55,6 +59,8 @@ impl TrainState {
             done: 0,
             seconds_before: 0.0,
             history: History::new(columns),
+            skipped: 0,
+            saved: None,
             counter,
             tag: tag.to_string(),
             path: dir.join(CHECKPOINT),
@@ -74,6 +80,8 @@ impl TrainState {
                 .get(counter)
                 .ok_or_else(|| format!("checkpoint lacks \"{counter}\""))?;
             state.seconds_before = ck.get("seconds").unwrap_or(0.0);
+            state.skipped = ck.get("skipped").unwrap_or(0);
+            state.saved = Some(state.done);
             state.history = ck
                 .extra
                 .get("history")
@@ -90,15 +98,27 @@ impl TrainState {
         self.seconds_before + self.started.elapsed().as_secs_f64()
     }
 
-    /// Saves `model`, `opt` and the RNG with the tag, the counter, the seconds so far and the
-    /// history, so that `--resume` continues from here.
-    pub fn save(&self, model: &dyn Module, opt: &dyn Optimizer) -> AnyResult<()> {
+    /// The checkpoint's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the counter counts: `"step"` or `"epoch"`.
+    pub fn counter(&self) -> &'static str {
+        self.counter
+    }
+
+    /// Saves `model`, `opt` and the RNG with the tag, the counter, the seconds so far, the
+    /// skipped steps and the history, so that `--resume` continues from here.
+    pub fn save(&mut self, model: &dyn Module, opt: &dyn Optimizer) -> AnyResult<()> {
         let mut extra = Metadata::new();
         extra.insert("model".into(), self.tag.clone());
         extra.insert(self.counter.into(), self.done.to_string());
         extra.insert("seconds".into(), self.seconds().to_string());
+        extra.insert("skipped".into(), self.skipped.to_string());
         extra.insert("history".into(), self.history.to_json());
         save_checkpoint(&self.path, model, opt, &extra)?;
+        self.saved = Some(self.done);
         Ok(())
     }
 }

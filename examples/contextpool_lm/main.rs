@@ -17,15 +17,18 @@
 //! its report) and `figures.rs` (pooling sizes and attention over a passage). What every
 //! example shares is in `examples/common/`.
 
-// The shared code sits beside this folder, in examples/common.
+// The shared code sits beside this folder, in examples/common (public for the tests).
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 mod figures;
 mod model;
 mod train;
 
 use clap::{Parser, ValueEnum};
-use common::{line_chart, out_dir, AnyResult, Series, Table};
+use common::{
+    at_least, at_least_for, divisible, line_chart, out_dir, positive, stop_at, AnyResult, Checked,
+    ConfigError, Series, Table, Validate,
+};
 use cubegrad::Device;
 use figures::passage_figures;
 use model::generate;
@@ -135,6 +138,39 @@ pub struct Config {
     /// No progress bar or sample
     #[arg(long)]
     pub quiet: bool,
+    /// Skip a step whose loss or gradient norm is not finite (counted in the metrics) instead
+    /// of stopping the run
+    #[arg(long)]
+    pub skip_nonfinite: bool,
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Checked {
+        at_least("seq-len", self.seq_len, 1)?;
+        at_least("batch-size", self.batch_size, 1)?;
+        at_least("steps", self.steps, 1)?;
+        at_least("d-model", self.d_model, 1)?;
+        divisible("d-model", self.d_model, "heads", self.heads)?;
+        if let Some(layers) = self.layers {
+            at_least("layers", layers, 1)?;
+        }
+        positive("lr", self.lr)?;
+        at_least("eval-every", self.eval_every, 1)?;
+        // An evaluation reads whole windows of --seq-len + 1 characters.
+        let window = format!("one window of --seq-len {} + 1", self.seq_len);
+        at_least_for("eval-chars", self.eval_chars, self.seq_len + 1, &window)?;
+        at_least_for("test-chars", self.test_chars, self.seq_len + 1, &window)?;
+        at_least("window", self.window, 1)?;
+        if self.sample_chars > 0 {
+            positive("temperature", self.temperature)?;
+            if self.prompt.is_empty() {
+                return Err(ConfigError(
+                    "--prompt \"\" must not be empty when --sample-chars is above 0".into(),
+                ));
+            }
+        }
+        stop_at(self.stop_at)
+    }
 }
 
 impl Config {
@@ -145,7 +181,9 @@ impl Config {
 
 /// The single-model run: train, figures, sample.
 pub fn run(cfg: &Config) -> AnyResult<Report> {
+    cfg.validate()?;
     let corpus = load_corpus(&cfg.data, cfg.seed)?;
+    corpus.check_fits(&cfg.data, cfg.seq_len)?;
     let dir = out_dir(&cfg.out)?;
     if !cfg.quiet {
         println!(
@@ -174,7 +212,9 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
 
 /// The comparison: each model on the same steps, batch and context, then one table.
 pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
+    cfg.validate()?;
     let corpus = load_corpus(&cfg.data, cfg.seed)?;
+    corpus.check_fits(&cfg.data, cfg.seq_len)?;
     // Beside, not inside, the single run's folder.
     let base = if cfg.out == DEFAULT_OUT {
         "runs/contextpool_lm_compare".to_string()

@@ -2,7 +2,10 @@
 //! loop (AdamW with warm-up and cosine decay, periodic evaluation and checkpoints that
 //! `--resume` continues exactly).
 
-use super::common::{self, line_chart, progress, AnyResult, History, Series, TrainState};
+use super::common::{
+    self, line_chart, progress, AnyResult, ConfigError, History, NonFiniteGuard, Series,
+    TrainState, Verdict,
+};
 use super::model::{flops_per_token, CharLm};
 use super::{Config, ModelKind};
 use cubegrad::data::{lm_batch, lm_eval_batches, read_text, split_blocks, CharVocab, TextSplits};
@@ -18,12 +21,39 @@ pub struct Corpus {
     pub splits: TextSplits,
 }
 
+/// Characters per block of the split.
+const BLOCK: usize = 20_000;
+
 pub fn load_corpus(path: &str, seed: u64) -> cubegrad::Result<Corpus> {
     let text = read_text(path)?;
     let vocab = CharVocab::from_text(&text);
     let ids = vocab.encode(&text)?;
-    let splits = split_blocks(&ids, 20_000, 0.05, 0.05, seed);
+    let splits = split_blocks(&ids, BLOCK, 0.05, 0.05, seed);
     Ok(Corpus { vocab, splits })
+}
+
+impl Corpus {
+    /// Each split must hold one window of `seq_len + 1` characters. Validation and test get at
+    /// least one block each, so a corpus needs two whole blocks and one window.
+    pub fn check_fits(&self, path: &str, seq_len: usize) -> Result<(), ConfigError> {
+        let s = &self.splits;
+        let (train, valid, test) = (s.train.len(), s.valid.len(), s.test.len());
+        if train.min(valid).min(test) > seq_len {
+            return Ok(());
+        }
+        Err(ConfigError(format!(
+            "{path}: {} characters are too few for --seq-len {seq_len}: the corpus is dealt in \
+             blocks of {} characters to training, validation and test (train {}, validation {}, \
+             test {} here), and each needs a window of {} characters, so at least {} are needed",
+            common::thousands(train + valid + test),
+            common::thousands(BLOCK),
+            common::thousands(train),
+            common::thousands(valid),
+            common::thousands(test),
+            seq_len + 1,
+            common::thousands(2 * BLOCK.max(seq_len + 1) + seq_len + 1),
+        )))
+    }
 }
 
 /// Mean bits per character of `model` over the first `max_chars` characters of `ids`.
@@ -65,6 +95,8 @@ pub struct Report {
     pub sample: Option<String>,
     /// False when `--stop-at` ended the run before its last step.
     pub finished: bool,
+    /// Steps skipped because their loss or gradients were not finite (`--skip-nonfinite`).
+    pub skipped: usize,
 }
 
 /// Names the model and the settings that shape its weights and its steps, so that `--resume`
@@ -119,6 +151,7 @@ pub fn train_one(
     let bar = progress(cfg.steps, cfg.quiet);
     bar.set_position(state.done as u64);
     let (mut sum_bpc, mut n_bpc) = (0.0, 0usize);
+    let guard = NonFiniteGuard::new(cfg.skip_nonfinite);
     while state.done < end {
         let (x, y) = lm_batch(&corpus.splits.train, cfg.batch_size, cfg.seq_len)?;
         let (x, y) = (x.to_device(cfg.device), y.to_device(cfg.device));
@@ -135,23 +168,27 @@ pub fn train_one(
             }
         }
         let mut grads = loss.backward();
-        clip_grad_norm(&model, &mut grads, 1.0);
-        opt.step(&mut model, &grads)?;
-        for l in &mut model.layers {
-            if let Some(span) = &mut l.adaptive_span {
-                span.clamp_spans();
-            }
-        }
-        state.done += 1;
-        let step = state.done;
+        let norm = clip_grad_norm(&model, &mut grads, 1.0);
         let bpc = ce.item() / std::f64::consts::LN_2;
-        sum_bpc += bpc;
-        n_bpc += 1;
+        let step = state.done + 1;
+        let at = format!("step {step}");
+        if guard.check(&at, loss.item(), norm, &model, &grads, &mut state)? == Verdict::Step {
+            opt.step(&mut model, &grads)?;
+            for l in &mut model.layers {
+                if let Some(span) = &mut l.adaptive_span {
+                    span.clamp_spans();
+                }
+            }
+            sum_bpc += bpc;
+            n_bpc += 1;
+        }
+        state.done = step;
         let tps = (step * cfg.batch_size * cfg.seq_len) as f64 / state.seconds().max(1e-9);
         bar.set_position(step as u64);
         bar.set_message(format!("{bpc:.3} bpc, {tps:.0} chars/s"));
         if step % cfg.eval_every == 0 || step == cfg.steps {
             let valid = bits_per_char(&mut model, &corpus.splits.valid, cfg, cfg.eval_chars);
+            // NaN when every step of the interval was skipped.
             let train = sum_bpc / n_bpc as f64;
             let seconds = state.seconds();
             state
@@ -166,7 +203,7 @@ pub fn train_one(
         }
     }
     bar.finish_and_clear();
-    let (step, history) = (state.done, state.history);
+    let (step, skipped, history) = (state.done, state.skipped, state.history);
     history.write_csv(&dir.join("metrics.csv"))?;
     let train_seconds = history.rows.last().map_or(0.0, |r| r[4]);
     let finished = step >= cfg.steps;
@@ -189,6 +226,7 @@ pub fn train_one(
         history,
         sample: None,
         finished,
+        skipped,
     };
     common::write_json(&dir.join("metrics.json"), &report_json(&report))?;
     line_chart(
@@ -218,5 +256,6 @@ pub fn report_json(r: &Report) -> serde_json::Value {
         "train_seconds": r.train_seconds,
         "tokens_per_second": r.tokens_per_second,
         "finished": r.finished,
+        "skipped_steps": r.skipped,
     })
 }

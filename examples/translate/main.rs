@@ -21,7 +21,10 @@ mod models;
 mod train;
 
 use clap::{Parser, ValueEnum};
-use common::{out_dir, AnyResult, Table};
+use common::{
+    at_least, divisible, out_dir, positive, probability, stop_at, AnyResult, Checked, Table,
+    Validate,
+};
 use cubegrad::nn::Module;
 use cubegrad::{manual_seed, Device};
 use data::load_corpus;
@@ -82,9 +85,31 @@ pub struct Config {
     pub stop_at: Option<usize>,
     #[arg(long)]
     pub quiet: bool,
+    /// Skip a batch whose loss or gradients are not finite instead of stopping the run
+    #[arg(long)]
+    pub skip_nonfinite: bool,
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Checked {
+        at_least("max-chars", self.max_chars, 1)?;
+        // A word and the end mark.
+        at_least("max-tokens", self.max_tokens, 2)?;
+        at_least("min-freq", self.min_freq, 1)?;
+        at_least("hidden", self.hidden, 1)?;
+        at_least("layers", self.layers, 1)?;
+        divisible("hidden", self.hidden, "heads", self.heads)?;
+        probability("dropout", self.dropout)?;
+        at_least("epochs", self.epochs, 1)?;
+        at_least("batch-size", self.batch_size, 1)?;
+        positive("lr", self.lr)?;
+        at_least("bleu-sentences", self.bleu_sentences, 1)?;
+        stop_at(self.stop_at)
+    }
 }
 
 pub fn run(cfg: &Config) -> AnyResult<Vec<ModelReport>> {
+    cfg.validate()?;
     let corpus = load_corpus(cfg)?;
     let dir = out_dir(&cfg.out)?;
     if !cfg.quiet {

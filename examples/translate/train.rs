@@ -1,7 +1,10 @@
 //! Training and evaluation: teacher-forced cross-entropy, greedy decoding scored by BLEU-4, and
 //! the epoch loop with checkpoints that `--resume` continues exactly.
 
-use super::common::{heatmap, line_chart, progress, write_json, AnyResult, Series, TrainState};
+use super::common::{
+    heatmap, line_chart, progress, write_json, AnyResult, NonFiniteGuard, Series, TrainState,
+    Verdict,
+};
 use super::data::{decoder_input, Corpus, Pairs};
 use super::models::Seq2Seq;
 use super::Config;
@@ -140,21 +143,25 @@ pub fn train_model(
     let started = Instant::now();
     let end = cfg.stop_at.map_or(cfg.epochs, |s| s.min(cfg.epochs));
     let d = cfg.device;
+    let guard = NonFiniteGuard::new(cfg.skip_nonfinite);
     while state.done < end {
         let mut order: Vec<usize> = (0..n).collect();
         with_rng(|r| order.shuffle(r));
         let (mut total, mut batches) = (0.0, 0usize);
-        for chunk in order.chunks(cfg.batch_size) {
+        for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
             let (s, l, t) = corpus.train.rows(chunk);
             let loss = loss_of(model, &s, &l, &t, d);
             let mut grads = loss.backward();
-            clip_grad_norm(model, &mut grads, 1.0);
-            opt.step(model, &grads)?;
-            total += loss.item();
-            batches += 1;
+            let norm = clip_grad_norm(model, &mut grads, 1.0);
+            let at = format!("{name}: epoch {}, batch {}", state.done + 1, b + 1);
+            if guard.check(&at, loss.item(), norm, model, &grads, &mut state)? == Verdict::Step {
+                opt.step(model, &grads)?;
+                total += loss.item();
+                batches += 1;
+            }
             bar.inc(1);
             let rate =
-                (batches * cfg.batch_size) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                ((b + 1) * cfg.batch_size) as f64 / started.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!(
                 "{name}: loss {:.3}, {rate:.0} pairs/s",
                 total / batches as f64

@@ -42,3 +42,20 @@ fn clip(model: &dyn Module, grads: &mut Gradients, max_norm: f64) -> f64 {
     }
     norm
 }
+
+/// The name of the first of `model`'s parameters (in visiting order) whose gradient holds a
+/// NaN or an infinity, if any: what a training loop names when its gradient norm is not
+/// finite. It reads every gradient back to the host, so call it only then.
+pub fn first_nonfinite_grad(model: &dyn Module, grads: &Gradients) -> Option<String> {
+    let mut found = None;
+    model.visit_params("", &mut |name, p| {
+        if found.is_none() {
+            if let Some(g) = grads.get(p) {
+                if g.to_vec::<f64>().iter().any(|x| !x.is_finite()) {
+                    found = Some(name.to_string());
+                }
+            }
+        }
+    });
+    found
+}

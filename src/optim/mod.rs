@@ -9,7 +9,7 @@ mod schedule;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig};
-pub use clip::clip_grad_norm;
+pub use clip::{clip_grad_norm, first_nonfinite_grad};
 pub use schedule::{ConstantLr, LrSchedule, NoamSchedule, WarmupCosine};
 pub use sgd::{Sgd, SgdConfig};
 

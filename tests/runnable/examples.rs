@@ -63,6 +63,7 @@ fn lm_config(out: String) -> contextpool_lm::Config {
         resume: false,
         stop_at: None,
         quiet: true,
+        skip_nonfinite: false,
     }
 }
 
@@ -209,6 +210,7 @@ fn image_classify_trains_all_four_models() {
         resume: false,
         stop_at: None,
         quiet: true,
+        skip_nonfinite: false,
     };
     let reports = image_classify::run(&cfg).unwrap();
     assert_eq!(reports.len(), 4);
@@ -295,6 +297,7 @@ fn custom_layer_passes_gradcheck_and_trains() {
         resume: false,
         stop_at: None,
         quiet: true,
+        skip_nonfinite: false,
     };
     let r = custom_layer::run(&cfg).unwrap();
     assert!(r.finished);
@@ -338,6 +341,7 @@ fn custom_kernel_passes_gradcheck_trains_and_resumes() {
         resume: false,
         stop_at: None,
         quiet: true,
+        skip_nonfinite: false,
     };
     let r = custom_kernel::run(&cfg).unwrap();
     assert!(r.finished);
@@ -389,6 +393,7 @@ fn translate_trains_both_models_and_scores_bleu() {
         resume: false,
         stop_at: None,
         quiet: true,
+        skip_nonfinite: false,
     };
     let reports = translate::run(&cfg).unwrap();
     assert_eq!(reports.len(), 2);
@@ -460,4 +465,150 @@ fn corpus_bleu_matches_hand_computed_values() {
     );
     let expected = ((7.0f64 / 8.0) * (5.0 / 6.0) * (3.0 / 4.0) * (1.0 / 2.0)).powf(0.25);
     assert!((b - expected).abs() < 1e-12, "{b} vs {expected}");
+}
+
+/// The error `run` returns for `flags` (parsed as the command line would be, the rest at their
+/// defaults): the example refuses them before any work.
+fn refused<C: clap::Parser, R>(
+    run: impl Fn(&C) -> Result<R, Box<dyn std::error::Error>>,
+    flags: &[&str],
+) -> String {
+    let cfg = C::try_parse_from(std::iter::once("example").chain(flags.iter().copied())).unwrap();
+    match run(&cfg) {
+        Ok(_) => panic!("{flags:?} was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn examples_refuse_bad_flags_in_one_line_before_any_work() {
+    let base = lm_config(out("lm-bad-flags"));
+    type Change = fn(&mut contextpool_lm::Config);
+    let cases: [(Change, &str); 7] = [
+        (|c| c.seq_len = 0, "--seq-len 0 must be at least 1"),
+        (
+            |c| (c.d_model, c.heads) = (130, 4),
+            "--d-model 130 must be divisible by --heads 4",
+        ),
+        (|c| c.batch_size = 0, "--batch-size 0 must be at least 1"),
+        (|c| c.heads = 0, "--heads 0 must be at least 1"),
+        (
+            |c| c.lr = f64::NAN,
+            "--lr NaN must be a finite number above 0",
+        ),
+        (|c| c.steps = 0, "--steps 0 must be at least 1"),
+        (
+            |c| c.eval_chars = 10,
+            "--eval-chars 10 must be at least 33 (one window of --seq-len 32 + 1)",
+        ),
+    ];
+    for (change, want) in cases {
+        let mut cfg = base.clone();
+        change(&mut cfg);
+        let err = contextpool_lm::run(&cfg).unwrap_err();
+        assert_eq!(err.to_string(), want);
+        assert_eq!(contextpool_lm::common::exit_status(err.as_ref()), 2);
+        assert!(
+            !PathBuf::from(&cfg.out).exists(),
+            "{want}: the output folder was created before the check"
+        );
+    }
+    // A corpus too small for one window in each split names its size and the minimum.
+    let tiny = PathBuf::from(out("lm-tiny")).with_extension("txt");
+    std::fs::write(&tiny, "abc").unwrap();
+    let mut cfg = base.clone();
+    cfg.data = tiny.to_string_lossy().into_owned();
+    let err = contextpool_lm::run(&cfg).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("3 characters are too few for --seq-len 32")
+            && msg.contains("at least 40,033 are needed"),
+        "{msg}"
+    );
+    assert_eq!(contextpool_lm::common::exit_status(err.as_ref()), 2);
+    // A missing file is an error of another kind: status 1.
+    cfg.data = "no/such/corpus.txt".into();
+    let err = contextpool_lm::run(&cfg).unwrap_err();
+    assert_eq!(contextpool_lm::common::exit_status(err.as_ref()), 1);
+
+    // The other examples, from their command lines.
+    assert_eq!(
+        refused(image_classify::run, &["--d-model", "30"]),
+        "--d-model 30 must be divisible by the ViT's 4 heads"
+    );
+    assert_eq!(
+        refused(image_classify::run, &["--batch-size", "0"]),
+        "--batch-size 0 must be at least 1"
+    );
+    assert_eq!(
+        refused(translate::run, &["--hidden", "130", "--heads", "4"]),
+        "--hidden 130 must be divisible by --heads 4"
+    );
+    assert_eq!(
+        refused(translate::run, &["--dropout", "1"]),
+        "--dropout 1 must be at least 0 and below 1"
+    );
+    assert_eq!(
+        refused(custom_layer::run, &["--epochs", "0"]),
+        "--epochs 0 must be at least 1"
+    );
+    assert_eq!(
+        refused(custom_kernel::run, &["--lr", "inf"]),
+        "--lr inf must be a finite number above 0"
+    );
+    assert_eq!(
+        refused(attention_pooling::run, &["--n-train", "1"]),
+        "--n-train 1 must be at least 2"
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
+    // A good start, checkpointed at step 10.
+    let mut cfg = lm_config(out("lm-diverge"));
+    cfg.sample_chars = 0;
+    cfg.stop_at = Some(10);
+    contextpool_lm::run(&cfg).unwrap();
+    let ck = PathBuf::from(&cfg.out).join("checkpoint.safetensors");
+    let good = std::fs::read(&ck).unwrap();
+
+    // The same run resumed with an absurd learning rate: it stops at the first non-finite
+    // step, names it and the first parameter whose gradient is not finite, and saves nothing.
+    cfg.stop_at = None;
+    cfg.resume = true;
+    cfg.lr = 1e30;
+    let err = contextpool_lm::run(&cfg).unwrap_err().to_string();
+    assert!(
+        err.starts_with("step 1") && err.contains("(step 10) is kept") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(err.contains("first in the gradient of"), "{err}");
+    assert_eq!(
+        std::fs::read(&ck).unwrap(),
+        good,
+        "the checkpoint of step 10 was overwritten"
+    );
+
+    // Resumed with a sane learning rate, it finishes from step 10.
+    cfg.lr = 3e-3;
+    let report = contextpool_lm::run(&cfg).unwrap();
+    assert!(report.finished && report.test_bpc.is_finite());
+    assert_eq!(report.skipped, 0);
+
+    // With --skip-nonfinite the same absurd rate skips its steps instead, and counts them.
+    let mut skip = lm_config(out("lm-skip"));
+    skip.sample_chars = 0;
+    skip.lr = 1e30;
+    skip.skip_nonfinite = true;
+    let report = contextpool_lm::run(&skip).unwrap();
+    assert!(
+        report.skipped > 0 && report.skipped < skip.steps,
+        "{}",
+        report.skipped
+    );
+    let metrics = std::fs::read_to_string(PathBuf::from(&skip.out).join("metrics.json")).unwrap();
+    assert!(
+        metrics.contains(&format!("\"skipped_steps\": {}", report.skipped)),
+        "{metrics}"
+    );
 }
