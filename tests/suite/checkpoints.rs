@@ -202,3 +202,91 @@ fn resume_from_checkpoint_is_exact() {
         assert!(tensors.iter().any(|(n, _)| n.starts_with("optimizer.")));
     }
 }
+
+/// The checkpoint of generation `gen`: every parameter filled with `gen`, which the header
+/// repeats, so that a load can tell a whole checkpoint from a mix of two.
+fn write_generation(path: &std::path::Path, net: &mut Linear, gen: usize) {
+    net.visit_params_mut("", &mut |_, p| {
+        *p = Tensor::full(p.dims(), gen as f64).with_grad();
+    });
+    let opt = AdamConfig::adam().init();
+    let mut extra = Metadata::new();
+    extra.insert("generation".into(), gen.to_string());
+    save_checkpoint(path, net, &opt, &extra).unwrap();
+}
+
+const KILL_PATH: &str = "CUBEGRAD_KILL_TEST_PATH";
+
+/// Run as a child process by `killed_writers_leave_the_old_or_the_new_checkpoint`: writes
+/// checkpoints of increasing generations to the path it is given until it is killed.
+#[test]
+#[ignore = "the child of killed_writers_leave_the_old_or_the_new_checkpoint, started by it"]
+fn checkpoint_writer_child() {
+    let path = PathBuf::from(std::env::var(KILL_PATH).expect("started by the kill test"));
+    let first: usize = std::env::var("CUBEGRAD_KILL_TEST_FIRST")
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 256 KB of weights: long enough to write that kills land inside writes.
+    let mut net = Linear::new(256, 256, true);
+    for gen in first.. {
+        write_generation(&path, &mut net, gen);
+    }
+}
+
+#[test]
+fn killed_writers_leave_the_old_or_the_new_checkpoint() {
+    use std::process::{Command, Stdio};
+    let dir = tmp("killed-writes");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ck.safetensors");
+    let mut net = Linear::new(256, 256, true);
+    write_generation(&path, &mut net, 0);
+    let (mut last, mut seed) = (0usize, 12345u64);
+    for round in 0..200 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "checkpoints::checkpoint_writer_child",
+                "--test-threads=1",
+            ])
+            .env(KILL_PATH, &path)
+            .env("CUBEGRAD_KILL_TEST_FIRST", (last + 1).to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // A pseudo-random moment: during start-up, between writes or inside one.
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(std::time::Duration::from_micros(
+            2_000 + (seed >> 33) % 60_000,
+        ));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let mut back = Linear::new(256, 256, true);
+        let mut opt = AdamConfig::adam().init();
+        let ck = load_checkpoint(&path, &mut back, &mut opt)
+            .unwrap_or_else(|e| panic!("round {round}: the checkpoint does not load: {e}"));
+        let gen: usize = ck.get("generation").unwrap();
+        assert!(gen >= last, "round {round}: generation {gen} after {last}");
+        for (name, p) in back.parameters() {
+            assert!(
+                p.to_vec::<f32>().iter().all(|&v| v == gen as f32),
+                "round {round}: {name} is not all generation {gen}: a mix of two checkpoints"
+            );
+        }
+        last = gen;
+    }
+    assert!(last > 0, "no child finished a single write in 200 rounds");
+    // The next write removes what the killed writers left behind.
+    write_generation(&path, &mut net, last + 1);
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, vec![std::ffi::OsString::from("ck.safetensors")]);
+}
