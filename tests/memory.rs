@@ -2,7 +2,11 @@
 //! large buffers freed by one step are reused by the next instead of being faulted in again;
 //! inference under `no_grad` and abandoned graphs leave nothing behind. In a binary of their
 //! own, because live bytes and the buffer cache are counted for the whole process, and one
-//! at a time (`ONE_AT_A_TIME`) for the same reason.
+//! at a time (`ONE_AT_A_TIME`) for the same reason. `loaders.rs`: the file loaders on
+//! thousands of corrupt files, watched by this binary's counting allocator.
+
+#[path = "memory/loaders.rs"]
+mod loaders;
 
 use cubegrad::autograd::{clear_tape, tape_len};
 use cubegrad::backend::cpu::buffer_cache::cached_bytes;

@@ -55,9 +55,11 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxBytes> {
             u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
         })
         .collect();
-    let expected: usize = dims.iter().product();
     let found = bytes.len() - header;
-    if found != expected {
+    // Checked: a corrupt header can claim dimensions whose product overflows.
+    let expected = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if expected != Some(found) {
+        let expected = expected.map_or("more than 2^64".to_string(), |e| e.to_string());
         return Err(Error::file(
             path,
             format!("IDX dims {dims:?} need {expected} values, the file holds {found}"),
