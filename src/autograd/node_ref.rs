@@ -6,4 +6,7 @@ pub struct NodeRef {
     pub(crate) index: usize,
     /// Bumped each time the tape is emptied, so old references are recognised as freed.
     pub(crate) epoch: u64,
+    /// Which thread's tape recorded it: tapes are per thread, and an index means nothing on
+    /// another thread's tape.
+    pub(crate) tape: u64,
 }

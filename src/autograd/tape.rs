@@ -24,6 +24,7 @@ use crate::profile::{self, Phase};
 use crate::tensor::{GradMeta, Inner, Shape, Tensor, TensorId};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 /// What the tape keeps of an op: its name and its backward. Every `Op` is one
@@ -58,7 +59,6 @@ struct Node {
     retain_output_grad: bool,
 }
 
-#[derive(Default)]
 struct Tape {
     /// Boxed, so that a freed slot (kept until the tape empties, since nodes are addressed by
     /// index) costs 8 bytes.
@@ -66,6 +66,21 @@ struct Tape {
     epoch: u64,
     /// Sweep when the tape reaches this many entries.
     next_sweep: usize,
+    /// Unique in the process: a node reference from another thread's tape is recognised as
+    /// such instead of being read as an index into this one.
+    id: u64,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Tape {
+            nodes: Vec::new(),
+            epoch: 0,
+            next_sweep: 0,
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 const MIN_SWEEP: usize = 1024;
@@ -125,11 +140,11 @@ pub(crate) fn record(
             },
         })
         .collect();
-    let (index, epoch) = TAPE.with(|t| {
+    let (index, epoch, tape) = TAPE.with(|t| {
         let t = t.borrow();
-        (t.nodes.len(), t.epoch)
+        (t.nodes.len(), t.epoch, t.id)
     });
-    let output = output.with_grad_meta(GradMeta::Node(NodeRef { index, epoch }));
+    let output = output.with_grad_meta(GradMeta::Node(NodeRef { index, epoch, tape }));
     let node = Node {
         op,
         saved,
@@ -158,13 +173,13 @@ fn sweep() {
     for i in (0..n).rev() {
         let freed = TAPE.with(|t| {
             let mut t = t.borrow_mut();
-            let epoch = t.epoch;
+            let (epoch, id) = (t.epoch, t.id);
             let node = t.nodes[i].as_ref()?;
             if node.output_alive.strong_count() == 0 && !needed[i] {
                 return t.nodes[i].take();
             }
             for r in node.inputs.iter().filter_map(|inp| inp.node) {
-                if r.epoch == epoch && r.index < n {
+                if r.tape == id && r.epoch == epoch && r.index < n {
                     needed[r.index] = true;
                 }
             }
@@ -191,7 +206,7 @@ fn sweep() {
 pub(crate) fn retain_output_grad(r: NodeRef) {
     TAPE.with(|t| {
         let mut t = t.borrow_mut();
-        if r.epoch == t.epoch {
+        if r.tape == t.id && r.epoch == t.epoch {
             if let Some(Some(node)) = t.nodes.get_mut(r.index) {
                 node.retain_output_grad = true;
             }
@@ -202,8 +217,21 @@ pub(crate) fn retain_output_grad(r: NodeRef) {
 fn is_live(r: NodeRef) -> bool {
     TAPE.with(|t| {
         let t = t.borrow();
-        r.epoch == t.epoch && t.nodes.get(r.index).is_some_and(|n| n.is_some())
+        r.tape == t.id && r.epoch == t.epoch && t.nodes.get(r.index).is_some_and(|n| n.is_some())
     })
+}
+
+/// Why node `r` cannot be walked: recorded on another thread's tape, or freed.
+fn unreachable_error(r: NodeRef) -> Error {
+    if TAPE.with(|t| t.borrow().id) != r.tape {
+        return Error::Autograd(
+            "this graph was recorded on another thread: the tape is per thread, so call \
+             backward() on the thread that ran the forward pass, or detach() the tensor to use \
+             it here as a constant"
+                .into(),
+        );
+    }
+    freed_error()
 }
 
 fn take_node(index: usize) -> Option<Box<Node>> {
@@ -230,7 +258,7 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
     }
     let start = match root.grad_meta() {
         GradMeta::Node(r) if is_live(*r) => r.index,
-        GradMeta::Node(_) => return Err(freed_error()),
+        GradMeta::Node(r) => return Err(unreachable_error(*r)),
         _ => {
             // A leaf differentiated with respect to itself.
             grads.accumulate(root.id(), seed)?;
@@ -287,7 +315,7 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
                             None => g.detach(),
                         });
                     }
-                    Some(_) => return Err(freed_error()),
+                    Some(r) => return Err(unreachable_error(r)),
                 }
             }
         }

@@ -193,3 +193,88 @@ fn identity_op_output_has_its_own_identity() {
     let g = y.sum().backward();
     assert_eq!(g.get(&x).unwrap().to_vec::<f64>(), vec![3.0, 3.0]);
 }
+
+/// Tapes are per thread. A graph recorded on one thread and differentiated on another is an
+/// error naming the cause, even when the other thread's tape has a node at the same position
+/// (which an index alone would have mistaken for it, and differentiated the wrong graph).
+#[test]
+fn a_graph_differentiated_on_another_thread_is_an_error_not_a_wrong_gradient() {
+    let w = t64(&[1.0, 2.0, 3.0], &[3]);
+    let (w2, y) = std::thread::spawn(move || {
+        clear_tape();
+        let y = w.mul_scalar(2.0).square().sum();
+        (w, y)
+    })
+    .join()
+    .unwrap();
+    // This thread's tape holds nodes at the same positions, from a graph of its own.
+    clear_tape();
+    let own = w2.exp().mul_scalar(3.0).sum();
+    let err = y.try_backward().unwrap_err().to_string();
+    assert!(err.contains("another thread"), "{err}");
+    // A graph that mixes the other thread's output into this thread's ops fails the same way
+    // when the walk reaches it.
+    let mixed = y.add(&w2.sum());
+    let err = mixed.try_backward().unwrap_err().to_string();
+    assert!(err.contains("another thread"), "{err}");
+    // Detached, the other thread's result is a constant here, and this thread's gradients
+    // are right.
+    let fixed = y.detach().mul(&w2.sum());
+    let g = fixed.backward();
+    let y_value = 4.0 * (1.0 + 4.0 + 9.0);
+    assert_eq!(g.get(&w2).unwrap().to_vec::<f64>(), vec![y_value; 3]);
+    let g = own.backward();
+    let want: Vec<f64> = [1.0f64, 2.0, 3.0].iter().map(|v| 3.0 * v.exp()).collect();
+    assert_eq!(g.get(&w2).unwrap().to_vec::<f64>(), want);
+}
+
+/// Tensors built on other threads (data loading, under `no_grad` or not) are ordinary inputs
+/// here, and threads that each record and differentiate their own graphs of shared
+/// parameters get the same gradients as one thread would.
+#[test]
+fn tensors_cross_threads_and_each_thread_differentiates_its_own_graphs() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let loaders: Vec<_> = (0..2)
+        .map(|k| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..3 {
+                    let v: Vec<f64> = (0..4).map(|j| (k * 10 + i * 3 + j) as f64 / 7.0).collect();
+                    let batch = if k == 0 {
+                        no_grad(|| Tensor::from_vec(v, [2, 2]).mul_scalar(0.5))
+                    } else {
+                        Tensor::from_vec(v, [2, 2]).mul_scalar(0.5)
+                    };
+                    tx.send((k, i, batch)).unwrap();
+                }
+                assert_eq!(tape_len(), 0, "a loader recorded nothing");
+            })
+        })
+        .collect();
+    drop(tx);
+    let w = t64(&[0.5, -1.0, 2.0, 0.25], &[2, 2]);
+    let loss_of = |x: &Tensor, w: &Tensor| x.matmul(w).tanh().sum();
+    let mut batches: Vec<(usize, usize, Tensor)> = rx.iter().collect();
+    for l in loaders {
+        l.join().unwrap();
+    }
+    batches.sort_by_key(|(k, i, _)| (*k, *i));
+    // Here, one batch after another.
+    let here: Vec<Vec<f64>> = batches
+        .iter()
+        .map(|(_, _, x)| loss_of(x, &w).backward().get(&w).unwrap().to_vec::<f64>())
+        .collect();
+    // The same batches, each on a thread of its own, all at once.
+    let there: Vec<Vec<f64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = batches
+            .iter()
+            .map(|(_, _, x)| {
+                let w = &w;
+                s.spawn(move || loss_of(x, w).backward().get(w).unwrap().to_vec::<f64>())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(here, there);
+    assert_eq!(here.len(), 6);
+}
