@@ -1,6 +1,7 @@
 //! Max and average pooling over the last two dims of `[planes, H, W]`, with PyTorch's
-//! semantics (`ceil_mode = False`; max pooling ignores the padding, average pooling divides by
-//! the window with or without it). One unit per output in the forward; in the backward one
+//! semantics (max pooling ignores the padding; average pooling divides by the window with or
+//! without it, or by `divisor_override`; `ceil_mode` only changes `ho`, `wo`, as windows are
+//! clipped to the image). One unit per output in the forward; in the backward one
 //! unit per input element gathers from the windows that hold it, so no atomics are needed.
 //! Max pooling records the flat in-plane index of each maximum (as i64, two u32 words) for its
 //! backward, the first one on ties, and a NaN wins, as on the CPU.
@@ -20,10 +21,12 @@ pub struct PoolShape {
     pub padding: (usize, usize),
     pub ho: usize,
     pub wo: usize,
+    /// Average pooling divides every window by this when it is not 0.
+    pub divisor_override: usize,
 }
 
 impl PoolShape {
-    fn packed(&self) -> [usize; 10] {
+    fn packed(&self) -> [usize; 11] {
         [
             self.h,
             self.w,
@@ -35,6 +38,7 @@ impl PoolShape {
             self.padding.1,
             self.ho,
             self.wo,
+            self.divisor_override,
         ]
     }
 }
@@ -72,7 +76,8 @@ fn window(oy: u32, ox: u32, geo: &Array<u32>) -> (u32, u32, u32, u32) {
     )
 }
 
-/// Average pooling's divisor: the window clipped to the padded image, or to the image.
+/// Average pooling's divisor: the override, the window clipped to the padded image, or to
+/// the image.
 #[cube]
 fn divisor<F: Float>(oy: u32, ox: u32, geo: &Array<u32>, include_pad: u32) -> F {
     let (h, w, kh, kw) = (geo[0], geo[1], geo[2], geo[3]);
@@ -85,6 +90,9 @@ fn divisor<F: Float>(oy: u32, ox: u32, geo: &Array<u32>, include_pad: u32) -> F 
         let y1 = umin(y0 + kh, h + 2 * ph);
         let x1 = umin(x0 + kw, w + 2 * pw);
         count = (y1 - y0) * (x1 - x0);
+    }
+    if geo[10] != 0 {
+        count = geo[10];
     }
     F::cast_from(count)
 }
@@ -229,7 +237,7 @@ pub fn max_pool<R: Runtime, F: Float + CubeElement>(
             ArrayArg::from_raw_parts(x.clone(), (s.planes * s.h * s.w).max(1)),
             ArrayArg::from_raw_parts(y.clone(), len),
             ArrayArg::from_raw_parts(idx.clone(), 2 * len),
-            ArrayArg::from_raw_parts(u32s(client, &s.packed()), 10),
+            ArrayArg::from_raw_parts(u32s(client, &s.packed()), 11),
         );
     }
     (y, idx)
@@ -256,7 +264,7 @@ pub fn avg_pool<R: Runtime, F: Float + CubeElement>(
             dim,
             ArrayArg::from_raw_parts(x.clone(), (s.planes * s.h * s.w).max(1)),
             ArrayArg::from_raw_parts(y.clone(), len),
-            ArrayArg::from_raw_parts(u32s(client, &s.packed()), 10),
+            ArrayArg::from_raw_parts(u32s(client, &s.packed()), 11),
             count_include_pad as u32,
         );
     }
@@ -293,7 +301,7 @@ pub fn pool_backward<R: Runtime, F: Float + CubeElement>(
             ArrayArg::from_raw_parts(gy.clone(), out.max(1)),
             ArrayArg::from_raw_parts(hi, li),
             ArrayArg::from_raw_parts(dx.clone(), len),
-            ArrayArg::from_raw_parts(u32s(client, &s.packed()), 10),
+            ArrayArg::from_raw_parts(u32s(client, &s.packed()), 11),
             count_include_pad as u32,
             idx.is_some(),
         );

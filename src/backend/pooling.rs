@@ -14,6 +14,8 @@ pub enum PoolKind {
     /// rather than by the part inside the image.
     Avg {
         count_include_pad: bool,
+        /// Divide every window's sum by this instead (PyTorch's `divisor_override`).
+        divisor_override: Option<usize>,
     },
 }
 
@@ -25,19 +27,34 @@ pub struct PoolGeometry {
     pub kernel: (usize, usize),
     pub stride: (usize, usize),
     pub padding: (usize, usize),
+    /// Round the output size up, so that a last partial window counts (PyTorch's
+    /// `ceil_mode`); it is dropped when it would start in the right or bottom padding.
+    pub ceil_mode: bool,
 }
 
 impl PoolGeometry {
-    /// `floor((H + 2p − k) / s) + 1` per axis (PyTorch's `ceil_mode = False`); `None` when
-    /// the window does not fit.
+    /// `floor((H + 2p − k) / s) + 1` per axis (with `ceil_mode`, `ceil`, less one when the
+    /// last window would start beyond the image and its left padding, as PyTorch); `None`
+    /// when the window does not fit.
     pub fn out_hw(&self) -> Option<(usize, usize)> {
-        let (ph, pw) = (self.h + 2 * self.padding.0, self.w + 2 * self.padding.1);
-        if ph < self.kernel.0 || pw < self.kernel.1 || self.stride.0 == 0 || self.stride.1 == 0 {
+        if self.stride.0 == 0 || self.stride.1 == 0 {
             return None;
         }
+        let axis = |n: usize, k: usize, s: usize, p: usize| -> Option<usize> {
+            let span = (n + 2 * p).checked_sub(k)?;
+            let mut out = if self.ceil_mode {
+                span.div_ceil(s) + 1
+            } else {
+                span / s + 1
+            };
+            if self.ceil_mode && (out - 1) * s >= n + p {
+                out -= 1;
+            }
+            Some(out)
+        };
         Some((
-            (ph - self.kernel.0) / self.stride.0 + 1,
-            (pw - self.kernel.1) / self.stride.1 + 1,
+            axis(self.h, self.kernel.0, self.stride.0, self.padding.0)?,
+            axis(self.w, self.kernel.1, self.stride.1, self.padding.1)?,
         ))
     }
     /// The window of output `(oh, ow)` clipped to the image: rows `r0..r1`, cols `c0..c1`.

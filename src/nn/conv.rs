@@ -5,7 +5,9 @@
 use super::Module;
 use crate::error::{OrPanic, Result};
 use crate::ops::conv::{try_conv1d, try_conv2d, Conv2dOptions};
-use crate::ops::pooling::{try_avg_pool2d, try_max_pool2d};
+use crate::ops::pooling::{
+    try_avg_pool2d_with, try_max_pool2d_with, AvgPool2dOptions, MaxPool2dOptions,
+};
 use crate::tensor::Tensor;
 
 /// PyTorch's default initialisation of a convolution or linear layer: weight and bias
@@ -118,12 +120,13 @@ impl Module for Conv1d {
     }
 }
 
-/// `nn.MaxPool2d(kernel_size, stride = kernel_size, padding)`.
+/// `nn.MaxPool2d(kernel_size, stride = kernel_size, padding, ceil_mode)`.
 #[derive(Clone, Copy, Debug)]
 pub struct MaxPool2d {
     pub kernel: (usize, usize),
     pub stride: (usize, usize),
     pub padding: (usize, usize),
+    pub ceil_mode: bool,
 }
 
 impl MaxPool2d {
@@ -132,10 +135,17 @@ impl MaxPool2d {
             kernel: (kernel, kernel),
             stride: (kernel, kernel),
             padding: (0, 0),
+            ceil_mode: false,
         }
     }
     pub fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
-        try_max_pool2d(x, self.kernel, self.stride, self.padding)
+        let o = MaxPool2dOptions {
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            ceil_mode: self.ceil_mode,
+        };
+        try_max_pool2d_with(x, o)
     }
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
@@ -143,13 +153,16 @@ impl MaxPool2d {
     }
 }
 
-/// `nn.AvgPool2d(kernel_size, stride = kernel_size, padding, count_include_pad = True)`.
+/// `nn.AvgPool2d(kernel_size, stride = kernel_size, padding, ceil_mode, count_include_pad =
+/// True, divisor_override)`.
 #[derive(Clone, Copy, Debug)]
 pub struct AvgPool2d {
     pub kernel: (usize, usize),
     pub stride: (usize, usize),
     pub padding: (usize, usize),
+    pub ceil_mode: bool,
     pub count_include_pad: bool,
+    pub divisor_override: Option<usize>,
 }
 
 impl AvgPool2d {
@@ -158,17 +171,21 @@ impl AvgPool2d {
             kernel: (kernel, kernel),
             stride: (kernel, kernel),
             padding: (0, 0),
+            ceil_mode: false,
             count_include_pad: true,
+            divisor_override: None,
         }
     }
     pub fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
-        try_avg_pool2d(
-            x,
-            self.kernel,
-            self.stride,
-            self.padding,
-            self.count_include_pad,
-        )
+        let o = AvgPool2dOptions {
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            ceil_mode: self.ceil_mode,
+            count_include_pad: self.count_include_pad,
+            divisor_override: self.divisor_override,
+        };
+        try_avg_pool2d_with(x, o)
     }
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {

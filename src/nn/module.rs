@@ -32,8 +32,8 @@
 //! them (optimizers, loading, moving to a device) and also reaches every child module
 //! (switching train/eval mode). There is no derive to learn: the list is the definition.
 
-use crate::error::Result;
-use crate::tensor::{Device, Tensor};
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Device, Tensor};
 use std::path::Path;
 
 /// `prefix.name`, or just `name` at the top (and `prefix` itself for an empty `name`).
@@ -351,6 +351,37 @@ pub trait Module {
     {
         use crate::error::OrPanic;
         self.try_to_device(device).or_panic()
+    }
+    /// Converts every floating-point parameter and buffer to `dtype` (PyTorch's
+    /// `module.to(torch.float64)` or `module.double()`); integer buffers, such as batch
+    /// norm's step counter, keep theirs, and parameters stay leaves that require grad. As
+    /// with a device, convert before creating the optimizer's state.
+    fn try_to_dtype(&mut self, dtype: DType) -> Result<()> {
+        if !dtype.is_float() {
+            return Err(Error::invalid(
+                "Module::to_dtype",
+                format!("{dtype:?} is not a floating-point dtype"),
+            ));
+        }
+        let mut result = Ok(());
+        self.visit_state_mut("", &mut |_, t| {
+            if result.is_ok() && t.dtype().is_float() && t.dtype() != dtype {
+                match t.detach().try_to_dtype(dtype) {
+                    Ok(converted) => *t = converted.set_requires_grad(t.requires_grad()),
+                    Err(e) => result = Err(e),
+                }
+            }
+        });
+        result
+    }
+    /// `try_to_dtype`, panicking at the caller with the reason.
+    #[track_caller]
+    fn to_dtype(&mut self, dtype: DType)
+    where
+        Self: Sized,
+    {
+        use crate::error::OrPanic;
+        self.try_to_dtype(dtype).or_panic()
     }
     /// Number of trainable scalars.
     fn num_params(&self) -> usize {

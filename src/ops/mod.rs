@@ -34,7 +34,7 @@ mod softmax;
 mod unary;
 
 pub use crate::backend::unary::{Reads, Unary};
-pub use loss::CrossEntropyOptions;
+pub use loss::{CrossEntropyOptions, Reduction};
 
 use crate::error::{Error, Result};
 use crate::tensor::{Shape, Tensor};

@@ -56,6 +56,7 @@ fn pool2d(
     kernel: (usize, usize),
     stride: (usize, usize),
     padding: (usize, usize),
+    ceil_mode: bool,
     kind: PoolKind,
 ) -> Result<Tensor> {
     let op = if kind == PoolKind::Max {
@@ -78,6 +79,13 @@ fn pool2d(
             ),
         ));
     }
+    if let PoolKind::Avg {
+        divisor_override: Some(0),
+        ..
+    } = kind
+    {
+        return Err(Error::invalid(op, "divisor_override must not be 0"));
+    }
     let r = x.rank();
     let geo = PoolGeometry {
         h: x.dims()[r - 2],
@@ -85,6 +93,7 @@ fn pool2d(
         kernel,
         stride,
         padding,
+        ceil_mode,
     };
     if geo.out_hw().is_none() {
         return Err(Error::bad_shape(
@@ -103,6 +112,60 @@ fn pool2d(
     apply(op, &[x])
 }
 
+/// `F.max_pool2d`'s arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool2dOptions {
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+    /// Round the output size up, keeping a last partial window (dropped when it would start
+    /// in the padding).
+    pub ceil_mode: bool,
+}
+
+impl MaxPool2dOptions {
+    /// PyTorch's defaults: stride = kernel, no padding, output size rounded down.
+    pub fn new(kernel: (usize, usize)) -> Self {
+        MaxPool2dOptions {
+            kernel,
+            stride: kernel,
+            padding: (0, 0),
+            ceil_mode: false,
+        }
+    }
+}
+
+/// `F.avg_pool2d`'s arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvgPool2dOptions {
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+    /// Round the output size up, keeping a last partial window (dropped when it would start
+    /// in the padding).
+    pub ceil_mode: bool,
+    /// Divide by the whole window, padding included, rather than by its part inside the image
+    /// (a ceil-mode window reaching beyond the padding counts only up to it, as in PyTorch).
+    pub count_include_pad: bool,
+    /// Divide every window's sum by this instead.
+    pub divisor_override: Option<usize>,
+}
+
+impl AvgPool2dOptions {
+    /// PyTorch's defaults: stride = kernel, no padding, output size rounded down, padding
+    /// counted, no override.
+    pub fn new(kernel: (usize, usize)) -> Self {
+        AvgPool2dOptions {
+            kernel,
+            stride: kernel,
+            padding: (0, 0),
+            ceil_mode: false,
+            count_include_pad: true,
+            divisor_override: None,
+        }
+    }
+}
+
 /// `F.max_pool2d(x, kernel, stride, padding)` over the last two dims.
 pub fn try_max_pool2d(
     x: &Tensor,
@@ -110,7 +173,12 @@ pub fn try_max_pool2d(
     stride: (usize, usize),
     padding: (usize, usize),
 ) -> Result<Tensor> {
-    pool2d(x, kernel, stride, padding, PoolKind::Max)
+    pool2d(x, kernel, stride, padding, false, PoolKind::Max)
+}
+
+/// `F.max_pool2d` with all its arguments (`ceil_mode` too).
+pub fn try_max_pool2d_with(x: &Tensor, o: MaxPool2dOptions) -> Result<Tensor> {
+    pool2d(x, o.kernel, o.stride, o.padding, o.ceil_mode, PoolKind::Max)
 }
 
 /// `F.avg_pool2d(x, kernel, stride, padding, count_include_pad)` over the last two dims.
@@ -121,13 +189,18 @@ pub fn try_avg_pool2d(
     padding: (usize, usize),
     count_include_pad: bool,
 ) -> Result<Tensor> {
-    pool2d(
-        x,
-        kernel,
-        stride,
-        padding,
-        PoolKind::Avg { count_include_pad },
-    )
+    let mut o = AvgPool2dOptions::new(kernel);
+    (o.stride, o.padding, o.count_include_pad) = (stride, padding, count_include_pad);
+    try_avg_pool2d_with(x, o)
+}
+
+/// `F.avg_pool2d` with all its arguments (`ceil_mode` and `divisor_override` too).
+pub fn try_avg_pool2d_with(x: &Tensor, o: AvgPool2dOptions) -> Result<Tensor> {
+    let kind = PoolKind::Avg {
+        count_include_pad: o.count_include_pad,
+        divisor_override: o.divisor_override,
+    };
+    pool2d(x, o.kernel, o.stride, o.padding, o.ceil_mode, kind)
 }
 
 /// Global average pooling: `[N, C, H, W]` → `[N, C]` (`AdaptiveAvgPool2d(1)` and a flatten).

@@ -265,6 +265,57 @@ pub fn cross_entropy(logits: &Array, target: &Array, ignore: Option<i64>, smooth
     total / count.max(1) as f64
 }
 
+/// `F.cross_entropy` in full, written from its definition: logits with the classes on axis
+/// `class_axis`, targets with that axis removed, optional class weights, ignore index, label
+/// smoothing and reduction. Each element's loss is `−Σ_c w_c·q_c·log p_c` with
+/// `q = (1−ε)·onehot + ε/C` (PyTorch weights the smoothing term by class, too); the mean
+/// divides by the summed weights of the counted targets.
+pub fn cross_entropy_full(
+    logits: &Array,
+    target: &Array,
+    class_axis: usize,
+    weight: Option<&Array>,
+    ignore: Option<i64>,
+    smoothing: f64,
+    reduction: crate::ops::Reduction,
+) -> Array {
+    let c = logits.shape[class_axis];
+    let outer: usize = logits.shape[..class_axis].iter().product();
+    let inner: usize = logits.shape[class_axis + 1..].iter().product();
+    let w = |j: usize| weight.map_or(1.0, |w| w.data[j]);
+    let (mut losses, mut norm) = (Vec::new(), 0.0);
+    for o in 0..outer {
+        for i in 0..inner {
+            let t = target.data[o * inner + i];
+            if ignore == Some(t as i64) {
+                losses.push(0.0);
+                continue;
+            }
+            let z: Vec<f64> = (0..c)
+                .map(|j| logits.data[(o * c + j) * inner + i])
+                .collect();
+            let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            let q = |j: usize| {
+                smoothing / c as f64
+                    + if j == t as usize {
+                        1.0 - smoothing
+                    } else {
+                        0.0
+                    }
+            };
+            losses.push(-(0..c).map(|j| w(j) * q(j) * (z[j] - lse)).sum::<f64>());
+            norm += w(t as usize);
+        }
+    }
+    let total: f64 = losses.iter().sum();
+    match reduction {
+        crate::ops::Reduction::None => Array::new(&target.shape, losses),
+        crate::ops::Reduction::Sum => Array::new(&[], vec![total]),
+        crate::ops::Reduction::Mean => Array::new(&[], vec![total / norm]),
+    }
+}
+
 /// The layout and options of a dense ContextPool reference (see [`context_pool`]).
 #[derive(Clone, Copy, Debug)]
 pub struct DensePool {
@@ -456,10 +507,33 @@ pub fn pool2d(
     padding: (usize, usize),
     avg: Option<bool>,
 ) -> Array {
+    pool2d_full(x, kernel, stride, padding, false, avg.map(|c| (c, None)))
+}
+
+/// Pooling with all of PyTorch's arguments: `ceil_mode`, and for average pooling
+/// `avg = Some((count_include_pad, divisor_override))`. With `ceil_mode` the output size is
+/// `ceil((n + 2p − k) / s) + 1`, less one when the last window would start at or beyond
+/// `n + p` (PyTorch's rule).
+pub fn pool2d_full(
+    x: &Array,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    ceil_mode: bool,
+    avg: Option<(bool, Option<usize>)>,
+) -> Array {
     let r = x.shape.len();
     let (h, w) = (x.shape[r - 2], x.shape[r - 1]);
-    let ho = (h + 2 * padding.0 - kernel.0) / stride.0 + 1;
-    let wo = (w + 2 * padding.1 - kernel.1) / stride.1 + 1;
+    let size = |n: usize, k: usize, s: usize, p: usize| {
+        let span = (n + 2 * p - k) as f64 / s as f64;
+        let mut out = if ceil_mode { span.ceil() } else { span.floor() } as usize + 1;
+        if ceil_mode && (out - 1) * s >= n + p {
+            out -= 1;
+        }
+        out
+    };
+    let ho = size(h, kernel.0, stride.0, padding.0);
+    let wo = size(w, kernel.1, stride.1, padding.1);
     let mut out = Vec::new();
     for plane in x.data.chunks(h * w) {
         for oy in 0..ho {
@@ -484,8 +558,9 @@ pub fn pool2d(
                 }
                 out.push(match avg {
                     None => best,
-                    Some(true) => sum / padded as f64,
-                    Some(false) => sum / inside as f64,
+                    Some((_, Some(d))) => sum / d as f64,
+                    Some((true, None)) => sum / padded as f64,
+                    Some((false, None)) => sum / inside as f64,
                 });
             }
         }

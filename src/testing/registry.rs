@@ -8,11 +8,12 @@ use super::naive::{self, Array};
 use super::Tolerance;
 use crate::error::Result;
 use crate::nn::{
-    try_avg_pool2d, try_context_pool_1d, try_context_pool_2d, try_conv1d, try_conv2d,
-    try_gru_layer, try_layer_norm, try_max_pool2d, try_scaled_dot_product_attention,
-    AttentionPattern, BatchNorm2d, ContextPoolOptions, Conv2dOptions, Module, SdpaOptions,
+    try_avg_pool2d, try_avg_pool2d_with, try_context_pool_1d, try_context_pool_2d, try_conv1d,
+    try_conv2d, try_gru_layer, try_layer_norm, try_max_pool2d, try_max_pool2d_with,
+    try_scaled_dot_product_attention, AttentionPattern, AvgPool2dOptions, BatchNorm2d,
+    ContextPoolOptions, Conv2dOptions, MaxPool2dOptions, Module, SdpaOptions,
 };
-use crate::ops::CrossEntropyOptions;
+use crate::ops::{CrossEntropyOptions, Reduction};
 use crate::tensor::{DType, Tensor};
 use rand::{Rng, SeedableRng};
 
@@ -562,10 +563,64 @@ pub fn registry() -> Vec<OpCase> {
                     CrossEntropyOptions {
                         ignore_index: Some(2),
                         label_smoothing: 0.1,
+                        ..CrossEntropyOptions::default()
                     },
                 )
             },
             |a| Array::new(&[], vec![naive::cross_entropy(&a[0], &a[1], Some(2), 0.1)]),
+        ),
+        case(
+            "cross_entropy_weighted_smooth",
+            vec![f(&[2, 4, 5]), index(&[2, 4], 5), pos(&[5])],
+            |x| {
+                x[0].try_cross_entropy(
+                    &x[1],
+                    CrossEntropyOptions {
+                        ignore_index: Some(2),
+                        label_smoothing: 0.2,
+                        weight: Some(x[2].clone()),
+                        ..CrossEntropyOptions::default()
+                    },
+                )
+            },
+            |a| {
+                let r = Reduction::Mean;
+                naive::cross_entropy_full(&a[0], &a[1], 2, Some(&a[2]), Some(2), 0.2, r)
+            },
+        ),
+        case(
+            "cross_entropy_class_dim1_sum",
+            vec![f(&[2, 5, 3]), index(&[2, 3], 5)],
+            |x| {
+                x[0].try_cross_entropy(
+                    &x[1],
+                    CrossEntropyOptions {
+                        class_dim: 1,
+                        reduction: Reduction::Sum,
+                        ..CrossEntropyOptions::default()
+                    },
+                )
+            },
+            |a| naive::cross_entropy_full(&a[0], &a[1], 1, None, Some(-100), 0.0, Reduction::Sum),
+        ),
+        case(
+            "cross_entropy_weighted_none",
+            vec![f(&[6, 5]), index(&[6], 5), pos(&[5])],
+            |x| {
+                x[0].try_cross_entropy(
+                    &x[1],
+                    CrossEntropyOptions {
+                        ignore_index: Some(1),
+                        weight: Some(x[2].clone()),
+                        reduction: Reduction::None,
+                        ..CrossEntropyOptions::default()
+                    },
+                )
+            },
+            |a| {
+                let r = Reduction::None;
+                naive::cross_entropy_full(&a[0], &a[1], 1, Some(&a[2]), Some(1), 0.0, r)
+            },
         ),
         case(
             "nll_loss",
@@ -661,6 +716,47 @@ pub fn registry() -> Vec<OpCase> {
             vec![f(&[1, 2, 5, 5])],
             |x| try_avg_pool2d(&x[0], (3, 3), (2, 2), (1, 1), false),
             |a| naive::pool2d(&a[0], (3, 3), (2, 2), (1, 1), Some(false)),
+        ),
+        case(
+            "max_pool2d_ceil",
+            vec![distinct(&[2, 2, 6, 7])],
+            |x| {
+                let mut o = MaxPool2dOptions::new((3, 2));
+                (o.stride, o.padding, o.ceil_mode) = ((2, 2), (1, 0), true);
+                try_max_pool2d_with(&x[0], o)
+            },
+            |a| naive::pool2d_full(&a[0], (3, 2), (2, 2), (1, 0), true, None),
+        ),
+        case(
+            "avg_pool2d_ceil",
+            vec![f(&[2, 2, 6, 7])],
+            |x| {
+                let mut o = AvgPool2dOptions::new((3, 3));
+                (o.stride, o.padding, o.ceil_mode) = ((2, 2), (1, 1), true);
+                try_avg_pool2d_with(&x[0], o)
+            },
+            |a| naive::pool2d_full(&a[0], (3, 3), (2, 2), (1, 1), true, Some((true, None))),
+        ),
+        case(
+            "avg_pool2d_ceil_exclude_pad",
+            vec![f(&[1, 2, 5, 6])],
+            |x| {
+                let mut o = AvgPool2dOptions::new((2, 3));
+                (o.stride, o.padding) = ((2, 2), (1, 1));
+                (o.ceil_mode, o.count_include_pad) = (true, false);
+                try_avg_pool2d_with(&x[0], o)
+            },
+            |a| naive::pool2d_full(&a[0], (2, 3), (2, 2), (1, 1), true, Some((false, None))),
+        ),
+        case(
+            "avg_pool2d_divisor_override",
+            vec![f(&[2, 3, 5, 6])],
+            |x| {
+                let mut o = AvgPool2dOptions::new((2, 3));
+                (o.stride, o.padding, o.divisor_override) = ((2, 2), (1, 1), Some(4));
+                try_avg_pool2d_with(&x[0], o)
+            },
+            |a| naive::pool2d_full(&a[0], (2, 3), (2, 2), (1, 1), false, Some((true, Some(4)))),
         ),
         case(
             "batch_norm2d_train",

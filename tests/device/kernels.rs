@@ -484,6 +484,7 @@ fn cross_entropy<R: Runtime>(client: &ComputeClient<R>) {
         let opts = CrossEntropyOptions {
             ignore_index: Some(-100),
             label_smoothing: smoothing,
+            ..CrossEntropyOptions::default()
         };
         let loss_cpu = x.cross_entropy_with(&t, opts);
         let gx = loss_cpu.backward().get(&x).unwrap().to_vec::<f64>();

@@ -143,6 +143,7 @@ fn examples_run_on_the_device_as_on_the_cpu() {
             resume: false,
             stop_at: None,
             quiet: true,
+            skip_nonfinite: false,
         };
         let cpu = contextpool_lm::run(&lm(Device::Cpu, out("lm-cpu"))).unwrap();
         let dev = contextpool_lm::run(&lm(device, out("lm"))).unwrap();
@@ -167,6 +168,7 @@ fn examples_run_on_the_device_as_on_the_cpu() {
             resume: false,
             stop_at: None,
             quiet: true,
+            skip_nonfinite: false,
         };
         let cpu = custom_layer::run(&cl(Device::Cpu, out("custom-cpu"))).unwrap();
         let dev = custom_layer::run(&cl(device, out("custom"))).unwrap();
@@ -208,6 +210,7 @@ fn custom_kernel_example_runs_on_the_device() {
             resume: false,
             stop_at: None,
             quiet: true,
+            skip_nonfinite: false,
         };
         let cpu = custom_kernel::run(&cfg(Device::Cpu, "cpu")).unwrap();
         let dev = custom_kernel::run(&cfg(device, "device")).unwrap();
@@ -287,6 +290,7 @@ fn more_examples_run_on_the_device_as_on_the_cpu() {
             resume: false,
             stop_at: None,
             quiet: true,
+            skip_nonfinite: false,
         };
         let (cpu, dev) = (
             image_classify::run(&ic(Device::Cpu)).unwrap(),
@@ -321,6 +325,7 @@ fn more_examples_run_on_the_device_as_on_the_cpu() {
             resume: false,
             stop_at: None,
             quiet: true,
+            skip_nonfinite: false,
         };
         let (cpu, dev) = (
             translate::run(&tr(Device::Cpu)).unwrap(),

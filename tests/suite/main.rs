@@ -16,6 +16,7 @@ mod ops_registry;
 mod optim;
 mod properties;
 mod pytorch_layers;
+mod pytorch_options;
 mod random;
 mod special_values;
 mod transformer;

@@ -29,9 +29,12 @@ impl PoolingKernels for Cpu {
                         Some(wrap(CpuData::I64(idx), out.clone())),
                     )
                 }
-                PoolKind::Avg { count_include_pad } => (
+                PoolKind::Avg {
+                    count_include_pad,
+                    divisor_override,
+                } => (
                     tensor(
-                        avg_forward(&xs, planes, geo, count_include_pad),
+                        avg_forward(&xs, planes, geo, (count_include_pad, divisor_override)),
                         out.clone(),
                     ),
                     None,
@@ -59,9 +62,13 @@ impl PoolingKernels for Cpu {
                         .collect();
                     max_backward(&gs, &idx, planes, geo.h, geo.w)
                 }
-                (PoolKind::Avg { count_include_pad }, _) => {
-                    avg_backward(&gs, planes, geo, count_include_pad)
-                }
+                (
+                    PoolKind::Avg {
+                        count_include_pad,
+                        divisor_override,
+                    },
+                    _,
+                ) => avg_backward(&gs, planes, geo, (count_include_pad, divisor_override)),
                 (PoolKind::Max, None) => unreachable!("max pooling saves its indices"),
             };
             Ok(tensor(dx, from.clone()))
@@ -123,10 +130,17 @@ pub fn max_backward<T: Float>(
     dx
 }
 
-/// The divisor of output `(oh, ow)`: the full window, or only its part inside the image.
+/// Average pooling's `(count_include_pad, divisor_override)`.
+type Avg = (bool, Option<usize>);
+
+/// The divisor of output `(oh, ow)`: the override, the full window, or only its part inside
+/// the image.
 #[inline]
-fn divisor(g: &PoolGeometry, oh: usize, ow: usize, count_include_pad: bool) -> f64 {
-    if count_include_pad {
+fn divisor(g: &PoolGeometry, oh: usize, ow: usize, avg: Avg) -> f64 {
+    let (count_include_pad, divisor_override) = avg;
+    if let Some(d) = divisor_override {
+        d as f64
+    } else if count_include_pad {
         // PyTorch counts the padding but not what lies beyond it.
         let y0 = (oh * g.stride.0) as isize - g.padding.0 as isize;
         let x0 = (ow * g.stride.1) as isize - g.padding.1 as isize;
@@ -139,12 +153,7 @@ fn divisor(g: &PoolGeometry, oh: usize, ow: usize, count_include_pad: bool) -> f
     }
 }
 
-pub fn avg_forward<T: Float>(
-    x: &[T],
-    planes: usize,
-    g: &PoolGeometry,
-    count_include_pad: bool,
-) -> Vec<T> {
+pub fn avg_forward<T: Float>(x: &[T], planes: usize, g: &PoolGeometry, avg: Avg) -> Vec<T> {
     let (ho, wo) = g.out_hw().expect("checked by the op");
     let mut y = vec![T::zero(); planes * ho * wo];
     y.par_chunks_mut(ho * wo).enumerate().for_each(|(p, yp)| {
@@ -156,19 +165,14 @@ pub fn avg_forward<T: Float>(
                 for r in r0..r1 {
                     sum += xp[r * g.w + c0..r * g.w + c1].iter().copied().sum::<T>();
                 }
-                yp[oh * wo + ow] = sum / T::from_f64(divisor(g, oh, ow, count_include_pad));
+                yp[oh * wo + ow] = sum / T::from_f64(divisor(g, oh, ow, avg));
             }
         }
     });
     y
 }
 
-pub fn avg_backward<T: Float>(
-    gy: &[T],
-    planes: usize,
-    g: &PoolGeometry,
-    count_include_pad: bool,
-) -> Vec<T> {
+pub fn avg_backward<T: Float>(gy: &[T], planes: usize, g: &PoolGeometry, avg: Avg) -> Vec<T> {
     let (ho, wo) = g.out_hw().expect("checked by the op");
     let mut dx = vec![T::zero(); planes * g.h * g.w];
     dx.par_chunks_mut(g.h * g.w)
@@ -178,7 +182,7 @@ pub fn avg_backward<T: Float>(
             for oh in 0..ho {
                 for ow in 0..wo {
                     let (r0, r1, c0, c1) = g.window(oh, ow);
-                    let v = gp[oh * wo + ow] / T::from_f64(divisor(g, oh, ow, count_include_pad));
+                    let v = gp[oh * wo + ow] / T::from_f64(divisor(g, oh, ow, avg));
                     for r in r0..r1 {
                         dp[r * g.w + c0..r * g.w + c1]
                             .iter_mut()

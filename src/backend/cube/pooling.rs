@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::tensor::{DType, Shape, Tensor};
 use cubegrad_ops::pool::{self as kernels, PoolShape};
 
-fn pool_shape(g: &PoolGeometry, planes: usize) -> PoolShape {
+fn pool_shape(g: &PoolGeometry, planes: usize, kind: PoolKind) -> PoolShape {
     let (ho, wo) = g.out_hw().expect("checked by the op");
     PoolShape {
         planes,
@@ -19,6 +19,13 @@ fn pool_shape(g: &PoolGeometry, planes: usize) -> PoolShape {
         padding: g.padding,
         ho,
         wo,
+        divisor_override: match kind {
+            PoolKind::Avg {
+                divisor_override: Some(d),
+                ..
+            } => d,
+            _ => 0,
+        },
     }
 }
 
@@ -32,7 +39,7 @@ impl PoolingKernels for Cube {
         out: &Shape,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let x = dense(x)?;
-        let s = pool_shape(geo, planes);
+        let s = pool_shape(geo, planes, kind);
         let (dtype, device) = (x.dtype(), x.device());
         with_runtime!("pool2d", device, |R, client| {
             with_cube_float!("pool2d", dtype, |F| {
@@ -42,7 +49,9 @@ impl PoolingKernels for Cube {
                         let idx = from_handle(idx, out.clone(), DType::I64, device);
                         (from_handle(y, out.clone(), dtype, device), Some(idx))
                     }
-                    PoolKind::Avg { count_include_pad } => {
+                    PoolKind::Avg {
+                        count_include_pad, ..
+                    } => {
                         let y =
                             kernels::avg_pool::<R, F>(&client, handle(&x), &s, count_include_pad);
                         (from_handle(y, out.clone(), dtype, device), None)
@@ -63,11 +72,12 @@ impl PoolingKernels for Cube {
     ) -> Result<Tensor> {
         let gy = dense(gy)?;
         let idx = argmax.map(dense).transpose()?;
-        let s = pool_shape(geo, planes);
+        let s = pool_shape(geo, planes, kind);
         let include_pad = matches!(
             kind,
             PoolKind::Avg {
-                count_include_pad: true
+                count_include_pad: true,
+                ..
             }
         );
         let (dtype, device) = (gy.dtype(), gy.device());
