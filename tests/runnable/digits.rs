@@ -32,3 +32,20 @@ fn digits_mlp_reaches_95_percent_held_out() {
         r.test_accuracy
     );
 }
+
+#[test]
+fn digits_mlp_refuses_bad_flags_in_one_line() {
+    use clap::Parser;
+    let bad = |flags: &[&str]| {
+        let cfg =
+            Config::try_parse_from(std::iter::once("digits_mlp").chain(flags.iter().copied()))
+                .unwrap();
+        cfg.validate().unwrap_err()
+    };
+    assert_eq!(bad(&["--hidden", "0"]), "--hidden 0 must be at least 1");
+    assert_eq!(bad(&["--lr=-1"]), "--lr -1 must be a finite number above 0");
+    assert!(Config::try_parse_from(["digits_mlp"])
+        .unwrap()
+        .validate()
+        .is_ok());
+}

@@ -595,6 +595,18 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     assert!(report.finished && report.test_bpc.is_finite());
     assert_eq!(report.skipped, 0);
 
+    // The classifiers' loop (custom_layer, custom_kernel, image_classify) and translate's
+    // guard the same way, naming the epoch and the batch.
+    let dir = out("custom-layer-diverge");
+    let err = refused(
+        custom_layer::run,
+        &["--lr", "1e30", "--epochs", "2", "--quiet", "--out", &dir],
+    );
+    assert!(
+        err.starts_with("epoch 1, batch ") && err.contains("no checkpoint was written yet"),
+        "{err}"
+    );
+
     // With --skip-nonfinite the same absurd rate skips its steps instead, and counts them.
     let mut skip = lm_config(out("lm-skip"));
     skip.sample_chars = 0;
