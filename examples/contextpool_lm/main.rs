@@ -45,6 +45,12 @@ pub enum ModelKind {
     AdaptiveSpan,
     /// Each token attends to a fixed window of recent tokens.
     Local,
+    /// Sparse Transformer, strided pattern (Child et al., 2019): the last --stride tokens
+    /// and every --stride-th one before them.
+    Strided,
+    /// Sparse Transformer, fixed pattern (Child et al., 2019): blocks of --stride tokens, each
+    /// token sees its block so far and the last --summary tokens of every earlier block.
+    Fixed,
 }
 
 impl ModelKind {
@@ -54,6 +60,8 @@ impl ModelKind {
             ModelKind::Contextpool => "contextpool",
             ModelKind::AdaptiveSpan => "adaptive-span",
             ModelKind::Local => "local",
+            ModelKind::Strided => "strided",
+            ModelKind::Fixed => "fixed",
         }
     }
     /// The depth each model gets unless `--layers` says otherwise: ContextPool's claim is that
@@ -84,6 +92,10 @@ pub struct Config {
     /// Train baseline (4 and 2 layers), contextpool, adaptive-span and local on one budget
     #[arg(long)]
     pub compare: bool,
+    /// With --compare: train these models instead (comma-separated, each at its default depth
+    /// unless --layers is given)
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub models: Vec<ModelKind>,
     #[arg(long, default_value_t = 128)]
     pub d_model: usize,
     #[arg(long, default_value_t = 4)]
@@ -114,6 +126,12 @@ pub struct Config {
     /// Local attention: keys this far back
     #[arg(long, default_value_t = 32)]
     pub window: usize,
+    /// Strided and fixed sparse attention: the stride (the fixed pattern's block length)
+    #[arg(long, default_value_t = 16)]
+    pub stride: usize,
+    /// Fixed sparse attention: the summary tokens at the end of each block
+    #[arg(long, default_value_t = 2)]
+    pub summary: usize,
     /// Characters to generate after training (0: none)
     #[arg(long, default_value_t = 400)]
     pub sample_chars: usize,
@@ -161,6 +179,14 @@ impl Validate for Config {
         at_least_for("eval-chars", self.eval_chars, self.seq_len + 1, &window)?;
         at_least_for("test-chars", self.test_chars, self.seq_len + 1, &window)?;
         at_least("window", self.window, 1)?;
+        at_least("stride", self.stride, 1)?;
+        at_least("summary", self.summary, 1)?;
+        if self.summary > self.stride {
+            return Err(ConfigError(format!(
+                "--summary {} must be at most --stride {}",
+                self.summary, self.stride
+            )));
+        }
         if self.sample_chars > 0 {
             positive("temperature", self.temperature)?;
             if self.prompt.is_empty() {
@@ -228,6 +254,7 @@ pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
     let dir = out_dir(&cfg.out)?;
     // The paper's comparison, plus the plain model at ContextPool's depth, which tells a
     // reader whether pooling helps at equal depth (without --layers, which sets every depth).
+    let default_set = cfg.models.is_empty();
     let mut runs: Vec<(ModelKind, usize)> = vec![
         (ModelKind::Baseline, ModelKind::Baseline.default_layers()),
         (
@@ -243,6 +270,13 @@ pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
         ModelKind::AdaptiveSpan.default_layers(),
     ));
     runs.push((ModelKind::Local, ModelKind::Local.default_layers()));
+    if !default_set {
+        runs = cfg
+            .models
+            .iter()
+            .map(|&k| (k, k.default_layers()))
+            .collect();
+    }
     let mut reports = Vec::new();
     for (kind, default_layers) in runs {
         let layers = cfg.layers.unwrap_or(default_layers);

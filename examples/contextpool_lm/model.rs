@@ -6,8 +6,8 @@ use super::common::AnyResult;
 use super::{Config, ModelKind};
 use cubegrad::data::CharVocab;
 use cubegrad::nn::{
-    sinusoidal_positions, AttentionKind, ContextPoolOptions, Embedding, EncoderOptions, LayerCache,
-    LayerNorm, Linear, Module, TransformerEncoderLayer,
+    sinusoidal_positions, AttentionKind, AttentionPattern, ContextPoolOptions, Embedding,
+    EncoderOptions, LayerCache, LayerNorm, Linear, Module, TransformerEncoderLayer,
 };
 use cubegrad::{no_grad, Tensor};
 use rand::{Rng, SeedableRng};
@@ -46,6 +46,13 @@ pub fn layer_options(cfg: &Config, kind: ModelKind) -> EncoderOptions {
             }
         }
         ModelKind::Local => o.attention = AttentionKind::Local { window: cfg.window },
+        ModelKind::Strided => o.attention = AttentionKind::Strided { stride: cfg.stride },
+        ModelKind::Fixed => {
+            o.attention = AttentionKind::Fixed {
+                stride: cfg.stride,
+                summary: cfg.summary,
+            }
+        }
     }
     o
 }
@@ -107,10 +114,19 @@ pub fn flops_per_token(cfg: &Config, kind: ModelKind, layers: usize, vocab: usiz
     let d = cfg.d_model as f64;
     let opts = layer_options(cfg, kind);
     let ff = opts.dim_feedforward as f64;
-    let keys = match kind {
-        ModelKind::Local => (cfg.window + 1).min(cfg.seq_len) as f64,
-        _ => (cfg.seq_len + 1) as f64 / 2.0,
+    // The keys each query actually attends to, averaged over the positions of a window: the
+    // sparse patterns skip the others (adaptive span still computes them all).
+    let pattern = match opts.attention {
+        AttentionKind::Local { window } => AttentionPattern::Local { window },
+        AttentionKind::Strided { stride } => AttentionPattern::Strided { stride },
+        AttentionKind::Fixed { stride, summary } => AttentionPattern::Fixed { stride, summary },
+        _ => AttentionPattern::Full,
     };
+    let n = cfg.seq_len;
+    let seen = (0..n)
+        .map(|i| (0..=i).filter(|&j| pattern.allows(i, j, true)).count())
+        .sum::<usize>();
+    let keys = seen as f64 / n as f64;
     let mut layer = 2.0 * (4.0 * d * d) + 2.0 * (2.0 * d * ff) + 2.0 * (2.0 * keys * d);
     if let Some(cp) = opts.context_pool {
         // Weight and size projections, then the causal window of radius + 1 taps per feature.
@@ -122,6 +138,8 @@ pub fn flops_per_token(cfg: &Config, kind: ModelKind, layers: usize, vocab: usiz
 /// Generates `n` characters after `prompt` with the KV cache, sampling at `temperature` with
 /// its own RNG. The cache covers one context length: when it is full, the last half of the
 /// text is fed again as a fresh prompt, so positions stay within those seen in training.
+/// Models whose attention the cache does not serve (sparse patterns, adaptive span) run the
+/// last context length again for each character instead.
 pub fn generate(
     model: &mut CharLm,
     vocab: &CharVocab,
@@ -142,7 +160,15 @@ pub fn generate(
     let mut caches = Vec::new();
     let keep = (cfg.seq_len / 2).max(1);
     let start = ids.len().saturating_sub(keep);
-    let mut logits = no_grad(|| fresh(model, &ids[start..], &mut caches));
+    let cached = matches!(cfg.model, ModelKind::Baseline | ModelKind::Contextpool);
+    let mut logits = no_grad(|| {
+        if cached {
+            fresh(model, &ids[start..], &mut caches)
+        } else {
+            let x = Tensor::from_vec(ids[start..].to_vec(), [1, ids.len() - start]);
+            model.forward(&x.to_device(cfg.device))
+        }
+    });
     for _ in 0..n {
         let last = logits.dim(1) - 1;
         let row: Vec<f32> = logits.narrow(1, last, 1).to_vec::<f32>();
@@ -163,7 +189,11 @@ pub fn generate(
         }
         ids.push(next as i64);
         logits = no_grad(|| {
-            if caches[0].kv.len() >= cfg.seq_len {
+            if !cached {
+                let window = &ids[ids.len().saturating_sub(cfg.seq_len)..];
+                let x = Tensor::from_vec(window.to_vec(), [1, window.len()]).to_device(cfg.device);
+                model.forward(&x)
+            } else if caches[0].kv.len() >= cfg.seq_len {
                 fresh(model, &ids[ids.len() - keep..], &mut caches)
             } else {
                 let x = Tensor::from_vec(vec![next as i64], [1, 1]).to_device(cfg.device);

@@ -102,10 +102,13 @@ pub struct Report {
 /// Names the model and the settings that shape its weights and its steps, so that `--resume`
 /// refuses a checkpoint of another run.
 fn model_tag(cfg: &Config, kind: ModelKind, layers: usize) -> String {
-    let kv_only = if kind == ModelKind::Contextpool && cfg.pool_kv_only {
-        " kv-only"
-    } else {
-        ""
+    // What shapes the model besides the sizes: the variant and the sparse pattern.
+    let kv_only = match kind {
+        ModelKind::Contextpool if cfg.pool_kv_only => " kv-only".to_string(),
+        ModelKind::Local => format!(" window={}", cfg.window),
+        ModelKind::Strided => format!(" stride={}", cfg.stride),
+        ModelKind::Fixed => format!(" stride={} summary={}", cfg.stride, cfg.summary),
+        _ => String::new(),
     };
     format!(
         "{}{kv_only} layers={layers} d={} heads={} seq={} batch={} steps={}",

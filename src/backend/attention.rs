@@ -63,6 +63,10 @@ pub enum AttentionPattern {
     /// Child et al.'s strided pattern: the previous `stride − 1` keys and every `stride`-th
     /// key beyond, `|i − j| < stride` or `(i − j) mod stride = 0`.
     Strided { stride: usize },
+    /// Child et al.'s fixed pattern: the keys are cut into blocks of `stride`; a query sees its
+    /// own block and the last `summary` keys of every block, which carry what a block holds to
+    /// the others: `⌊i/ℓ⌋ = ⌊j/ℓ⌋` or `j mod ℓ ≥ ℓ − c`.
+    Fixed { stride: usize, summary: usize },
 }
 
 impl AttentionPattern {
@@ -80,19 +84,34 @@ impl AttentionPattern {
                 let stride = stride.max(1);
                 d < stride || d % stride == 0
             }
+            AttentionPattern::Fixed { stride, summary } => {
+                let l = stride.max(1);
+                i / l == j / l || j % l >= l - summary.min(l)
+            }
         }
     }
     // ANCHOR_END: pattern_allows
 
-    /// The band around the diagonal that query `i` sees contiguously: keys with
-    /// `|i − j| ≤ band` (every key for `Full`). The strided pattern's keys beyond it are
-    /// [`AttentionPattern::Strided`]'s every-`stride`-th ones.
+    /// The band around the diagonal that holds the keys query `i` sees near it: `|i − j| ≤
+    /// band` (every key for `Full`). The strided pattern's keys beyond it are its every
+    /// `stride`-th ones, the fixed pattern's its blocks' summary keys; inside the band the
+    /// fixed pattern also hides the keys of neighbouring blocks that are not summaries.
     pub fn band(self) -> Option<usize> {
         match self {
             AttentionPattern::Full => None,
             AttentionPattern::Local { window } => Some(window),
-            AttentionPattern::Strided { stride } => Some(stride.max(1) - 1),
+            AttentionPattern::Strided { stride } | AttentionPattern::Fixed { stride, .. } => {
+                Some(stride.max(1) - 1)
+            }
         }
+    }
+
+    /// Whether some keys lie beyond [`band`](Self::band) (the strided and fixed patterns').
+    pub fn has_far_keys(self) -> bool {
+        matches!(
+            self,
+            AttentionPattern::Strided { .. } | AttentionPattern::Fixed { .. }
+        )
     }
 }
 

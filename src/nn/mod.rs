@@ -46,7 +46,9 @@ pub use crate::ops::dropout::{dropout, try_dropout};
 pub use crate::ops::gru::try_gru_layer;
 pub use crate::ops::layer_norm::try_layer_norm;
 pub use crate::ops::linear::{linear, try_linear};
-pub use crate::ops::masks::{causal_mask, lens_mask, local_mask, pattern_mask, strided_mask};
+pub use crate::ops::masks::{
+    causal_mask, fixed_mask, lens_mask, local_mask, pattern_mask, strided_mask,
+};
 pub use crate::ops::pooling::{
     try_avg_pool2d, try_avg_pool2d_with, try_global_avg_pool2d, try_max_pool2d,
     try_max_pool2d_with, AvgPool2dOptions, MaxPool2dOptions,

@@ -177,6 +177,12 @@ pub enum AttentionKind {
     Strided {
         stride: usize,
     },
+    /// Child et al.'s fixed pattern: blocks of `stride` tokens, each query sees its block and
+    /// the last `summary` tokens of every block.
+    Fixed {
+        stride: usize,
+        summary: usize,
+    },
     /// Learned per-head span (see [`AdaptiveSpan`]).
     AdaptiveSpan {
         initial_span: f64,
@@ -284,6 +290,7 @@ impl TransformerEncoderLayer {
             AttentionKind::Full => AttentionPattern::Full,
             AttentionKind::Local { window } => AttentionPattern::Local { window },
             AttentionKind::Strided { stride } => AttentionPattern::Strided { stride },
+            AttentionKind::Fixed { stride, summary } => AttentionPattern::Fixed { stride, summary },
             AttentionKind::AdaptiveSpan { .. } => {
                 return self.attend_adaptive_span(q, kv, key_padding_mask)
             }

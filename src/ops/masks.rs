@@ -71,3 +71,10 @@ pub fn local_mask(l: usize, s: usize, window: usize, causal: bool) -> Tensor {
 pub fn strided_mask(l: usize, s: usize, stride: usize, causal: bool) -> Tensor {
     pattern_mask(l, s, AttentionPattern::Strided { stride }, causal)
 }
+
+/// The fixed sparse pattern's keep-mask (Child et al. 2019): blocks of `stride` keys; query
+/// `i` sees its own block and the last `summary` keys of every block (only `j ≤ i` when
+/// causal). Attention runs the same pattern without a mask through `SdpaOptions::pattern`.
+pub fn fixed_mask(l: usize, s: usize, stride: usize, summary: usize, causal: bool) -> Tensor {
+    pattern_mask(l, s, AttentionPattern::Fixed { stride, summary }, causal)
+}

@@ -855,6 +855,59 @@ pub fn registry() -> Vec<OpCase> {
             |a| naive_pattern(a, AttentionPattern::Strided { stride: 16 }, false),
         ),
         case(
+            "sdpa_fixed_causal",
+            vec![f(&[1, 2, 70, 3]), f(&[1, 2, 131, 3]), f(&[1, 2, 131, 2])],
+            |x| {
+                sdpa_pattern(
+                    x,
+                    AttentionPattern::Fixed {
+                        stride: 12,
+                        summary: 3,
+                    },
+                    true,
+                )
+            },
+            |a| {
+                naive_pattern(
+                    a,
+                    AttentionPattern::Fixed {
+                        stride: 12,
+                        summary: 3,
+                    },
+                    true,
+                )
+            },
+        ),
+        case(
+            "sdpa_fixed_float_mask",
+            vec![
+                f(&[1, 67, 3]),
+                f(&[1, 131, 3]),
+                f(&[1, 131, 2]),
+                f(&[67, 131]),
+            ],
+            |x| {
+                sdpa_pattern(
+                    x,
+                    AttentionPattern::Fixed {
+                        stride: 20,
+                        summary: 2,
+                    },
+                    false,
+                )
+            },
+            |a| {
+                naive_pattern(
+                    a,
+                    AttentionPattern::Fixed {
+                        stride: 20,
+                        summary: 2,
+                    },
+                    false,
+                )
+            },
+        ),
+        case(
             "sdpa_bool_mask",
             vec![f(&[2, 3, 4]), f(&[2, 5, 4]), f(&[2, 5, 2]), mask(&[3, 5])],
             |x| {

@@ -598,6 +598,10 @@ fn cached_decoding_and_attention_baselines_run_on_the_device() {
         for kind in [
             AttentionKind::Local { window: 2 },
             AttentionKind::Strided { stride: 3 },
+            AttentionKind::Fixed {
+                stride: 3,
+                summary: 1,
+            },
             AttentionKind::AdaptiveSpan {
                 initial_span: 3.0,
                 ramp: 2.0,

@@ -43,6 +43,7 @@ fn lm_config(out: String) -> contextpool_lm::Config {
         model: contextpool_lm::ModelKind::Contextpool,
         layers: Some(1),
         compare: false,
+        models: Vec::new(),
         d_model: 32,
         heads: 2,
         seq_len: 32,
@@ -54,6 +55,8 @@ fn lm_config(out: String) -> contextpool_lm::Config {
         test_chars: 2048,
         pool_kv_only: false,
         window: 8,
+        stride: 16,
+        summary: 2,
         sample_chars: 40,
         prompt: "The Congress".into(),
         temperature: 0.8,
@@ -182,6 +185,16 @@ fn contextpool_lm_compare_tabulates_every_model() {
             .count();
         assert_eq!(fields, 8, "{line}");
     }
+
+    // --models picks the compared set.
+    cfg.models = vec![
+        contextpool_lm::ModelKind::Fixed,
+        contextpool_lm::ModelKind::Strided,
+    ];
+    cfg.out = out("lm-compare-models");
+    let reports = contextpool_lm::compare(&cfg).unwrap();
+    let runs: Vec<(&str, usize)> = reports.iter().map(|r| (r.model.name(), r.layers)).collect();
+    assert_eq!(runs, [("fixed", 4), ("strided", 4)]);
 }
 
 #[test]
@@ -664,5 +677,40 @@ fn training_is_bit_reproducible_and_thread_counts_agree_within_rounding() {
                 y[c]
             );
         }
+    }
+}
+
+/// The Sparse Transformer's patterns as models of the example: they train, count only the
+/// keys they attend to in their FLOPs, and sample (without the KV cache, which serves full
+/// attention only).
+#[test]
+fn contextpool_lm_trains_and_samples_the_sparse_transformer_patterns() {
+    let run = |kind: contextpool_lm::ModelKind, name: &str| {
+        let mut cfg = lm_config(out(name));
+        (cfg.model, cfg.steps, cfg.eval_every) = (kind, 20, 10);
+        (cfg.stride, cfg.summary) = (8, 2);
+        contextpool_lm::run(&cfg).unwrap()
+    };
+    let full = run(contextpool_lm::ModelKind::Baseline, "lm-full");
+    for (kind, name) in [
+        (contextpool_lm::ModelKind::Strided, "lm-strided"),
+        (contextpool_lm::ModelKind::Fixed, "lm-fixed"),
+    ] {
+        let r = run(kind, name);
+        assert!(r.finished, "{name}");
+        assert!(
+            r.last_train_bpc < r.first_train_bpc,
+            "{name}: {} -> {}",
+            r.first_train_bpc,
+            r.last_train_bpc
+        );
+        assert!(
+            r.flops_per_token < full.flops_per_token,
+            "{name}: {} FLOPs/char, full attention {}",
+            r.flops_per_token,
+            full.flops_per_token
+        );
+        let sample = r.sample.as_deref().unwrap();
+        assert_eq!(sample.chars().count(), 12 + 40, "{name}");
     }
 }

@@ -333,6 +333,20 @@ fn attention_dropout_drops_the_weights_a_whole_mask_of_the_same_seed_drops() {
         (true, AttentionPattern::Full),
         (true, AttentionPattern::Local { window: 20 }),
         (false, AttentionPattern::Strided { stride: 9 }),
+        (
+            true,
+            AttentionPattern::Fixed {
+                stride: 12,
+                summary: 3,
+            },
+        ),
+        (
+            false,
+            AttentionPattern::Fixed {
+                stride: 7,
+                summary: 2,
+            },
+        ),
     ];
     for (causal, pattern) in cases {
         let (q, k, v) = (

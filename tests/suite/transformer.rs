@@ -4,7 +4,7 @@
 
 use cubegrad::autograd::{gradcheck, GradcheckOptions};
 use cubegrad::nn::{
-    local_mask, sinusoidal_positions, strided_mask, AttentionKind, ContextPoolOptions,
+    fixed_mask, local_mask, sinusoidal_positions, strided_mask, AttentionKind, ContextPoolOptions,
     EncoderOptions, KvCache, LayerCache, Module, TransformerDecoderLayer, TransformerEncoderLayer,
 };
 use cubegrad::testing::{assert_close, Tolerance};
@@ -27,10 +27,14 @@ fn to_f64(m: &mut dyn Module) {
     m.eval();
 }
 
-const KINDS: [AttentionKind; 4] = [
+const KINDS: [AttentionKind; 5] = [
     AttentionKind::Full,
     AttentionKind::Local { window: 2 },
     AttentionKind::Strided { stride: 2 },
+    AttentionKind::Fixed {
+        stride: 3,
+        summary: 1,
+    },
     AttentionKind::AdaptiveSpan {
         initial_span: 2.0,
         ramp: 2.0,
@@ -188,6 +192,16 @@ fn sparse_patterns_keep_the_documented_keys() {
         rows(strided_mask(7, 7, 3, true), 7)[6],
         vec![0, 3, 4, 5, 6],
         "the 3 latest keys and every 3rd before them"
+    );
+    let fixed = rows(fixed_mask(9, 9, 3, 1, true), 9);
+    assert_eq!(
+        (fixed[4].clone(), fixed[7].clone()),
+        (vec![2, 3, 4], vec![2, 5, 6, 7]),
+        "its own block of 3 so far, and the last key of each block before"
+    );
+    assert_eq!(
+        rows(fixed_mask(1, 9, 3, 1, false), 9),
+        vec![vec![0, 1, 2, 5, 8]]
     );
 }
 

@@ -306,21 +306,36 @@ impl<T: Float> Inputs<'_, T> {
         }
     }
 
-    /// The strided pattern's keys beyond the band of query `i`: every `stride`-th key before
-    /// it (and after it, unless causal).
-    fn extra_keys(&self, i: usize) -> impl Iterator<Item = usize> {
-        let (stride, s, causal) = match self.masks.pattern {
-            AttentionPattern::Strided { stride } => (stride.max(1), self.d.s, self.masks.causal),
-            _ => (usize::MAX, 0, true),
-        };
-        let before = (1..)
-            .map(move |m| m * stride)
-            .take_while(move |&d| d <= i)
-            .map(move |d| i - d);
-        let after = (1..)
-            .map(move |m| i + m * stride)
-            .take_while(move |&j| !causal && j < s);
-        before.filter(move |&j| j < s).chain(after)
+    /// The keys of query `i` beyond the band: the strided pattern's every `stride`-th key
+    /// before it (and after it, unless causal), or the fixed pattern's summary keys of the
+    /// other blocks.
+    fn extra_keys(&self, i: usize) -> Box<dyn Iterator<Item = usize> + '_> {
+        let (s, causal) = (self.d.s, self.masks.causal);
+        match self.masks.pattern {
+            AttentionPattern::Strided { stride } => {
+                let stride = stride.max(1);
+                let before = (1..)
+                    .map(move |m| m * stride)
+                    .take_while(move |&d| d <= i)
+                    .map(move |d| i - d);
+                let after = (1..)
+                    .map(move |m| i + m * stride)
+                    .take_while(move |&j| !causal && j < s);
+                Box::new(before.filter(move |&j| j < s).chain(after))
+            }
+            AttentionPattern::Fixed { stride, summary } => {
+                let l = stride.max(1);
+                let c = summary.min(l);
+                let end = if causal { (i + 1).min(s) } else { s };
+                // Summary keys, block by block, outside the band |i − j| < l.
+                Box::new(
+                    (0..end.div_ceil(l))
+                        .flat_map(move |b| (b * l + l - c)..(b * l + l))
+                        .filter(move |&j| j < end && i.abs_diff(j) >= l),
+                )
+            }
+            _ => Box::new(std::iter::empty()),
+        }
     }
 
     /// The score of query `i` and key `j` alone (for the strided pattern's extra keys): −∞
@@ -398,6 +413,14 @@ impl<T: Float> Inputs<'_, T> {
             let last = last.max(first);
             row[..first].iter_mut().for_each(|x| *x = T::neg_infinity());
             row[last..].iter_mut().for_each(|x| *x = T::neg_infinity());
+            // Inside the band, the fixed pattern sees its own block and the summaries only.
+            if let AttentionPattern::Fixed { .. } = m.pattern {
+                for (c, x) in row.iter_mut().enumerate().take(last).skip(first) {
+                    if !m.pattern.allows(i, j0 + c, m.causal) {
+                        *x = T::neg_infinity();
+                    }
+                }
+            }
         }
     }
 
@@ -526,7 +549,7 @@ fn forward_head<T: Float>(
                 T::one(),
             );
         }
-        if matches!(x.masks.pattern, AttentionPattern::Strided { .. }) {
+        if x.masks.pattern.has_far_keys() {
             for r in 0..nr {
                 forward_extra(
                     x,
@@ -718,7 +741,7 @@ fn backward_head<T: Float>(
             );
         }
         // After the tiles, whose dS rows (zeros outside the band) must not overwrite these.
-        if matches!(x.masks.pattern, AttentionPattern::Strided { .. }) {
+        if x.masks.pattern.has_far_keys() {
             for r in 0..nr {
                 let grads = (&mut *dqh, &mut *dkh, &mut *dvh, dsh.as_deref_mut());
                 backward_extra(x, g, h, i0 + r, (sc.m[r], sc.sum[r]), grads);
