@@ -95,12 +95,13 @@ impl Op for CrossEntropy {
 fn class_count(op: &'static str, x: &Tensor, target: &Tensor) -> Result<usize> {
     if x.rank() == 0 || target.rank() + 1 != x.rank() || target.dims() != &x.dims()[..x.rank() - 1]
     {
-        return Err(Error::mismatch(
-            op,
-            x.shape(),
-            target.shape(),
-            "expected scores [..., C] and i64 targets [...]",
-        ));
+        let rule = if op == "cross_entropy" {
+            "expected scores [..., C] and i64 targets [...] (for PyTorch's [N, C, ...] layout, \
+             set CrossEntropyOptions::class_dim to 1)"
+        } else {
+            "expected scores [..., C] and i64 targets [...]"
+        };
+        return Err(Error::mismatch(op, x.shape(), target.shape(), rule));
     }
     Ok(x.dims()[x.rank() - 1])
 }

@@ -174,3 +174,18 @@ fn modules_convert_to_f64_like_module_double() {
     let err = bn.try_to_dtype(DType::I64).unwrap_err().to_string();
     assert!(err.contains("Module::to_dtype"), "{err}");
 }
+
+/// PyTorch's N-d layout given without `class_dim` is an error that says how to ask for it.
+#[test]
+fn the_nd_layout_without_class_dim_names_the_option() {
+    let x = Tensor::zeros([2, 4, 3]);
+    let t = Tensor::from_vec(vec![0i64, 1, 2, 3, 0, 1], [2, 3]);
+    let err = x
+        .try_cross_entropy(&t, CrossEntropyOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cross_entropy") && err.contains("class_dim"),
+        "{err}"
+    );
+}
