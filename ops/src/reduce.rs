@@ -188,3 +188,63 @@ pub fn arg_rows<R: Runtime, F: Float + CubeElement>(
     }
     out
 }
+
+/// Running sums along the middle axis of a contiguous `[outer, r, inner]` buffer: one unit per
+/// `(outer, inner)` column, walking its `r` elements forwards, or backwards with `reverse`.
+#[cube(launch)]
+fn cumsum_kernel<F: Float>(
+    x: &Array<F>,
+    y: &mut Array<F>,
+    columns: u32,
+    r: u32,
+    inner: u32,
+    #[comptime] reverse: bool,
+) {
+    let e = ABSOLUTE_POS as u32;
+    if e < columns {
+        let base = (e / inner) * r * inner + e % inner;
+        let mut acc = F::new(0.0);
+        let mut k = 0u32;
+        while k < r {
+            let mut row = k;
+            if comptime![reverse] {
+                row = r - 1 - k;
+            }
+            let at = (base + row * inner) as usize;
+            acc += x[at];
+            y[at] = acc;
+            k += 1;
+        }
+    }
+}
+
+/// Running sums of the contiguous `[outer, r, inner]` buffer `x` along `r`.
+pub fn cumsum<R: Runtime, F: Float + CubeElement>(
+    client: &ComputeClient<R>,
+    x: &Handle,
+    (outer, r, inner): (usize, usize, usize),
+    reverse: bool,
+) -> Handle {
+    let len = outer * r * inner;
+    let y = client.empty(len.max(1) * std::mem::size_of::<F>());
+    let columns = outer * inner;
+    if len == 0 {
+        return y;
+    }
+    let (count, dim) = crate::common::grid(columns);
+    // SAFETY: x and y hold len elements; every unit reads and writes its own column only.
+    unsafe {
+        cumsum_kernel::launch::<F, R>(
+            client,
+            count,
+            dim,
+            ArrayArg::from_raw_parts(x.clone(), len),
+            ArrayArg::from_raw_parts(y.clone(), len),
+            columns as u32,
+            r as u32,
+            inner as u32,
+            reverse,
+        );
+    }
+    y
+}

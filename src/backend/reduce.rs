@@ -1,4 +1,4 @@
-//! Reductions over chosen axes, and the index of the extreme along one axis.
+//! Reductions over chosen axes, the index of the extreme along one axis, and running sums.
 
 use crate::error::Result;
 use crate::tensor::{Shape, Tensor};
@@ -17,4 +17,7 @@ pub trait ReduceKernels {
     /// The index of the largest (or smallest) element along `axis`, the first on ties, as an
     /// i64 tensor of shape `out`.
     fn arg_reduce(&self, x: &Tensor, axis: usize, largest: bool, out: &Shape) -> Result<Tensor>;
+    /// Running sums of float `x` along `axis` (from the last element backwards with
+    /// `reverse`, which is the forward's gradient), in a contiguous tensor of `x`'s shape.
+    fn cumsum(&self, x: &Tensor, axis: usize, reverse: bool) -> Result<Tensor>;
 }

@@ -1,4 +1,5 @@
-//! Reductions over chosen axes (all axes when none are given): sum, mean, max, min, argmax.
+//! Reductions over chosen axes (all axes when none are given): sum, mean, max, min, argmax;
+//! and running sums along one axis (`cumsum`), whose gradient is the running sum backwards.
 //!
 //! Sum's backward broadcasts the gradient back over the reduced axes and saves nothing. Max and
 //! min save the input and the output: the gradient goes to the elements equal to the extreme,
@@ -101,7 +102,45 @@ fn reduce(x: &Tensor, kind: ReduceKind, axes: &[isize], keepdim: bool) -> Result
     )
 }
 
+/// Running sums along `axis`. `y_k = Σ_{j≤k} x_j`, so `∂L/∂x_j = Σ_{k≥j} g_k`: the backward
+/// is the same scan run from the end. Saves nothing.
+struct CumSum {
+    axis: usize,
+}
+
+impl Op for CumSum {
+    fn name(&self) -> &'static str {
+        "cumsum"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Forward> {
+        let x = inputs[0];
+        Ok(Forward::new(
+            backend::of(x).cumsum(x, self.axis, false)?,
+            vec![],
+        ))
+    }
+    fn backward(&self, _: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(backend::of(g).cumsum(g, self.axis, true)?)])
+    }
+}
+
 impl Tensor {
+    /// Running sums along `axis`, as `torch.cumsum` (float tensors).
+    pub fn try_cumsum(&self, axis: isize) -> Result<Tensor> {
+        let axis = self.shape().axis("cumsum", axis)?;
+        if !self.dtype().is_float() {
+            return Err(crate::error::Error::DType {
+                op: "cumsum",
+                got: self.dtype(),
+                expected: "f32 or f64",
+            });
+        }
+        apply(CumSum { axis }, &[self])
+    }
+    #[track_caller]
+    pub fn cumsum(&self, axis: isize) -> Tensor {
+        self.try_cumsum(axis).or_panic()
+    }
     /// Sum over `axes` (every axis when empty).
     pub fn try_sum_axes(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         reduce(self, ReduceKind::Sum, axes, keepdim)

@@ -265,6 +265,19 @@ pub fn cross_entropy(logits: &Array, target: &Array, ignore: Option<i64>, smooth
     total / count.max(1) as f64
 }
 
+/// Running sums along `axis`, one element at a time.
+pub fn cumsum(x: &Array, axis: usize) -> Array {
+    let r = x.shape[axis];
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let mut out = x.data.clone();
+    for (i, v) in out.iter_mut().enumerate() {
+        let k = (i / inner) % r;
+        let first = i - k * inner;
+        *v = (0..=k).map(|j| x.data[first + j * inner]).sum();
+    }
+    Array::new(&x.shape, out)
+}
+
 /// `F.cross_entropy` in full, written from its definition: logits with the classes on axis
 /// `class_axis`, targets with that axis removed, optional class weights, ignore index, label
 /// smoothing and reduction. Each element's loss is `−Σ_c w_c·q_c·log p_c` with

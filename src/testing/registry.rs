@@ -542,6 +542,18 @@ pub fn registry() -> Vec<OpCase> {
             |x| x[0].try_masked_fill(&x[1], -3.0),
             |a| naive::where_(&a[1], &Array::new(&[], vec![-3.0]), &a[0]),
         ),
+        case(
+            "cumsum",
+            vec![f(&[3, 7, 4])],
+            |x| x[0].try_cumsum(1),
+            |a| naive::cumsum(&a[0], 1),
+        ),
+        case(
+            "cumsum_last_axis",
+            vec![f(&[2, 3, 9])],
+            |x| x[0].try_cumsum(-1),
+            |a| naive::cumsum(&a[0], 2),
+        ),
         // ----- losses -----
         case(
             "cross_entropy",

@@ -329,6 +329,45 @@ fn layer_norm_with_wide_rows_matches_the_cpu() {
     }
 }
 
+/// Running sums over more columns than one cube holds, along a middle axis and the last,
+/// forwards and (through the gradient) backwards.
+#[test]
+fn running_sums_above_one_cube_match_the_cpu() {
+    for device in built_devices() {
+        let Some(device) = device_or_skip("cumsum on device", device) else {
+            continue;
+        };
+        for (shape, axis) in [([7usize, 61, 53], 1isize), ([300, 2, 33], -1)] {
+            let x = Tensor::randn(shape, 0.0, 1.0)
+                .to_dtype(DType::F64)
+                .with_grad();
+            let g = Tensor::randn(shape, 0.0, 1.0).to_dtype(DType::F64);
+            let y = x.cumsum(axis);
+            let gx = y.backward_with(&g).get(&x).unwrap().to_vec::<f64>();
+            let xd = x
+                .detach()
+                .to_dtype(DType::F32)
+                .to_device(device)
+                .with_grad();
+            let yd = xd.cumsum(axis);
+            let gd = yd.backward_with(&g.to_dtype(DType::F32).to_device(device));
+            // Sums of up to 61 terms of size ~1 in f32.
+            let tol = Tolerance {
+                rel: 1e-5,
+                abs: 1e-4,
+            };
+            let what = format!("cumsum {shape:?} along {axis} on {device}");
+            assert_close(&yd.to_vec::<f64>(), &y.to_vec::<f64>(), tol, &what);
+            assert_close(
+                &gd.get(&xd).unwrap().to_vec::<f64>(),
+                &gx,
+                tol,
+                &format!("{what}: gradient"),
+            );
+        }
+    }
+}
+
 /// A whole pre-norm transformer layer on the device (layer norm, causal multi-head attention,
 /// ContextPool before attention, GELU feed-forward, residuals) gives the CPU's output and
 /// the CPU's gradient for every parameter: the model a language model stacks.

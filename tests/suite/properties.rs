@@ -236,3 +236,28 @@ fn large_reductions_match_the_reference_in_every_parallel_layout() {
         );
     }
 }
+
+/// Running sums large enough to run in parallel, along a middle and the last axis; the
+/// backward (the scan from the end) of their total gives each element the count of sums it
+/// enters.
+#[test]
+fn large_running_sums_match_the_reference_forwards_and_backwards() {
+    for (s, axis) in [
+        (vec![3, 4099, 13], 1usize),
+        (vec![70, 1031], 1),
+        (vec![9000, 5], 0),
+    ] {
+        let v = values(s.iter().product(), 3);
+        let x = Tensor::from_vec(v.clone(), s.as_slice()).with_grad();
+        let y = x.cumsum(axis as isize);
+        let what = format!("{s:?} along axis {axis}");
+        let want = naive::cumsum(&Array::new(&s, v), axis);
+        assert_close(&y.to_vec::<f64>(), &want.data, Tolerance::F64, &what);
+        let g = y.sum().backward().get(&x).unwrap().to_vec::<f64>();
+        let inner: usize = s[axis + 1..].iter().product();
+        let counts: Vec<f64> = (0..g.len())
+            .map(|i| (s[axis] - (i / inner) % s[axis]) as f64)
+            .collect();
+        assert_eq!(g, counts, "{what}: gradient");
+    }
+}

@@ -32,6 +32,16 @@ impl ReduceKernels for Cpu {
         })
     }
 
+    fn cumsum(&self, x: &Tensor, axis: usize, reverse: bool) -> Result<Tensor> {
+        with_float!("cumsum", x.dtype(), |T| {
+            let xs = super::slice::<T>("cumsum", x)?;
+            Ok(tensor(
+                cumsum_axis(&xs, x.dims(), axis, reverse),
+                x.shape().clone(),
+            ))
+        })
+    }
+
     fn arg_reduce(&self, x: &Tensor, axis: usize, largest: bool, out: &Shape) -> Result<Tensor> {
         let op = if largest { "argmax" } else { "argmin" };
         let v = with_float!(op, x.dtype(), |T| {
@@ -177,6 +187,55 @@ pub fn reduce_axis<T: Float>(x: &[T], dims: &[usize], axis: usize, kind: Reduce)
         out.chunks_mut(inner)
             .enumerate()
             .for_each(|(ob, o)| block(ob, 0, o));
+    }
+    out
+}
+
+/// Running sums of contiguous `x` (shape `dims`) along `axis`, backwards with `reverse`:
+/// each outer block adds its rows one after another, a whole row of the inner axes at a time.
+pub fn cumsum_axis<T: Float>(x: &[T], dims: &[usize], axis: usize, reverse: bool) -> Vec<T> {
+    let (outer, r, inner) = split(dims, axis);
+    let mut out = super::buffer_cache::filled(x.len(), T::zero());
+    if x.is_empty() {
+        return out;
+    }
+    let block = |ob: usize, o: &mut [T]| {
+        let xb = &x[ob * r * inner..(ob + 1) * r * inner];
+        let order: Box<dyn Iterator<Item = usize>> = if reverse {
+            Box::new((0..r).rev())
+        } else {
+            Box::new(0..r)
+        };
+        let mut prev: Option<usize> = None;
+        for k in order {
+            let (row, src) = (k * inner, &xb[k * inner..(k + 1) * inner]);
+            match prev {
+                None => o[row..row + inner].copy_from_slice(src),
+                Some(p) => {
+                    // Row k = row p (already summed) + x's row k.
+                    let (a, b) = if p < k {
+                        let (lo, hi) = o.split_at_mut(row);
+                        (&lo[p * inner..(p + 1) * inner], &mut hi[..inner])
+                    } else {
+                        let (lo, hi) = o.split_at_mut(p * inner);
+                        (&hi[..inner], &mut lo[row..row + inner])
+                    };
+                    b.iter_mut()
+                        .zip(a.iter().zip(src))
+                        .for_each(|(y, (&s, &v))| *y = s + v);
+                }
+            }
+            prev = Some(k);
+        }
+    };
+    if x.len() >= PAR_MIN && outer > 1 {
+        out.par_chunks_mut(r * inner)
+            .enumerate()
+            .for_each(|(ob, o)| block(ob, o));
+    } else {
+        out.chunks_mut(r * inner)
+            .enumerate()
+            .for_each(|(ob, o)| block(ob, o));
     }
     out
 }

@@ -35,6 +35,22 @@ impl ReduceKernels for Cube {
         })
     }
 
+    fn cumsum(&self, x: &Tensor, axis: usize, reverse: bool) -> Result<Tensor> {
+        let x = dense(x)?;
+        let d = x.dims();
+        let split: (usize, usize, usize) = (
+            d[..axis].iter().product(),
+            d[axis],
+            d[axis + 1..].iter().product(),
+        );
+        with_runtime!("cumsum", x.device(), |R, client| {
+            with_cube_float!("cumsum", x.dtype(), |F| {
+                let h = kernels::cumsum::<R, F>(&client, handle(&x), split, reverse);
+                Ok(from_handle(h, x.shape().clone(), x.dtype(), x.device()))
+            })
+        })
+    }
+
     fn arg_reduce(&self, x: &Tensor, axis: usize, largest: bool, out: &Shape) -> Result<Tensor> {
         let x = dense(&moved_last(x, &[axis]))?;
         let cols = x.dims().last().copied().unwrap_or(1);
