@@ -91,9 +91,10 @@ pub fn train_classifier<M: cubegrad::nn::Module>(
             // The norm without clipping (an infinite bound), to find a non-finite gradient.
             let norm = clip_grad_norm(model, &mut grads, f64::INFINITY);
             let at = format!("epoch {}, batch {}", state.done + 1, b + 1);
-            if guard.check(&at, loss.item(), norm, model, &grads, &mut state)? == Verdict::Step {
+            let value = loss.item();
+            if guard.check(&at, value, norm, model, &grads, &mut state)? == Verdict::Step {
                 opt.step(model, &grads)?;
-                total += loss.item();
+                total += value;
                 batches += 1;
             }
             seen += y.numel();

@@ -172,10 +172,13 @@ pub fn train_one(
         }
         let mut grads = loss.backward();
         let norm = clip_grad_norm(&model, &mut grads, 1.0);
-        let bpc = ce.item() / std::f64::consts::LN_2;
+        // One read of the loss: the span penalty, when there is one, reaches the gradient norm,
+        // which the guard checks too.
+        let ce_value = ce.item();
+        let bpc = ce_value / std::f64::consts::LN_2;
         let step = state.done + 1;
         let at = format!("step {step}");
-        if guard.check(&at, loss.item(), norm, &model, &grads, &mut state)? == Verdict::Step {
+        if guard.check(&at, ce_value, norm, &model, &grads, &mut state)? == Verdict::Step {
             opt.step(&mut model, &grads)?;
             for l in &mut model.layers {
                 if let Some(span) = &mut l.adaptive_span {

@@ -154,9 +154,10 @@ pub fn train_model(
             let mut grads = loss.backward();
             let norm = clip_grad_norm(model, &mut grads, 1.0);
             let at = format!("{name}: epoch {}, batch {}", state.done + 1, b + 1);
-            if guard.check(&at, loss.item(), norm, model, &grads, &mut state)? == Verdict::Step {
+            let value = loss.item();
+            if guard.check(&at, value, norm, model, &grads, &mut state)? == Verdict::Step {
                 opt.step(model, &grads)?;
-                total += loss.item();
+                total += value;
                 batches += 1;
             }
             bar.inc(1);

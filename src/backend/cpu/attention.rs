@@ -308,34 +308,39 @@ impl<T: Float> Inputs<'_, T> {
 
     /// The keys of query `i` beyond the band: the strided pattern's every `stride`-th key
     /// before it (and after it, unless causal), or the fixed pattern's summary keys of the
-    /// other blocks.
-    fn extra_keys(&self, i: usize) -> Box<dyn Iterator<Item = usize> + '_> {
+    /// other blocks. One concrete iterator for both (the other pattern's part is empty), so
+    /// that no row allocates.
+    fn extra_keys(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
         let (s, causal) = (self.d.s, self.masks.causal);
-        match self.masks.pattern {
-            AttentionPattern::Strided { stride } => {
-                let stride = stride.max(1);
-                let before = (1..)
-                    .map(move |m| m * stride)
-                    .take_while(move |&d| d <= i)
-                    .map(move |d| i - d);
-                let after = (1..)
-                    .map(move |m| i + m * stride)
-                    .take_while(move |&j| !causal && j < s);
-                Box::new(before.filter(move |&j| j < s).chain(after))
-            }
+        let strided = match self.masks.pattern {
+            AttentionPattern::Strided { stride } => Some(stride.max(1)),
+            _ => None,
+        };
+        let fixed = match self.masks.pattern {
             AttentionPattern::Fixed { stride, summary } => {
                 let l = stride.max(1);
-                let c = summary.min(l);
-                let end = if causal { (i + 1).min(s) } else { s };
-                // Summary keys, block by block, outside the band |i − j| < l.
-                Box::new(
-                    (0..end.div_ceil(l))
-                        .flat_map(move |b| (b * l + l - c)..(b * l + l))
-                        .filter(move |&j| j < end && i.abs_diff(j) >= l),
-                )
+                Some((l, summary.min(l)))
             }
-            _ => Box::new(std::iter::empty()),
-        }
+            _ => None,
+        };
+        let strided_keys = strided.into_iter().flat_map(move |stride| {
+            let before = (1..)
+                .map(move |m| m * stride)
+                .take_while(move |&d| d <= i)
+                .map(move |d| i - d);
+            let after = (1..)
+                .map(move |m| i + m * stride)
+                .take_while(move |&j| !causal && j < s);
+            before.filter(move |&j| j < s).chain(after)
+        });
+        let end = if causal { (i + 1).min(s) } else { s };
+        // Summary keys, block by block, outside the band |i − j| < l.
+        let fixed_keys = fixed.into_iter().flat_map(move |(l, c)| {
+            (0..end.div_ceil(l))
+                .flat_map(move |b| (b * l + l - c)..(b * l + l))
+                .filter(move |&j| j < end && i.abs_diff(j) >= l)
+        });
+        strided_keys.chain(fixed_keys)
     }
 
     /// The score of query `i` and key `j` alone (for the strided pattern's extra keys): −∞

@@ -201,13 +201,9 @@ pub fn cumsum_axis<T: Float>(x: &[T], dims: &[usize], axis: usize, reverse: bool
     }
     let block = |ob: usize, o: &mut [T]| {
         let xb = &x[ob * r * inner..(ob + 1) * r * inner];
-        let order: Box<dyn Iterator<Item = usize>> = if reverse {
-            Box::new((0..r).rev())
-        } else {
-            Box::new(0..r)
-        };
         let mut prev: Option<usize> = None;
-        for k in order {
+        for step in 0..r {
+            let k = if reverse { r - 1 - step } else { step };
             let (row, src) = (k * inner, &xb[k * inner..(k + 1) * inner]);
             match prev {
                 None => o[row..row + inner].copy_from_slice(src),
