@@ -128,3 +128,24 @@ fn abandoned_graphs_are_freed_and_held_ones_survive() {
         "after the held graph's backward nothing is left"
     );
 }
+
+#[test]
+fn peak_memory_holds_the_largest_moment_until_reset() {
+    use cubegrad::backend::{peak_memory, reset_peak_memory};
+    use cubegrad::Device;
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    reset_peak_memory(Device::Cpu);
+    let base = cpu_memory_in_use() as u64;
+    assert_eq!(peak_memory(Device::Cpu).unwrap(), base);
+    {
+        // 4 MiB alive at once, then gone: the peak remembers them.
+        let big = Tensor::zeros([1 << 20]);
+        assert_eq!(big.numel(), 1 << 20);
+    }
+    assert_eq!(cpu_memory_in_use() as u64, base);
+    assert_eq!(peak_memory(Device::Cpu).unwrap(), base + (4 << 20));
+    reset_peak_memory(Device::Cpu);
+    assert_eq!(peak_memory(Device::Cpu).unwrap(), base);
+    let err = peak_memory(Device::Wgpu(0)).unwrap_err().to_string();
+    assert!(err.contains("peak_memory"), "{err}");
+}

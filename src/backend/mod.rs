@@ -190,6 +190,27 @@ pub fn device_memory(device: Device) -> Result<(u64, u64)> {
     }
 }
 
+/// The most bytes of tensor data alive at once on `device` since the last
+/// [`reset_peak_memory`] (PyTorch's `torch.cuda.max_memory_allocated`). Tracked for the CPU;
+/// CubeCL's memory pools report what they hold now, not a peak, so a device gets an error.
+pub fn peak_memory(device: Device) -> Result<u64> {
+    match device {
+        Device::Cpu => Ok(storage::cpu_peak_memory() as u64),
+        _ => Err(Error::invalid(
+            "peak_memory",
+            format!("{device:?} keeps no peak; device_memory() gives what is in use now"),
+        )),
+    }
+}
+
+/// Starts a new peak on `device` from what is alive now (PyTorch's
+/// `reset_peak_memory_stats`); nothing to do where no peak is kept.
+pub fn reset_peak_memory(device: Device) {
+    if device == Device::Cpu {
+        storage::reset_cpu_peak();
+    }
+}
+
 impl std::str::FromStr for Device {
     type Err = Error;
     /// Parses `cpu`, `wgpu`, `wgpu:1`, `cuda`, `cuda:0`.

@@ -43,12 +43,26 @@ impl Storage {
 }
 
 static CPU_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// The most `CPU_BYTES` has been since the last [`reset_cpu_peak`].
+static CPU_PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// Bytes of tensor data currently alive on the CPU device. Tests use it to show that
 /// `no_grad` inference and training loops do not grow memory. Freed buffers kept for reuse
 /// are counted apart, by [`buffer_cache::cached_bytes`].
 pub fn cpu_memory_in_use() -> usize {
     CPU_BYTES.load(Ordering::Relaxed)
+}
+
+/// The most bytes of tensor data alive on the CPU at once since the last [`reset_cpu_peak`]
+/// (PyTorch's `max_memory_allocated`): what a training step's activations, saved tensors and
+/// gradients really cost.
+pub fn cpu_peak_memory() -> usize {
+    CPU_PEAK.load(Ordering::Relaxed)
+}
+
+/// Starts a new peak from the bytes alive now.
+pub fn reset_cpu_peak() {
+    CPU_PEAK.store(CPU_BYTES.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 /// Host data, one vector per element type.
@@ -92,7 +106,8 @@ pub struct CpuStorage(CpuData);
 
 impl CpuStorage {
     pub fn new(data: CpuData) -> Self {
-        CPU_BYTES.fetch_add(data.bytes(), Ordering::Relaxed);
+        let now = CPU_BYTES.fetch_add(data.bytes(), Ordering::Relaxed) + data.bytes();
+        CPU_PEAK.fetch_max(now, Ordering::Relaxed);
         CpuStorage(data)
     }
     pub fn data(&self) -> &CpuData {

@@ -46,6 +46,9 @@ pub use crate::ops::dropout::{dropout, try_dropout};
 pub use crate::ops::gru::try_gru_layer;
 pub use crate::ops::layer_norm::try_layer_norm;
 pub use crate::ops::linear::{linear, try_linear};
+pub use crate::ops::linear_attention::{
+    orthogonal_random_features, try_random_feature_attention, LinearAttentionOptions,
+};
 pub use crate::ops::masks::{
     causal_mask, fixed_mask, lens_mask, local_mask, pattern_mask, strided_mask,
 };

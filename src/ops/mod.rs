@@ -24,6 +24,7 @@ pub mod gru;
 mod index;
 pub mod layer_norm;
 pub mod linear;
+pub mod linear_attention;
 mod loss;
 pub mod masks;
 mod matmul;

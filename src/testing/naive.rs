@@ -411,6 +411,45 @@ pub fn layer_norm(inputs: &[Array], row: usize, eps: f64) -> Array {
     Array::new(&x.shape, out)
 }
 
+/// Random-feature attention written from its definition: inputs `[q [.., n, d], k [.., n, d],
+/// v [.., n, e], Ω [m, d]]`; `φ(x) = exp(Ω·x' − |x'|²/2)` with `x' = x·d^(-1/4)` (no
+/// stabiliser, no chunks), and each query's output the φ-weighted mean of the values it sees.
+pub fn random_feature_attention(inputs: &[Array], causal: bool) -> Array {
+    let (q, k, v, w) = (&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
+    let r = q.shape.len();
+    let (n, d, e, m) = (q.shape[r - 2], q.shape[r - 1], v.shape[r - 1], w.shape[0]);
+    let batches = q.data.len() / (n * d);
+    let phi = |x: &[f64]| -> Vec<f64> {
+        let x: Vec<f64> = x.iter().map(|a| a * (d as f64).powf(-0.25)).collect();
+        let sq: f64 = x.iter().map(|a| a * a).sum::<f64>() / 2.0;
+        (0..m)
+            .map(|f| ((0..d).map(|c| w.data[f * d + c] * x[c]).sum::<f64>() - sq).exp())
+            .collect()
+    };
+    let mut out = Vec::with_capacity(batches * n * e);
+    for b in 0..batches {
+        let row = |a: &Array, i: usize| a.data[(b * n + i) * d..(b * n + i + 1) * d].to_vec();
+        let fk: Vec<Vec<f64>> = (0..n).map(|j| phi(&row(k, j))).collect();
+        for i in 0..n {
+            let fq = phi(&row(q, i));
+            let seen = if causal { i + 1 } else { n };
+            let weights: Vec<f64> = (0..seen)
+                .map(|j| fq.iter().zip(&fk[j]).map(|(a, b)| a * b).sum())
+                .collect();
+            let z: f64 = weights.iter().sum();
+            for c in 0..e {
+                let s: f64 = (0..seen)
+                    .map(|j| weights[j] * v.data[(b * n + j) * e + c])
+                    .sum();
+                out.push(s / z);
+            }
+        }
+    }
+    let mut shape = q.shape.clone();
+    shape[r - 1] = e;
+    Array::new(&shape, out)
+}
+
 /// Scaled dot-product attention: inputs `[q [.., L, E], k [.., S, E], v [.., S, Ev]]` with
 /// the same leading dims, an optional keep-mask (`keep`, 1 = attend) and additive mask
 /// (`add`), each `[L, S]` or the scores' full shape, and causal masking. A row with nothing to attend to is zero.

@@ -10,8 +10,9 @@ use crate::error::Result;
 use crate::nn::{
     try_avg_pool2d, try_avg_pool2d_with, try_context_pool_1d, try_context_pool_2d, try_conv1d,
     try_conv2d, try_gru_layer, try_layer_norm, try_max_pool2d, try_max_pool2d_with,
-    try_scaled_dot_product_attention, AttentionPattern, AvgPool2dOptions, BatchNorm2d,
-    ContextPoolOptions, Conv2dOptions, MaxPool2dOptions, Module, SdpaOptions,
+    try_random_feature_attention, try_scaled_dot_product_attention, AttentionPattern,
+    AvgPool2dOptions, BatchNorm2d, ContextPoolOptions, Conv2dOptions, LinearAttentionOptions,
+    MaxPool2dOptions, Module, SdpaOptions,
 };
 use crate::ops::{CrossEntropyOptions, Reduction};
 use crate::tensor::{DType, Tensor};
@@ -153,6 +154,11 @@ fn sdpa_pattern(x: &[Tensor], pattern: AttentionPattern, causal: bool) -> Result
         ..Default::default()
     };
     try_scaled_dot_product_attention(&x[0], &x[1], &x[2], &opts)
+}
+
+fn rfa(x: &[Tensor], causal: bool, chunk: usize) -> Result<Tensor> {
+    let opts = LinearAttentionOptions { causal, chunk };
+    try_random_feature_attention(&x[0], &x[1], &x[2], &x[3], opts)
 }
 
 /// Its reference: the pattern as an explicit keep-mask.
@@ -865,6 +871,30 @@ pub fn registry() -> Vec<OpCase> {
             ],
             |x| sdpa_pattern(x, AttentionPattern::Strided { stride: 16 }, false),
             |a| naive_pattern(a, AttentionPattern::Strided { stride: 16 }, false),
+        ),
+        // Random-feature (Performer) attention: q, k, v, then the random directions Ω.
+        case(
+            "random_feature_attention",
+            vec![f(&[2, 7, 3]), f(&[2, 7, 3]), f(&[2, 7, 2]), f(&[5, 3])],
+            |x| rfa(x, false, 64),
+            |a| naive::random_feature_attention(a, false),
+        ),
+        case(
+            "random_feature_attention_causal_chunks",
+            vec![
+                f(&[1, 2, 11, 3]),
+                f(&[1, 2, 11, 3]),
+                f(&[1, 2, 11, 2]),
+                f(&[4, 3]),
+            ],
+            |x| rfa(x, true, 4),
+            |a| naive::random_feature_attention(a, true),
+        ),
+        case(
+            "random_feature_attention_causal_one_chunk",
+            vec![f(&[2, 9, 3]), f(&[2, 9, 3]), f(&[2, 9, 4]), f(&[6, 3])],
+            |x| rfa(x, true, 16),
+            |a| naive::random_feature_attention(a, true),
         ),
         case(
             "sdpa_fixed_causal",
