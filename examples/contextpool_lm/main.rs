@@ -51,6 +51,9 @@ pub enum ModelKind {
     /// Sparse Transformer, fixed pattern (Child et al., 2019): blocks of --stride tokens, each
     /// token sees its block so far and the last --summary tokens of every earlier block.
     Fixed,
+    /// Random-feature linear attention (Performer's FAVOR+, Choromanski et al., 2021):
+    /// --features positive orthogonal random features per head, causal by chunks of --chunk.
+    Performer,
 }
 
 impl ModelKind {
@@ -62,6 +65,7 @@ impl ModelKind {
             ModelKind::Local => "local",
             ModelKind::Strided => "strided",
             ModelKind::Fixed => "fixed",
+            ModelKind::Performer => "performer",
         }
     }
     /// The depth each model gets unless `--layers` says otherwise: ContextPool's claim is that
@@ -132,6 +136,16 @@ pub struct Config {
     /// Fixed sparse attention: the summary tokens at the end of each block
     #[arg(long, default_value_t = 2)]
     pub summary: usize,
+    /// Performer: random features per head
+    #[arg(long, default_value_t = 64)]
+    pub features: usize,
+    /// Performer: tokens per chunk of the causal form (quadratic inside a chunk)
+    #[arg(long, default_value_t = 32)]
+    pub chunk: usize,
+    /// Performer: draw fresh random features every this many steps (0: never), as
+    /// performer-pytorch's feature_redraw_interval
+    #[arg(long, default_value_t = 1000)]
+    pub redraw_every: usize,
     /// Characters to generate after training (0: none)
     #[arg(long, default_value_t = 400)]
     pub sample_chars: usize,
@@ -181,6 +195,8 @@ impl Validate for Config {
         at_least("window", self.window, 1)?;
         at_least("stride", self.stride, 1)?;
         at_least("summary", self.summary, 1)?;
+        at_least("features", self.features, 1)?;
+        at_least("chunk", self.chunk, 1)?;
         if self.summary > self.stride {
             return Err(ConfigError(format!(
                 "--summary {} must be at most --stride {}",

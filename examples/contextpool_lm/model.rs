@@ -53,6 +53,12 @@ pub fn layer_options(cfg: &Config, kind: ModelKind) -> EncoderOptions {
                 summary: cfg.summary,
             }
         }
+        ModelKind::Performer => {
+            o.attention = AttentionKind::RandomFeatures {
+                features: cfg.features,
+                chunk: cfg.chunk,
+            }
+        }
     }
     o
 }
@@ -127,7 +133,18 @@ pub fn flops_per_token(cfg: &Config, kind: ModelKind, layers: usize, vocab: usiz
         .map(|i| (0..=i).filter(|&j| pattern.allows(i, j, true)).count())
         .sum::<usize>();
     let keys = seen as f64 / n as f64;
-    let mut layer = 2.0 * (4.0 * d * d) + 2.0 * (2.0 * d * ff) + 2.0 * (2.0 * keys * d);
+    let attention = match opts.attention {
+        AttentionKind::RandomFeatures { features, chunk } => {
+            // Feature maps of q and k, φ(k)vᵀ into the chunk's state, φ(q) against the running
+            // state (values and normaliser), and the masked kernel inside a chunk against the
+            // (chunk + 1) / 2 keys a query sees there on average.
+            let (m, h) = (features as f64, cfg.heads as f64);
+            let inside = (chunk.min(n) as f64 + 1.0) / 2.0;
+            2.0 * (2.0 * m * d) + 2.0 * m * d + 2.0 * (m * d + m * h) + 2.0 * inside * (m * h + d)
+        }
+        _ => 2.0 * (2.0 * keys * d),
+    };
+    let mut layer = 2.0 * (4.0 * d * d) + 2.0 * (2.0 * d * ff) + attention;
     if let Some(cp) = opts.context_pool {
         // Weight and size projections, then the causal window of radius + 1 taps per feature.
         layer += 2.0 * 2.0 * d + 2.0 * (cp.radius() + 1) as f64 * d;

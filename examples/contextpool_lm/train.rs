@@ -108,6 +108,10 @@ fn model_tag(cfg: &Config, kind: ModelKind, layers: usize) -> String {
         ModelKind::Local => format!(" window={}", cfg.window),
         ModelKind::Strided => format!(" stride={}", cfg.stride),
         ModelKind::Fixed => format!(" stride={} summary={}", cfg.stride, cfg.summary),
+        ModelKind::Performer => format!(
+            " features={} chunk={} redraw={}",
+            cfg.features, cfg.chunk, cfg.redraw_every
+        ),
         _ => String::new(),
     };
     format!(
@@ -189,6 +193,14 @@ pub fn train_one(
             n_bpc += 1;
         }
         state.done = step;
+        if cfg.redraw_every > 0 && step % cfg.redraw_every == 0 {
+            for (i, l) in model.layers.iter_mut().enumerate() {
+                if let Some(rf) = &mut l.random_features {
+                    // Seeded by the step and the layer: a resumed run redraws the same.
+                    rf.redraw(cfg.seed ^ ((step as u64) << 16) ^ i as u64);
+                }
+            }
+        }
         let tps = (step * cfg.batch_size * cfg.seq_len) as f64 / state.seconds().max(1e-9);
         bar.set_position(step as u64);
         bar.set_message(format!("{bpc:.3} bpc, {tps:.0} chars/s"));

@@ -14,6 +14,7 @@ mod layer_norm;
 mod linear;
 mod module;
 mod multihead;
+mod random_features;
 mod transformer;
 mod vision;
 
@@ -28,6 +29,7 @@ pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use module::{child_name, Module, Role, TensorField, Visit, VisitMut};
 pub use multihead::{KvCache, MhaOptions, MultiheadAttention};
+pub use random_features::RandomFeatures;
 pub use transformer::{
     sinusoidal_positions, AdaptiveSpan, AttentionKind, EncoderOptions, FeedForward, LayerCache,
     PositionalEmbedding, TransformerDecoderLayer, TransformerEncoderLayer,
@@ -52,6 +54,7 @@ pub use crate::ops::linear_attention::{
 pub use crate::ops::masks::{
     causal_mask, fixed_mask, lens_mask, local_mask, pattern_mask, strided_mask,
 };
+pub use crate::ops::mixed_chunk_attention::{try_mixed_chunk_attention, MixedChunkOptions};
 pub use crate::ops::pooling::{
     try_avg_pool2d, try_avg_pool2d_with, try_global_avg_pool2d, try_max_pool2d,
     try_max_pool2d_with, AvgPool2dOptions, MaxPool2dOptions,

@@ -6,8 +6,8 @@
 //! sliding-window, strided sparse, and adaptive span.
 
 use super::{
-    dropout, ContextPool, ContextPoolOptions, KvCache, LayerNorm, Linear, MhaOptions, Module,
-    MultiheadAttention,
+    dropout, try_random_feature_attention, ContextPool, ContextPoolOptions, KvCache, LayerNorm,
+    Linear, LinearAttentionOptions, MhaOptions, Module, MultiheadAttention, RandomFeatures,
 };
 use crate::error::{Error, OrPanic, Result};
 use crate::ops::attention::AttentionPattern;
@@ -183,6 +183,13 @@ pub enum AttentionKind {
         stride: usize,
         summary: usize,
     },
+    /// Random-feature linear attention (Performer's FAVOR+): `features` positive random
+    /// features per head, causal by chunks of `chunk` tokens (see
+    /// [`try_random_feature_attention`](crate::nn::try_random_feature_attention)).
+    RandomFeatures {
+        features: usize,
+        chunk: usize,
+    },
     /// Learned per-head span (see [`AdaptiveSpan`]).
     AdaptiveSpan {
         initial_span: f64,
@@ -244,6 +251,8 @@ pub struct TransformerEncoderLayer {
     pub norm2: LayerNorm,
     pub context_pool: Option<ContextPool>,
     pub adaptive_span: Option<AdaptiveSpan>,
+    /// The random directions of `AttentionKind::RandomFeatures`.
+    pub random_features: Option<RandomFeatures>,
     pub options: EncoderOptions,
     training: bool,
 }
@@ -271,6 +280,13 @@ impl TransformerEncoderLayer {
             )),
             _ => None,
         };
+        let random_features = match options.attention {
+            AttentionKind::RandomFeatures { features, .. } => {
+                let seed = crate::random::with_rng(|r| rand::Rng::gen::<u64>(r));
+                Some(RandomFeatures::new(features, d / options.nhead, seed))
+            }
+            _ => None,
+        };
         TransformerEncoderLayer {
             self_attn: MultiheadAttention::new(d, options.nhead, options.dropout),
             ffn: FeedForward::new(d, options.dim_feedforward, options.dropout),
@@ -278,6 +294,7 @@ impl TransformerEncoderLayer {
             norm2: LayerNorm::new(&[d]),
             context_pool: options.context_pool.map(|o| ContextPool::new(d, o)),
             adaptive_span,
+            random_features,
             options,
             training: true,
         }
@@ -293,6 +310,9 @@ impl TransformerEncoderLayer {
             AttentionKind::Fixed { stride, summary } => AttentionPattern::Fixed { stride, summary },
             AttentionKind::AdaptiveSpan { .. } => {
                 return self.attend_adaptive_span(q, kv, key_padding_mask)
+            }
+            AttentionKind::RandomFeatures { chunk, .. } => {
+                return self.attend_random_features(q, kv, key_padding_mask, chunk)
             }
         };
         let opts = MhaOptions {
@@ -344,6 +364,40 @@ impl TransformerEncoderLayer {
             })?;
         let a = dropout(&weighted.try_div(&z)?, mha.dropout, self.training);
         mha.merge(&a.try_matmul(&vh)?)
+    }
+
+    /// Random-feature attention has no attention matrix to mask or drop out: keys are kept
+    /// out by the causal chunks only.
+    fn attend_random_features(
+        &self,
+        q: &Tensor,
+        kv: &Tensor,
+        key_padding_mask: Option<&Tensor>,
+        chunk: usize,
+    ) -> Result<Tensor> {
+        if key_padding_mask.is_some() {
+            return Err(Error::invalid(
+                "TransformerEncoderLayer",
+                "random-feature attention takes no key_padding_mask (pad with whole sequences)",
+            ));
+        }
+        let rf = self
+            .random_features
+            .as_ref()
+            .expect("set with AttentionKind");
+        let mha = &self.self_attn;
+        let (qh, kh, vh) = (mha.project(q, 0)?, mha.project(kv, 1)?, mha.project(kv, 2)?);
+        let opts = LinearAttentionOptions {
+            causal: self.options.causal,
+            chunk,
+        };
+        mha.merge(&try_random_feature_attention(
+            &qh,
+            &kh,
+            &vh,
+            &rf.projection,
+            opts,
+        )?)
     }
 
     // ANCHOR: encoder_forward
@@ -422,6 +476,7 @@ impl Module for TransformerEncoderLayer {
         child "norm2" norm2;
         optional "context_pool" context_pool;
         optional "adaptive_span" adaptive_span;
+        optional "random_features" random_features;
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;

@@ -177,17 +177,21 @@ fn causal_chunks(fq: &Tensor, fk: &Tensor, v: &Tensor, c: usize) -> Result<Tenso
 // ANCHOR_END: causal_chunks
 
 /// `m` random directions for heads of size `d`, orthogonal in blocks of `d` (Performer's
-/// orthogonal random features: lower variance than independent ones) and scaled so that each
-/// row has the length of a `N(0, I_d)` draw. Drawn from the global generator.
-pub fn orthogonal_random_features(m: usize, d: usize) -> Tensor {
-    let mut rows: Vec<f64> = Vec::with_capacity(m * d);
+/// orthogonal random features: lower variance than independent ones), each row scaled to the
+/// length of an independent `N(0, I_d)` draw so that it is marginally Gaussian. Drawn from
+/// its own generator seeded by `seed`, so that a redraw at a given step is the same in a
+/// resumed run.
+pub fn orthogonal_random_features(m: usize, d: usize, seed: u64) -> Tensor {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut gauss = || -> f64 { StandardNormal.sample(&mut rng) };
+    let mut rows: Vec<f32> = Vec::with_capacity(m * d);
     while rows.len() < m * d {
         // Gram–Schmidt on a block of d Gaussian rows.
-        let g = Tensor::randn([d, d], 0.0, 1.0).to_dtype(crate::tensor::DType::F64);
-        let g: Vec<f64> = g.to_vec();
         let mut block: Vec<Vec<f64>> = Vec::with_capacity(d);
-        for r in 0..d {
-            let mut row = g[r * d..(r + 1) * d].to_vec();
+        for _ in 0..d {
+            let mut row: Vec<f64> = (0..d).map(|_| gauss()).collect();
             for b in &block {
                 let dot: f64 = row.iter().zip(b).map(|(x, y)| x * y).sum();
                 row.iter_mut().zip(b).for_each(|(x, y)| *x -= dot * y);
@@ -196,21 +200,13 @@ pub fn orthogonal_random_features(m: usize, d: usize) -> Tensor {
             row.iter_mut().for_each(|x| *x /= norm);
             block.push(row);
         }
-        // Lengths of independent Gaussian vectors (chi with d degrees of freedom).
-        let lengths: Vec<f64> = Tensor::randn([d, d], 0.0, 1.0)
-            .to_dtype(crate::tensor::DType::F64)
-            .to_vec::<f64>()
-            .chunks(d)
-            .map(|r| r.iter().map(|x| x * x).sum::<f64>().sqrt())
-            .collect();
-        for (row, len) in block.iter().zip(lengths) {
+        for row in block {
+            // The length of an independent Gaussian vector (chi with d degrees of freedom).
+            let len = (0..d).map(|_| gauss().powi(2)).sum::<f64>().sqrt();
             if rows.len() < m * d {
-                rows.extend(row.iter().map(|x| x * len));
+                rows.extend(row.iter().map(|x| (x * len) as f32));
             }
         }
     }
-    Tensor::from_vec(
-        rows.into_iter().map(|x| x as f32).collect::<Vec<f32>>(),
-        [m, d],
-    )
+    Tensor::from_vec(rows, [m, d])
 }

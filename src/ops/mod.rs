@@ -28,6 +28,7 @@ pub mod linear_attention;
 mod loss;
 pub mod masks;
 mod matmul;
+pub mod mixed_chunk_attention;
 pub mod pooling;
 mod reduce;
 mod shape;

@@ -450,6 +450,52 @@ pub fn random_feature_attention(inputs: &[Array], causal: bool) -> Array {
     Array::new(&shape, out)
 }
 
+/// FLASH's mixed chunk attention written from its definition: inputs `[quad_q, quad_k,
+/// lin_q, lin_k [.., n, s], v [.., n, e], bias [C, C]]` (the bias optional). Query `i` in
+/// chunk `g`: `Σ relu(q·k/C + b)² v` over its chunk's keys (up to `i` when causal) plus the
+/// mean of `(q'·k') v` over the tokens of earlier chunks (causal) or of all tokens.
+pub fn mixed_chunk_attention(inputs: &[Array], chunk: usize, causal: bool) -> Array {
+    let (qq, qk, lq, lk, v) = (&inputs[0], &inputs[1], &inputs[2], &inputs[3], &inputs[4]);
+    let bias = inputs.get(5);
+    let r = qq.shape.len();
+    let (n, s, e) = (qq.shape[r - 2], qq.shape[r - 1], v.shape[r - 1]);
+    let batches = qq.data.len() / (n * s);
+    let mut out = Vec::with_capacity(batches * n * e);
+    for b in 0..batches {
+        let dot = |x: &Array, i: usize, y: &Array, j: usize| -> f64 {
+            (0..s)
+                .map(|c| x.data[(b * n + i) * s + c] * y.data[(b * n + j) * s + c])
+                .sum()
+        };
+        for i in 0..n {
+            let g = i / chunk;
+            let mut acc = vec![0.0; e];
+            for j in g * chunk..((g + 1) * chunk).min(n) {
+                if causal && j > i {
+                    continue;
+                }
+                let bij = bias.map_or(0.0, |w| w.data[(i % chunk) * chunk + j % chunk]);
+                let a = (dot(qq, i, qk, j) / chunk as f64 + bij).max(0.0).powi(2);
+                for (c, o) in acc.iter_mut().enumerate() {
+                    *o += a * v.data[(b * n + j) * e + c];
+                }
+            }
+            let seen = if causal { 0..g * chunk } else { 0..n };
+            let count = seen.len();
+            for j in seen {
+                let a = dot(lq, i, lk, j) / count as f64;
+                for (c, o) in acc.iter_mut().enumerate() {
+                    *o += a * v.data[(b * n + j) * e + c];
+                }
+            }
+            out.extend(acc);
+        }
+    }
+    let mut shape = qq.shape.clone();
+    shape[r - 1] = e;
+    Array::new(&shape, out)
+}
+
 /// Scaled dot-product attention: inputs `[q [.., L, E], k [.., S, E], v [.., S, Ev]]` with
 /// the same leading dims, an optional keep-mask (`keep`, 1 = attend) and additive mask
 /// (`add`), each `[L, S]` or the scores' full shape, and causal masking. A row with nothing to attend to is zero.

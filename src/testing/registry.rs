@@ -10,9 +10,9 @@ use crate::error::Result;
 use crate::nn::{
     try_avg_pool2d, try_avg_pool2d_with, try_context_pool_1d, try_context_pool_2d, try_conv1d,
     try_conv2d, try_gru_layer, try_layer_norm, try_max_pool2d, try_max_pool2d_with,
-    try_random_feature_attention, try_scaled_dot_product_attention, AttentionPattern,
-    AvgPool2dOptions, BatchNorm2d, ContextPoolOptions, Conv2dOptions, LinearAttentionOptions,
-    MaxPool2dOptions, Module, SdpaOptions,
+    try_mixed_chunk_attention, try_random_feature_attention, try_scaled_dot_product_attention,
+    AttentionPattern, AvgPool2dOptions, BatchNorm2d, ContextPoolOptions, Conv2dOptions,
+    LinearAttentionOptions, MaxPool2dOptions, MixedChunkOptions, Module, SdpaOptions,
 };
 use crate::ops::{CrossEntropyOptions, Reduction};
 use crate::tensor::{DType, Tensor};
@@ -159,6 +159,11 @@ fn sdpa_pattern(x: &[Tensor], pattern: AttentionPattern, causal: bool) -> Result
 fn rfa(x: &[Tensor], causal: bool, chunk: usize) -> Result<Tensor> {
     let opts = LinearAttentionOptions { causal, chunk };
     try_random_feature_attention(&x[0], &x[1], &x[2], &x[3], opts)
+}
+
+fn mixed_chunk(x: &[Tensor], causal: bool, chunk: usize) -> Result<Tensor> {
+    let opts = MixedChunkOptions { causal, chunk };
+    try_mixed_chunk_attention(&x[0], &x[1], &x[2], &x[3], &x[4], x.get(5), opts)
 }
 
 /// Its reference: the pattern as an explicit keep-mask.
@@ -895,6 +900,39 @@ pub fn registry() -> Vec<OpCase> {
             vec![f(&[2, 9, 3]), f(&[2, 9, 3]), f(&[2, 9, 4]), f(&[6, 3])],
             |x| rfa(x, true, 16),
             |a| naive::random_feature_attention(a, true),
+        ),
+        // FLASH's mixed chunk attention: quad q, k, linear q, k, v, then the bias in a chunk.
+        case(
+            "mixed_chunk_attention_causal",
+            vec![
+                f(&[2, 11, 3]),
+                f(&[2, 11, 3]),
+                f(&[2, 11, 3]),
+                f(&[2, 11, 3]),
+                f(&[2, 11, 2]),
+                f(&[4, 4]),
+            ],
+            |x| mixed_chunk(x, true, 4),
+            |a| naive::mixed_chunk_attention(a, 4, true),
+        ),
+        case(
+            "mixed_chunk_attention_bidirectional",
+            vec![
+                f(&[1, 2, 10, 3]),
+                f(&[1, 2, 10, 3]),
+                f(&[1, 2, 10, 3]),
+                f(&[1, 2, 10, 3]),
+                f(&[1, 2, 10, 4]),
+                f(&[4, 4]),
+            ],
+            |x| mixed_chunk(x, false, 4),
+            |a| naive::mixed_chunk_attention(a, 4, false),
+        ),
+        case(
+            "mixed_chunk_attention_one_chunk_no_bias",
+            vec![f(&[5, 2]), f(&[5, 2]), f(&[5, 2]), f(&[5, 2]), f(&[5, 3])],
+            |x| mixed_chunk(x, true, 8),
+            |a| naive::mixed_chunk_attention(a, 8, true),
         ),
         case(
             "sdpa_fixed_causal",

@@ -16,6 +16,8 @@ fn randn64(shape: &[usize]) -> Tensor {
 
 /// Every parameter in f64 (random, so that no term vanishes), evaluation mode.
 fn to_f64(m: &mut dyn Module) {
+    // Buffers (the random features) in f64 as they are; parameters redrawn larger.
+    m.try_to_dtype(DType::F64).unwrap();
     m.visit_params_mut("", &mut |name, t| {
         let v = if name.ends_with("span") {
             Tensor::full(t.shape().clone(), 2.5)
@@ -27,7 +29,7 @@ fn to_f64(m: &mut dyn Module) {
     m.eval();
 }
 
-const KINDS: [AttentionKind; 5] = [
+const KINDS: [AttentionKind; 6] = [
     AttentionKind::Full,
     AttentionKind::Local { window: 2 },
     AttentionKind::Strided { stride: 2 },
@@ -39,6 +41,11 @@ const KINDS: [AttentionKind; 5] = [
         initial_span: 2.0,
         ramp: 2.0,
         max_span: 8.0,
+    },
+    // Chunks of 3 over 5 and 9 tokens: a partial last chunk, and prefix sums across chunks.
+    AttentionKind::RandomFeatures {
+        features: 5,
+        chunk: 3,
     },
 ];
 
