@@ -54,6 +54,9 @@ pub enum ModelKind {
     /// Random-feature linear attention (Performer's FAVOR+, Choromanski et al., 2021):
     /// --features positive orthogonal random features per head, causal by chunks of --chunk.
     Performer,
+    /// FLASH (Hua et al., 2022): gated attention units with mixed chunk attention (quadratic
+    /// inside chunks of --chunk, linear across them); two units per transformer layer.
+    Flash,
 }
 
 impl ModelKind {
@@ -66,13 +69,17 @@ impl ModelKind {
             ModelKind::Strided => "strided",
             ModelKind::Fixed => "fixed",
             ModelKind::Performer => "performer",
+            ModelKind::Flash => "flash",
         }
     }
     /// The depth each model gets unless `--layers` says otherwise: ContextPool's claim is that
-    /// it matches a deeper plain model, so it gets half the layers.
+    /// it matches a deeper plain model, so it gets half the layers. A gated attention unit
+    /// replaces attention and feed-forward with about 7·d² weights against 12·d², so FLASH
+    /// stacks two per layer, as its paper does.
     pub fn default_layers(self) -> usize {
         match self {
             ModelKind::Contextpool => 2,
+            ModelKind::Flash => 8,
             _ => 4,
         }
     }
@@ -139,7 +146,7 @@ pub struct Config {
     /// Performer: random features per head
     #[arg(long, default_value_t = 64)]
     pub features: usize,
-    /// Performer: tokens per chunk of the causal form (quadratic inside a chunk)
+    /// Performer and FLASH: tokens per chunk (quadratic inside a chunk, linear across)
     #[arg(long, default_value_t = 32)]
     pub chunk: usize,
     /// Performer: draw fresh random features every this many steps (0: never), as
@@ -321,6 +328,7 @@ pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
         "test bpc",
         "wall time (s)",
         "chars/s",
+        "peak MiB",
     ]);
     for r in &reports {
         table.push(vec![
@@ -332,6 +340,7 @@ pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
             format!("{:.3}", r.test_bpc),
             format!("{:.0}", r.train_seconds),
             format!("{:.0}", r.tokens_per_second),
+            format!("{:.0}", r.peak_mib),
         ]);
     }
     table.write(&dir, "results")?;

@@ -7,7 +7,8 @@ use super::{Config, ModelKind};
 use cubegrad::data::CharVocab;
 use cubegrad::nn::{
     sinusoidal_positions, AttentionKind, AttentionPattern, ContextPoolOptions, Embedding,
-    EncoderOptions, LayerCache, LayerNorm, Linear, Module, TransformerEncoderLayer,
+    EncoderOptions, GatedAttentionUnit, GauOptions, LayerCache, LayerNorm, Linear, Module,
+    TransformerEncoderLayer,
 };
 use cubegrad::{no_grad, Tensor};
 use rand::{Rng, SeedableRng};
@@ -17,6 +18,8 @@ use rand::{Rng, SeedableRng};
 pub struct CharLm {
     pub embed: Embedding,
     pub layers: Vec<TransformerEncoderLayer>,
+    /// FLASH's layers instead (then `layers` is empty).
+    pub gau_layers: Vec<GatedAttentionUnit>,
     pub norm: LayerNorm,
     pub head: Linear,
     d_model: usize,
@@ -30,7 +33,8 @@ pub fn layer_options(cfg: &Config, kind: ModelKind) -> EncoderOptions {
     // Short runs on much more text than they can see: nothing to regularise.
     o.dropout = 0.0;
     match kind {
-        ModelKind::Baseline => {}
+        // FLASH's units replace these layers (see `gau_options`).
+        ModelKind::Baseline | ModelKind::Flash => {}
         ModelKind::Contextpool => {
             o.context_pool = Some(ContextPoolOptions {
                 causal: true,
@@ -63,13 +67,28 @@ pub fn layer_options(cfg: &Config, kind: ModelKind) -> EncoderOptions {
     o
 }
 
+/// FLASH's units: causal, the paper's expansion 2 and query/key width 128, chunks of
+/// `--chunk`.
+pub fn gau_options(cfg: &Config) -> GauOptions {
+    GauOptions {
+        chunk: cfg.chunk,
+        causal: true,
+        ..GauOptions::new(cfg.d_model)
+    }
+}
+
 impl CharLm {
     pub fn new(cfg: &Config, kind: ModelKind, layers: usize, vocab: usize) -> Self {
         let opts = layer_options(cfg, kind);
+        let flash = kind == ModelKind::Flash;
+        let (encoders, gaus) = if flash { (0, layers) } else { (layers, 0) };
         CharLm {
             embed: Embedding::new(vocab, cfg.d_model),
-            layers: (0..layers)
+            layers: (0..encoders)
                 .map(|_| TransformerEncoderLayer::new(opts))
+                .collect(),
+            gau_layers: (0..gaus)
+                .map(|_| GatedAttentionUnit::new(gau_options(cfg)))
                 .collect(),
             norm: LayerNorm::new(&[cfg.d_model]),
             head: Linear::new(cfg.d_model, vocab, true),
@@ -90,6 +109,9 @@ impl CharLm {
         for layer in &self.layers {
             h = layer.forward(&h, None);
         }
+        for gau in &self.gau_layers {
+            h = gau.forward(&h);
+        }
         self.head.forward(&self.norm.forward(&h))
     }
 
@@ -107,6 +129,8 @@ impl Module for CharLm {
     cubegrad::module_tensors! {
         child "embed" embed;
         list "layers" layers;
+        // One of the two lists is empty, so the names do not collide.
+        list "layers" gau_layers;
         child "norm" norm;
         child "head" head;
     }
@@ -118,6 +142,23 @@ impl Module for CharLm {
 /// masks it), ContextPool's two projections and its window, and the output head.
 pub fn flops_per_token(cfg: &Config, kind: ModelKind, layers: usize, vocab: usize) -> f64 {
     let d = cfg.d_model as f64;
+    if kind == ModelKind::Flash {
+        // Per unit: the three projections, then the kernel inside a chunk over the
+        // (chunk + 1) / 2 keys a query sees there on average (scores of width s, values of
+        // width e), and the linear part's state k'vᵀ and its read by q'.
+        let g = gau_options(cfg);
+        let (e, s) = (
+            (g.expansion_factor * cfg.d_model) as f64,
+            g.query_key_dim as f64,
+        );
+        let inside = (g.chunk.min(cfg.seq_len) as f64 + 1.0) / 2.0;
+        let unit = 2.0 * d * 2.0 * e
+            + 2.0 * d * s
+            + 2.0 * e * d
+            + 2.0 * inside * (s + e)
+            + 2.0 * (2.0 * s * e);
+        return layers as f64 * unit + 2.0 * d * vocab as f64;
+    }
     let opts = layer_options(cfg, kind);
     let ff = opts.dim_feedforward as f64;
     // The keys each query actually attends to, averaged over the positions of a window: the

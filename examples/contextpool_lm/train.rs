@@ -91,6 +91,10 @@ pub struct Report {
     /// Wall time of the training loop, the periodic evaluations included.
     pub train_seconds: f64,
     pub tokens_per_second: f64,
+    /// The most bytes of tensor data alive at once while training (activations, saved
+    /// tensors, gradients, weights and optimizer state), in MiB; NaN on a device, which keeps
+    /// no peak.
+    pub peak_mib: f64,
     pub history: History,
     pub sample: Option<String>,
     /// False when `--stop-at` ended the run before its last step.
@@ -112,6 +116,7 @@ fn model_tag(cfg: &Config, kind: ModelKind, layers: usize) -> String {
             " features={} chunk={} redraw={}",
             cfg.features, cfg.chunk, cfg.redraw_every
         ),
+        ModelKind::Flash => format!(" chunk={}", cfg.chunk),
         _ => String::new(),
     };
     format!(
@@ -159,6 +164,7 @@ pub fn train_one(
     bar.set_position(state.done as u64);
     let (mut sum_bpc, mut n_bpc) = (0.0, 0usize);
     let guard = NonFiniteGuard::new(cfg.skip_nonfinite);
+    cubegrad::backend::reset_peak_memory(cfg.device);
     while state.done < end {
         let (x, y) = lm_batch(&corpus.splits.train, cfg.batch_size, cfg.seq_len)?;
         let (x, y) = (x.to_device(cfg.device), y.to_device(cfg.device));
@@ -221,6 +227,8 @@ pub fn train_one(
         }
     }
     bar.finish_and_clear();
+    let peak_mib = cubegrad::backend::peak_memory(cfg.device)
+        .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0));
     let (step, skipped, history) = (state.done, state.skipped, state.history);
     history.write_csv(&dir.join("metrics.csv"))?;
     let train_seconds = history.rows.last().map_or(0.0, |r| r[4]);
@@ -241,6 +249,7 @@ pub fn train_one(
         test_bpc,
         train_seconds,
         tokens_per_second: (step * cfg.batch_size * cfg.seq_len) as f64 / train_seconds.max(1e-9),
+        peak_mib,
         history,
         sample: None,
         finished,
@@ -273,6 +282,7 @@ pub fn report_json(r: &Report) -> serde_json::Value {
         "test_bpc": r.test_bpc,
         "train_seconds": r.train_seconds,
         "tokens_per_second": r.tokens_per_second,
+        "peak_mib": r.peak_mib,
         "finished": r.finished,
         "skipped_steps": r.skipped,
     })

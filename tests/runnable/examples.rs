@@ -186,7 +186,7 @@ fn contextpool_lm_compare_tabulates_every_model() {
                 c == ',' && !quoted
             })
             .count();
-        assert_eq!(fields, 8, "{line}");
+        assert_eq!(fields, 9, "{line}");
     }
 
     // --models picks the compared set.
@@ -715,5 +715,59 @@ fn contextpool_lm_trains_and_samples_the_sparse_transformer_patterns() {
         );
         let sample = r.sample.as_deref().unwrap();
         assert_eq!(sample.chars().count(), 12 + 40, "{name}");
+    }
+}
+
+/// The linear-time attentions as models of the example: Performer (random features redrawn
+/// every 5 steps) and FLASH (gated attention units) train, sample without the KV cache, report
+/// their peak memory, and resume exactly: an interrupted Performer run redraws the same
+/// features as the uninterrupted one.
+#[test]
+fn contextpool_lm_trains_performer_and_flash_and_resumes_exactly() {
+    let config = |kind: contextpool_lm::ModelKind, name: &str| {
+        let mut cfg = lm_config(out(name));
+        (cfg.model, cfg.steps, cfg.eval_every) = (kind, 20, 10);
+        (cfg.redraw_every, cfg.chunk) = (5, 8);
+        cfg
+    };
+    for (kind, name, layers) in [
+        (contextpool_lm::ModelKind::Performer, "lm-performer", 1),
+        (contextpool_lm::ModelKind::Flash, "lm-flash", 2),
+    ] {
+        let mut cfg = config(kind, name);
+        cfg.layers = Some(layers);
+        let full = contextpool_lm::run(&cfg).unwrap();
+        assert!(full.finished, "{name}");
+        assert!(
+            full.last_train_bpc < full.first_train_bpc,
+            "{name}: {} -> {}",
+            full.first_train_bpc,
+            full.last_train_bpc
+        );
+        // At least the weights and Adam's two moments.
+        assert!(
+            full.peak_mib * 1024.0 * 1024.0 > 3.0 * 4.0 * full.params as f64,
+            "{name}: peak {} MiB for {} parameters",
+            full.peak_mib,
+            full.params
+        );
+        let sample = full.sample.as_deref().unwrap();
+        assert_eq!(sample.chars().count(), 12 + 40, "{name}");
+
+        let mut cut = config(kind, &format!("{name}-resume"));
+        cut.layers = Some(layers);
+        cut.stop_at = Some(10);
+        assert!(!contextpool_lm::run(&cut).unwrap().finished);
+        (cut.stop_at, cut.resume) = (None, true);
+        let resumed = contextpool_lm::run(&cut).unwrap();
+        for (a, b) in resumed.history.rows.iter().zip(&full.history.rows) {
+            assert_eq!(a[1], b[1], "{name}: train bpc at step {}", a[0]);
+        }
+        assert!(
+            (resumed.test_bpc - full.test_bpc).abs() < 1e-9,
+            "{name}: {} vs {}",
+            resumed.test_bpc,
+            full.test_bpc
+        );
     }
 }

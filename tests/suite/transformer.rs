@@ -4,8 +4,9 @@
 
 use cubegrad::autograd::{gradcheck, GradcheckOptions};
 use cubegrad::nn::{
-    fixed_mask, local_mask, sinusoidal_positions, strided_mask, AttentionKind, ContextPoolOptions,
-    EncoderOptions, KvCache, LayerCache, Module, TransformerDecoderLayer, TransformerEncoderLayer,
+    fixed_mask, local_mask, orthogonal_random_features, sinusoidal_positions, strided_mask,
+    AttentionKind, ContextPoolOptions, EncoderOptions, GatedAttentionUnit, GauOptions, KvCache,
+    LayerCache, Module, RandomFeatures, TransformerDecoderLayer, TransformerEncoderLayer,
 };
 use cubegrad::testing::{assert_close, Tolerance};
 use cubegrad::{manual_seed, no_grad, DType, Tensor};
@@ -255,4 +256,105 @@ fn sinusoidal_positions_follow_the_formula() {
         sinusoidal_positions(1, 4, 2).to_vec::<f32>(),
         p[8..].to_vec()
     );
+}
+
+fn gau_options(causal: bool) -> GauOptions {
+    GauOptions {
+        query_key_dim: 3,
+        chunk: 3,
+        causal,
+        ..GauOptions::new(4)
+    }
+}
+
+/// FLASH's gated attention unit: every weight gets a gradient that matches central
+/// differences, causal or not, over a partial last chunk (7 tokens, chunks of 3).
+#[test]
+fn gated_attention_units_pass_gradcheck() {
+    manual_seed(33);
+    for causal in [true, false] {
+        let mut gau = GatedAttentionUnit::new(gau_options(causal));
+        to_f64(&mut gau);
+        let x = randn64(&[2, 7, 4]).with_grad();
+        let mut inputs = vec![x];
+        let names: Vec<String> = gau.parameters().into_iter().map(|(n, _)| n).collect();
+        inputs.extend(gau.parameters().into_iter().map(|(_, p)| p));
+        let report = gradcheck(
+            |x| {
+                let mut g = GatedAttentionUnit::new(gau_options(causal));
+                let mut params = x[1..].iter();
+                g.visit_params_mut("", &mut |_, t| *t = params.next().unwrap().clone());
+                g.eval();
+                g.try_forward(&x[0])
+            },
+            &inputs,
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
+        assert!(report.max_error <= 1e-6, "causal {causal}: {report}");
+        assert_eq!(
+            names,
+            [
+                "norm.weight",
+                "norm.bias",
+                "to_hidden.weight",
+                "to_hidden.bias",
+                "to_qk.weight",
+                "to_qk.bias",
+                "qk_offset_scale.gamma",
+                "qk_offset_scale.beta",
+                "rel_pos_bias",
+                "to_out.weight",
+                "to_out.bias",
+            ]
+        );
+    }
+}
+
+#[test]
+fn causal_gated_attention_units_ignore_future_tokens() {
+    manual_seed(34);
+    let mut gau = GatedAttentionUnit::new(gau_options(true));
+    to_f64(&mut gau);
+    let x = randn64(&[1, 8, 4]);
+    let mut changed = x.to_vec::<f64>();
+    // From the middle of the third chunk on.
+    changed[7 * 4..].iter_mut().for_each(|v| *v += 2.0);
+    let a = gau.forward(&x).to_vec::<f64>();
+    let b = gau
+        .forward(&Tensor::from_vec(changed, [1, 8, 4]))
+        .to_vec::<f64>();
+    assert_close(&a[..7 * 4], &b[..7 * 4], Tolerance::F64, "the past");
+    assert_ne!(a[7 * 4..], b[7 * 4..], "the future did not change");
+}
+
+/// Performer's features: orthogonal within a block of `d` rows, the same draw for the same
+/// seed, a different one after a redraw with another seed.
+#[test]
+fn random_features_are_orthogonal_blocks_drawn_from_a_seed() {
+    let (m, d) = (12, 5);
+    let p = orthogonal_random_features(m, d, 7)
+        .to_dtype(DType::F64)
+        .to_vec::<f64>();
+    let row = |i: usize| &p[i * d..(i + 1) * d];
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    for block in [0..5, 5..10, 10..12] {
+        for i in block.clone() {
+            for j in block.clone().filter(|&j| j != i) {
+                let cos = dot(row(i), row(j)) / (dot(row(i), row(i)) * dot(row(j), row(j))).sqrt();
+                assert!(cos.abs() < 1e-5, "rows {i} and {j}: cos {cos}");
+            }
+        }
+    }
+    // Across blocks the rows are independent draws, not orthogonal.
+    assert!(dot(row(0), row(5)).abs() > 1e-3);
+    let mut rf = RandomFeatures::new(m, d, 7);
+    assert_eq!(
+        rf.projection.to_vec::<f32>(),
+        orthogonal_random_features(m, d, 7).to_vec::<f32>()
+    );
+    let before = rf.projection.to_vec::<f32>();
+    rf.redraw(8);
+    assert_ne!(rf.projection.to_vec::<f32>(), before);
+    assert_eq!(rf.state_dict()[0].0, "projection");
 }
