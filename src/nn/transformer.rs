@@ -282,7 +282,7 @@ impl TransformerEncoderLayer {
         };
         let random_features = match options.attention {
             AttentionKind::RandomFeatures { features, .. } => {
-                let seed = crate::random::with_rng(|r| rand::Rng::gen::<u64>(r));
+                let seed = crate::random::with_rng(rand::Rng::gen::<u64>);
                 Some(RandomFeatures::new(features, d / options.nhead, seed))
             }
             _ => None,
