@@ -61,3 +61,4 @@ pub use crate::ops::pooling::{
     try_avg_pool2d, try_avg_pool2d_with, try_global_avg_pool2d, try_max_pool2d,
     try_max_pool2d_with, AvgPool2dOptions, MaxPool2dOptions,
 };
+pub use crate::ops::relative_attention::{rel_shift, relative_positions, try_relative_attention};

@@ -31,6 +31,7 @@ mod matmul;
 pub mod mixed_chunk_attention;
 pub mod pooling;
 mod reduce;
+pub mod relative_attention;
 mod shape;
 mod softmax;
 mod unary;

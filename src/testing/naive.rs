@@ -496,6 +496,58 @@ pub fn mixed_chunk_attention(inputs: &[Array], chunk: usize, causal: bool) -> Ar
     Array::new(&shape, out)
 }
 
+/// Transformer-XL's relative attention from its definition: inputs `[q [.., h, L, e],
+/// k, v [.., h, K, e], r [h, K, e], u [h, e], v_bias [h, e]]`, with `r`'s row `t` the encoding
+/// of distance `K − 1 − t`; query `i` (at position `K − L + i`) scores key `j ≤ K − L + i` by
+/// `((q_i + u)·k_j + (q_i + v_bias)·r_{dist}) / √e`.
+pub fn relative_attention(inputs: &[Array]) -> Array {
+    let (q, k, v, r, u, vb) = (
+        &inputs[0], &inputs[1], &inputs[2], &inputs[3], &inputs[4], &inputs[5],
+    );
+    let rank = q.shape.len();
+    let (h, l, e, kl) = (
+        q.shape[rank - 3],
+        q.shape[rank - 2],
+        q.shape[rank - 1],
+        k.shape[rank - 2],
+    );
+    let mem = kl - l;
+    let groups = q.data.len() / (l * e);
+    let mut out = Vec::with_capacity(q.data.len());
+    for g in 0..groups {
+        let head = g % h;
+        let qrow = |i: usize, c: usize| q.data[(g * l + i) * e + c];
+        let krow = |j: usize, c: usize| k.data[(g * kl + j) * e + c];
+        for i in 0..l {
+            let seen = mem + i + 1;
+            let scores: Vec<f64> = (0..seen)
+                .map(|j| {
+                    let t = kl - 1 - (mem + i - j);
+                    (0..e)
+                        .map(|c| {
+                            (qrow(i, c) + u.data[head * e + c]) * krow(j, c)
+                                + (qrow(i, c) + vb.data[head * e + c])
+                                    * r.data[(head * kl + t) * e + c]
+                        })
+                        .sum::<f64>()
+                        / (e as f64).sqrt()
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let w: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+            let z: f64 = w.iter().sum();
+            for c in 0..e {
+                out.push(
+                    (0..seen)
+                        .map(|j| w[j] / z * v.data[(g * kl + j) * e + c])
+                        .sum(),
+                );
+            }
+        }
+    }
+    Array::new(&q.shape, out)
+}
+
 /// Scaled dot-product attention: inputs `[q [.., L, E], k [.., S, E], v [.., S, Ev]]` with
 /// the same leading dims, an optional keep-mask (`keep`, 1 = attend) and additive mask
 /// (`add`), each `[L, S]` or the scores' full shape, and causal masking. A row with nothing to attend to is zero.

@@ -10,9 +10,10 @@ use crate::error::Result;
 use crate::nn::{
     try_avg_pool2d, try_avg_pool2d_with, try_context_pool_1d, try_context_pool_2d, try_conv1d,
     try_conv2d, try_gru_layer, try_layer_norm, try_max_pool2d, try_max_pool2d_with,
-    try_mixed_chunk_attention, try_random_feature_attention, try_scaled_dot_product_attention,
-    AttentionPattern, AvgPool2dOptions, BatchNorm2d, ContextPoolOptions, Conv2dOptions,
-    LinearAttentionOptions, MaxPool2dOptions, MixedChunkOptions, Module, SdpaOptions,
+    try_mixed_chunk_attention, try_random_feature_attention, try_relative_attention,
+    try_scaled_dot_product_attention, AttentionPattern, AvgPool2dOptions, BatchNorm2d,
+    ContextPoolOptions, Conv2dOptions, LinearAttentionOptions, MaxPool2dOptions, MixedChunkOptions,
+    Module, SdpaOptions,
 };
 use crate::ops::{CrossEntropyOptions, Reduction};
 use crate::tensor::{DType, Tensor};
@@ -933,6 +934,33 @@ pub fn registry() -> Vec<OpCase> {
             vec![f(&[5, 2]), f(&[5, 2]), f(&[5, 2]), f(&[5, 2]), f(&[5, 3])],
             |x| mixed_chunk(x, true, 8),
             |a| naive::mixed_chunk_attention(a, 8, true),
+        ),
+        // Transformer-XL: q, k, v, the distances' encodings r, and the biases u and v.
+        case(
+            "relative_attention_with_memory",
+            vec![
+                f(&[1, 2, 4, 3]),
+                f(&[1, 2, 7, 3]),
+                f(&[1, 2, 7, 3]),
+                f(&[2, 7, 3]),
+                f(&[2, 3]),
+                f(&[2, 3]),
+            ],
+            |x| try_relative_attention(&x[0], &x[1], &x[2], &x[3], &x[4], &x[5]),
+            naive::relative_attention,
+        ),
+        case(
+            "relative_attention_no_memory",
+            vec![
+                f(&[2, 5, 2]),
+                f(&[2, 5, 2]),
+                f(&[2, 5, 2]),
+                f(&[2, 5, 2]),
+                f(&[2, 2]),
+                f(&[2, 2]),
+            ],
+            |x| try_relative_attention(&x[0], &x[1], &x[2], &x[3], &x[4], &x[5]),
+            naive::relative_attention,
         ),
         case(
             "sdpa_fixed_causal",
