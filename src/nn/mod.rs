@@ -17,6 +17,7 @@ mod module;
 mod multihead;
 mod random_features;
 mod transformer;
+mod transformer_xl;
 mod vision;
 
 pub use attention::AdditiveAttention;
@@ -36,6 +37,7 @@ pub use transformer::{
     sinusoidal_positions, AdaptiveSpan, AttentionKind, EncoderOptions, FeedForward, LayerCache,
     PositionalEmbedding, TransformerDecoderLayer, TransformerEncoderLayer,
 };
+pub use transformer_xl::{update_memory, RelativeMultiheadAttention, TransformerXlLayer};
 pub use vision::{ConvBlock, PatchEmbedding, Pooling};
 
 // The functional forms, as `torch.nn.functional` has them.

@@ -5,8 +5,9 @@
 use cubegrad::autograd::{gradcheck, GradcheckOptions};
 use cubegrad::nn::{
     fixed_mask, local_mask, orthogonal_random_features, sinusoidal_positions, strided_mask,
-    AttentionKind, ContextPoolOptions, EncoderOptions, GatedAttentionUnit, GauOptions, KvCache,
-    LayerCache, Module, RandomFeatures, TransformerDecoderLayer, TransformerEncoderLayer,
+    update_memory, AttentionKind, ContextPoolOptions, EncoderOptions, GatedAttentionUnit,
+    GauOptions, KvCache, LayerCache, Module, RandomFeatures, TransformerDecoderLayer,
+    TransformerEncoderLayer, TransformerXlLayer,
 };
 use cubegrad::testing::{assert_close, Tolerance};
 use cubegrad::{manual_seed, no_grad, DType, Tensor};
@@ -357,4 +358,58 @@ fn random_features_are_orthogonal_blocks_drawn_from_a_seed() {
     rf.redraw(8);
     assert_ne!(rf.projection.to_vec::<f32>(), before);
     assert_eq!(rf.state_dict()[0].0, "projection");
+}
+
+/// Transformer-XL: a segment read after a memory of the previous segment gives what the
+/// layer gives on both segments at once (relative positions make the cached states mean the
+/// same), the gradient stops at the memory, and the layer passes gradcheck.
+#[test]
+fn transformer_xl_layers_read_memory_as_the_same_sequence() {
+    manual_seed(35);
+    let mut layer = TransformerXlLayer::new(4, 2, 6, 0.0);
+    to_f64(&mut layer);
+    let (first, second) = (randn64(&[2, 5, 4]), randn64(&[2, 3, 4]));
+    let whole = layer.forward(&Tensor::concat(&[&first, &second], 1), None);
+    let with_memory = layer.forward(&second, Some(&first));
+    assert_close(
+        &with_memory.to_vec::<f64>(),
+        &whole.narrow(1, 5, 3).to_vec::<f64>(),
+        Tolerance::F64,
+        "segment after memory",
+    );
+    // A memory cut to its last 2 positions is the sequence from there on.
+    let memory = update_memory(None, &first, 2).unwrap();
+    assert_eq!(memory.dims(), [2, 2, 4]);
+    let whole = layer.forward(&Tensor::concat(&[&first.narrow(1, 3, 2), &second], 1), None);
+    assert_close(
+        &layer.forward(&second, Some(&memory)).to_vec::<f64>(),
+        &whole.narrow(1, 2, 3).to_vec::<f64>(),
+        Tolerance::F64,
+        "cut memory",
+    );
+
+    let memory = first.with_grad();
+    let x = second.with_grad();
+    let g = layer.forward(&x, Some(&memory)).sum().backward();
+    assert!(g.get(&x).is_some());
+    assert!(g.get(&memory).is_none(), "a gradient reached the memory");
+    let report = gradcheck(
+        |x| layer.try_forward(&x[0], Some(&memory)),
+        &[x],
+        &GradcheckOptions::default(),
+    )
+    .unwrap();
+    assert!(report.max_error <= 1e-6, "{report}");
+    let names: Vec<String> = layer.parameters().into_iter().map(|(n, _)| n).collect();
+    for want in [
+        "dec_attn.qkv_net.weight",
+        "dec_attn.r_net.weight",
+        "dec_attn.o_net.weight",
+        "dec_attn.r_w_bias",
+        "dec_attn.r_r_bias",
+        "pos_ff.linear1.weight",
+        "norm2.bias",
+    ] {
+        assert!(names.iter().any(|n| n == want), "no {want} in {names:?}");
+    }
 }
