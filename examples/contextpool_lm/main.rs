@@ -57,6 +57,10 @@ pub enum ModelKind {
     /// FLASH (Hua et al., 2022): gated attention units with mixed chunk attention (quadratic
     /// inside chunks of --chunk, linear across them); two units per transformer layer.
     Flash,
+    /// Transformer-XL (Dai et al., 2019): relative positions, and a memory of the previous
+    /// --mem-len positions of each layer carried across segments of one continuous text per
+    /// batch row, in training and evaluation.
+    TransformerXl,
 }
 
 impl ModelKind {
@@ -70,6 +74,7 @@ impl ModelKind {
             ModelKind::Fixed => "fixed",
             ModelKind::Performer => "performer",
             ModelKind::Flash => "flash",
+            ModelKind::TransformerXl => "transformer-xl",
         }
     }
     /// The depth each model gets unless `--layers` says otherwise: ContextPool's claim is that
@@ -153,6 +158,9 @@ pub struct Config {
     /// performer-pytorch's feature_redraw_interval
     #[arg(long, default_value_t = 1000)]
     pub redraw_every: usize,
+    /// Transformer-XL: positions of memory each layer keeps from the previous segments
+    #[arg(long, default_value_t = 128)]
+    pub mem_len: usize,
     /// Characters to generate after training (0: none)
     #[arg(long, default_value_t = 400)]
     pub sample_chars: usize,
@@ -204,6 +212,7 @@ impl Validate for Config {
         at_least("summary", self.summary, 1)?;
         at_least("features", self.features, 1)?;
         at_least("chunk", self.chunk, 1)?;
+        at_least("mem-len", self.mem_len, 1)?;
         if self.summary > self.stride {
             return Err(ConfigError(format!(
                 "--summary {} must be at most --stride {}",

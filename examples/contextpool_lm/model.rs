@@ -6,9 +6,9 @@ use super::common::AnyResult;
 use super::{Config, ModelKind};
 use cubegrad::data::CharVocab;
 use cubegrad::nn::{
-    sinusoidal_positions, AttentionKind, AttentionPattern, ContextPoolOptions, Embedding,
-    EncoderOptions, GatedAttentionUnit, GauOptions, LayerCache, LayerNorm, Linear, Module,
-    TransformerEncoderLayer,
+    sinusoidal_positions, update_memory, AttentionKind, AttentionPattern, ContextPoolOptions,
+    Embedding, EncoderOptions, GatedAttentionUnit, GauOptions, LayerCache, LayerNorm, Linear,
+    Module, TransformerEncoderLayer, TransformerXlLayer,
 };
 use cubegrad::{no_grad, Tensor};
 use rand::{Rng, SeedableRng};
@@ -20,9 +20,76 @@ pub struct CharLm {
     pub layers: Vec<TransformerEncoderLayer>,
     /// FLASH's layers instead (then `layers` is empty).
     pub gau_layers: Vec<GatedAttentionUnit>,
+    /// Transformer-XL's layers instead (then `layers` is empty).
+    pub xl_layers: Vec<TransformerXlLayer>,
+    /// Transformer-XL's memory of the training streams, a buffer so that checkpoints keep it
+    /// and `--resume` continues exactly.
+    pub memory: Option<XlMemory>,
     pub norm: LayerNorm,
     pub head: Linear,
     d_model: usize,
+}
+
+/// The memory of every Transformer-XL layer for one batch of streams: `states`
+/// `[layers, B, mem_len, d]`, of which the last `filled` positions hold memory.
+pub struct XlMemory {
+    pub states: Tensor,
+    pub filled: Tensor,
+}
+
+impl XlMemory {
+    pub fn new(layers: usize, batch: usize, mem_len: usize, d: usize) -> Self {
+        XlMemory {
+            states: Tensor::zeros([layers, batch, mem_len, d]),
+            filled: Tensor::zeros([1]),
+        }
+    }
+    /// Layer `i`'s memory `[B, filled, d]`, or none before the first segment.
+    pub fn layer(&self, i: usize) -> Option<Tensor> {
+        let filled = self.filled.to_vec::<f32>()[0] as usize;
+        let m = self.states.dims()[2];
+        (filled > 0).then(|| {
+            self.states
+                .narrow(0, i, 1)
+                .squeeze(0)
+                .narrow(1, m - filled, filled)
+        })
+    }
+    /// Keeps `layers` (each `[B, f, d]`, `f ≤ mem_len`) as the memory, zeros in front.
+    pub fn store(&mut self, layers: &[Tensor]) {
+        let (b, m, d) = (
+            self.states.dims()[1],
+            self.states.dims()[2],
+            self.states.dims()[3],
+        );
+        let f = layers[0].dims()[1];
+        let rows: Vec<Tensor> = layers
+            .iter()
+            .map(|t| {
+                if f == m {
+                    t.clone()
+                } else {
+                    let zeros = Tensor::full_on([b, m - f], 0.0, t.dtype(), t.device())
+                        .unsqueeze(-1)
+                        .broadcast_to(&[b, m - f, d]);
+                    Tensor::concat(&[&zeros, t], 1)
+                }
+            })
+            .collect();
+        self.states = Tensor::stack(&rows.iter().collect::<Vec<_>>(), 0).detach();
+        self.filled = Tensor::full([1], f as f64).to_device(self.states.device());
+    }
+    /// Forgets everything (a new pass over the streams starts).
+    pub fn clear(&mut self) {
+        self.filled = Tensor::zeros([1]).to_device(self.states.device());
+    }
+}
+
+impl Module for XlMemory {
+    cubegrad::module_tensors! {
+        buffer "states" states;
+        buffer "filled" filled;
+    }
 }
 
 /// The options of each layer of a `kind` model: causal, without dropout, and with that
@@ -33,8 +100,8 @@ pub fn layer_options(cfg: &Config, kind: ModelKind) -> EncoderOptions {
     // Short runs on much more text than they can see: nothing to regularise.
     o.dropout = 0.0;
     match kind {
-        // FLASH's units replace these layers (see `gau_options`).
-        ModelKind::Baseline | ModelKind::Flash => {}
+        // FLASH's units and Transformer-XL's layers replace these layers.
+        ModelKind::Baseline | ModelKind::Flash | ModelKind::TransformerXl => {}
         ModelKind::Contextpool => {
             o.context_pool = Some(ContextPoolOptions {
                 causal: true,
@@ -80,8 +147,12 @@ pub fn gau_options(cfg: &Config) -> GauOptions {
 impl CharLm {
     pub fn new(cfg: &Config, kind: ModelKind, layers: usize, vocab: usize) -> Self {
         let opts = layer_options(cfg, kind);
-        let flash = kind == ModelKind::Flash;
-        let (encoders, gaus) = if flash { (0, layers) } else { (layers, 0) };
+        let (encoders, gaus, xls) = match kind {
+            ModelKind::Flash => (0, layers, 0),
+            ModelKind::TransformerXl => (0, 0, layers),
+            _ => (layers, 0, 0),
+        };
+        let xl = kind == ModelKind::TransformerXl;
         CharLm {
             embed: Embedding::new(vocab, cfg.d_model),
             layers: (0..encoders)
@@ -90,6 +161,10 @@ impl CharLm {
             gau_layers: (0..gaus)
                 .map(|_| GatedAttentionUnit::new(gau_options(cfg)))
                 .collect(),
+            xl_layers: (0..xls)
+                .map(|_| TransformerXlLayer::new(cfg.d_model, cfg.heads, 4 * cfg.d_model, 0.0))
+                .collect(),
+            memory: xl.then(|| XlMemory::new(layers, cfg.batch_size, cfg.mem_len, cfg.d_model)),
             norm: LayerNorm::new(&[cfg.d_model]),
             head: Linear::new(cfg.d_model, vocab, true),
             d_model: cfg.d_model,
@@ -103,8 +178,11 @@ impl CharLm {
         self.embed.forward(ids).add(&pos)
     }
 
-    /// Logits `[B, T, vocab]` for `ids` `[B, T]`.
+    /// Logits `[B, T, vocab]` for `ids` `[B, T]` (Transformer-XL without memory).
     pub fn forward(&self, ids: &Tensor) -> Tensor {
+        if !self.xl_layers.is_empty() {
+            return self.forward_segment(ids, None, 0).0;
+        }
         let mut h = self.embed_at(ids, 0);
         for layer in &self.layers {
             h = layer.forward(&h, None);
@@ -114,6 +192,27 @@ impl CharLm {
         }
         self.head.forward(&self.norm.forward(&h))
     }
+
+    // ANCHOR: xl_segment
+    /// Transformer-XL: logits for the segment `ids` `[B, T]` after `memory`, and each layer's
+    /// next memory (its last `mem_len` inputs, detached). No absolute positions: the layers
+    /// score distances.
+    pub fn forward_segment(
+        &self,
+        ids: &Tensor,
+        memory: Option<&XlMemory>,
+        mem_len: usize,
+    ) -> (Tensor, Vec<Tensor>) {
+        let mut h = self.embed.forward(ids);
+        let mut next = Vec::with_capacity(self.xl_layers.len());
+        for (i, layer) in self.xl_layers.iter().enumerate() {
+            let m = memory.and_then(|m| m.layer(i));
+            next.push(update_memory(m.as_ref(), &h, mem_len).expect("shapes checked"));
+            h = layer.forward(&h, m.as_ref());
+        }
+        (self.head.forward(&self.norm.forward(&h)), next)
+    }
+    // ANCHOR_END: xl_segment
 
     /// Logits for new tokens `ids` `[B, t]` after those already in `caches` (one per layer).
     pub fn forward_cached(&self, ids: &Tensor, caches: &mut [LayerCache]) -> Tensor {
@@ -129,8 +228,10 @@ impl Module for CharLm {
     cubegrad::module_tensors! {
         child "embed" embed;
         list "layers" layers;
-        // One of the two lists is empty, so the names do not collide.
+        // Two of the three lists are empty, so the names do not collide.
         list "layers" gau_layers;
+        list "layers" xl_layers;
+        optional "memory" memory;
         child "norm" norm;
         child "head" head;
     }
@@ -161,6 +262,23 @@ pub fn flops_per_token(cfg: &Config, kind: ModelKind, layers: usize, vocab: usiz
     }
     let opts = layer_options(cfg, kind);
     let ff = opts.dim_feedforward as f64;
+    if kind == ModelKind::TransformerXl {
+        // Keys and values are projected for the memory too (it holds hidden states), the
+        // distances' encodings once per segment for the batch, and a query scores its content
+        // and its distance against the memory plus, on average, half the segment.
+        let (m, l, b) = (
+            cfg.mem_len as f64,
+            cfg.seq_len as f64,
+            cfg.batch_size as f64,
+        );
+        let keys = m + (l + 1.0) / 2.0;
+        let layer = 2.0 * d * d * (1.0 + 2.0 * (m + l) / l)
+            + 2.0 * d * d * (m + l) / (l * b)
+            + 2.0 * d * d
+            + 2.0 * (2.0 * d * ff)
+            + 2.0 * (3.0 * keys * d);
+        return layers as f64 * layer + 2.0 * d * vocab as f64;
+    }
     // The keys each query actually attends to, averaged over the positions of a window: the
     // sparse patterns skip the others (adaptive span still computes them all).
     let pattern = match opts.attention {

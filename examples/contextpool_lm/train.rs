@@ -6,9 +6,12 @@ use super::common::{
     self, line_chart, progress, AnyResult, ConfigError, History, NonFiniteGuard, Series,
     TrainState, Verdict,
 };
-use super::model::{flops_per_token, CharLm};
+use super::model::{flops_per_token, CharLm, XlMemory};
 use super::{Config, ModelKind};
-use cubegrad::data::{lm_batch, lm_eval_batches, read_text, split_blocks, CharVocab, TextSplits};
+use cubegrad::data::{
+    lm_batch, lm_eval_batches, lm_stream_batch, lm_stream_segments, read_text, split_blocks,
+    CharVocab, TextSplits,
+};
 use cubegrad::nn::Module;
 use cubegrad::optim::{clip_grad_norm, Adam, AdamConfig, LrSchedule, Optimizer, WarmupCosine};
 use cubegrad::{manual_seed, no_grad};
@@ -57,9 +60,37 @@ impl Corpus {
 }
 
 /// Mean bits per character of `model` over the first `max_chars` characters of `ids`.
+/// Transformer-XL reads them as `--batch-size` continuous streams, carrying its memory from
+/// segment to segment; the other models read windows of `--seq-len` from scratch.
 pub fn bits_per_char(model: &mut CharLm, ids: &[i64], cfg: &Config, max_chars: usize) -> f64 {
     model.eval();
     let (mut total, mut count) = (0.0, 0usize);
+    if !model.xl_layers.is_empty() {
+        let ids = &ids[..max_chars.min(ids.len())];
+        // Fewer streams when the text is short, so that each holds one segment at least.
+        let batch = cfg.batch_size.min((ids.len() - 1) / cfg.seq_len).max(1);
+        let segments = lm_stream_segments(ids.len(), batch, cfg.seq_len).unwrap_or(0);
+        let layers = model.xl_layers.len();
+        let mut memory = XlMemory::new(layers, batch, cfg.mem_len, cfg.d_model);
+        memory.states = memory.states.to_device(cfg.device);
+        no_grad(|| {
+            for t in 0..segments {
+                let (x, y) = lm_stream_batch(ids, batch, cfg.seq_len, t).expect("sized above");
+                let (logits, next) =
+                    model.forward_segment(&x.to_device(cfg.device), Some(&memory), cfg.mem_len);
+                memory.store(&next);
+                let n = y.numel();
+                let v = logits.dim(-1);
+                let loss = logits
+                    .reshape(&[n, v])
+                    .cross_entropy(&y.reshape(&[n]).to_device(cfg.device));
+                total += loss.item() * n as f64;
+                count += n;
+            }
+        });
+        model.train();
+        return total / count.max(1) as f64 / std::f64::consts::LN_2;
+    }
     no_grad(|| {
         for (x, y) in lm_eval_batches(ids, cfg.batch_size, cfg.seq_len, Some(max_chars)) {
             let n = y.numel();
@@ -117,6 +148,7 @@ fn model_tag(cfg: &Config, kind: ModelKind, layers: usize) -> String {
             cfg.features, cfg.chunk, cfg.redraw_every
         ),
         ModelKind::Flash => format!(" chunk={}", cfg.chunk),
+        ModelKind::TransformerXl => format!(" mem={}", cfg.mem_len),
         _ => String::new(),
     };
     format!(
@@ -165,13 +197,39 @@ pub fn train_one(
     let (mut sum_bpc, mut n_bpc) = (0.0, 0usize);
     let guard = NonFiniteGuard::new(cfg.skip_nonfinite);
     cubegrad::backend::reset_peak_memory(cfg.device);
+    let xl = kind == ModelKind::TransformerXl;
     while state.done < end {
-        let (x, y) = lm_batch(&corpus.splits.train, cfg.batch_size, cfg.seq_len)?;
+        let (x, y) = if xl {
+            // One continuous text per row; a new pass over the streams starts afresh.
+            let train = &corpus.splits.train;
+            let segment =
+                state.done % lm_stream_segments(train.len(), cfg.batch_size, cfg.seq_len)?;
+            if segment == 0 {
+                model
+                    .memory
+                    .as_mut()
+                    .expect("an XL model has memory")
+                    .clear();
+            }
+            lm_stream_batch(train, cfg.batch_size, cfg.seq_len, segment)?
+        } else {
+            lm_batch(&corpus.splits.train, cfg.batch_size, cfg.seq_len)?
+        };
         let (x, y) = (x.to_device(cfg.device), y.to_device(cfg.device));
         let n = y.numel();
         let lr = schedule.lr(state.done);
         opt.set_lr(lr);
-        let logits = model.forward(&x);
+        let logits = if xl {
+            let (logits, next) = model.forward_segment(&x, model.memory.as_ref(), cfg.mem_len);
+            model
+                .memory
+                .as_mut()
+                .expect("an XL model has memory")
+                .store(&next);
+            logits
+        } else {
+            model.forward(&x)
+        };
         let ce = logits.reshape(&[n, vocab]).cross_entropy(&y.reshape(&[n]));
         let mut loss = ce.clone();
         for l in &model.layers {

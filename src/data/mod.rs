@@ -12,5 +12,8 @@ pub use dataset::{split_indices, Batches, Dataset};
 pub use digits::load_digits;
 pub use files::read_maybe_gz;
 pub use idx::{load_fashion_mnist, load_idx_images, read_idx, IdxBytes, FASHION_MNIST_CLASSES};
-pub use text::{lm_batch, lm_eval_batches, read_text, split_blocks, CharVocab, TextSplits};
+pub use text::{
+    lm_batch, lm_eval_batches, lm_stream_batch, lm_stream_segments, read_text, split_blocks,
+    CharVocab, TextSplits,
+};
 pub use tsv::{load_verse_pairs, read_tsv, tokenize, WordVocab};

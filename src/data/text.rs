@@ -150,6 +150,48 @@ pub fn lm_eval_batches(
         .collect()
 }
 
+/// Segments per stream when `ids` is cut into `batch` contiguous streams of windows of
+/// `seq_len` (Transformer-XL's batching): stream `b` holds tokens `b·S .. (b+1)·S` (plus one
+/// target after) with `S = (len − 1) / batch`.
+pub fn lm_stream_segments(len: usize, batch: usize, seq_len: usize) -> Result<usize> {
+    let per_stream = len.saturating_sub(1) / batch.max(1);
+    let segments = per_stream / seq_len.max(1);
+    if segments == 0 {
+        return Err(Error::invalid(
+            "lm_stream_batch",
+            format!(
+                "{len} tokens cut into {batch} streams give {per_stream} tokens each, fewer \
+                 than one window of {seq_len}"
+            ),
+        ));
+    }
+    Ok(segments)
+}
+
+/// Segment `segment` of each of `batch` contiguous streams over `ids`: row `b` continues
+/// where row `b` of segment `segment − 1` ended, so that a model carrying memory across
+/// segments (Transformer-XL) sees one continuous text per row. Inputs `[batch, seq_len]` and
+/// next-token targets, i64.
+pub fn lm_stream_batch(
+    ids: &[i64],
+    batch: usize,
+    seq_len: usize,
+    segment: usize,
+) -> Result<(Tensor, Tensor)> {
+    let segments = lm_stream_segments(ids.len(), batch, seq_len)?;
+    if segment >= segments {
+        return Err(Error::invalid(
+            "lm_stream_batch",
+            format!("segment {segment} of {segments}"),
+        ));
+    }
+    let per_stream = (ids.len() - 1) / batch;
+    let starts: Vec<usize> = (0..batch)
+        .map(|b| b * per_stream + segment * seq_len)
+        .collect();
+    Ok(windows(ids, &starts, seq_len))
+}
+
 fn windows(ids: &[i64], starts: &[usize], seq_len: usize) -> (Tensor, Tensor) {
     let mut x = Vec::with_capacity(starts.len() * seq_len);
     let mut y = Vec::with_capacity(starts.len() * seq_len);

@@ -140,6 +140,7 @@ fn examples_run_on_the_device_as_on_the_cpu() {
             features: 16,
             chunk: 8,
             redraw_every: 1000,
+            mem_len: 16,
             sample_chars: 8,
             prompt: "The".into(),
             temperature: 0.8,

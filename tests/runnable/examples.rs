@@ -60,6 +60,7 @@ fn lm_config(out: String) -> contextpool_lm::Config {
         features: 16,
         chunk: 8,
         redraw_every: 1000,
+        mem_len: 16,
         sample_chars: 40,
         prompt: "The Congress".into(),
         temperature: 0.8,
@@ -718,12 +719,13 @@ fn contextpool_lm_trains_and_samples_the_sparse_transformer_patterns() {
     }
 }
 
-/// The linear-time attentions as models of the example: Performer (random features redrawn
-/// every 5 steps) and FLASH (gated attention units) train, sample without the KV cache, report
-/// their peak memory, and resume exactly: an interrupted Performer run redraws the same
-/// features as the uninterrupted one.
+/// The rest of the attention family as models of the example: Performer (random features
+/// redrawn every 5 steps), FLASH (gated attention units) and Transformer-XL (memory across
+/// segments) train, sample without the KV cache, report their peak memory, and resume
+/// exactly: an interrupted Performer run redraws the same features as the uninterrupted one,
+/// and Transformer-XL's memory comes back from the checkpoint.
 #[test]
-fn contextpool_lm_trains_performer_and_flash_and_resumes_exactly() {
+fn contextpool_lm_trains_performer_flash_and_transformer_xl_and_resumes_exactly() {
     let config = |kind: contextpool_lm::ModelKind, name: &str| {
         let mut cfg = lm_config(out(name));
         (cfg.model, cfg.steps, cfg.eval_every) = (kind, 20, 10);
@@ -733,6 +735,7 @@ fn contextpool_lm_trains_performer_and_flash_and_resumes_exactly() {
     for (kind, name, layers) in [
         (contextpool_lm::ModelKind::Performer, "lm-performer", 1),
         (contextpool_lm::ModelKind::Flash, "lm-flash", 2),
+        (contextpool_lm::ModelKind::TransformerXl, "lm-xl", 2),
     ] {
         let mut cfg = config(kind, name);
         cfg.layers = Some(layers);

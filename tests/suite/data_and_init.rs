@@ -154,3 +154,30 @@ fn initialisers_follow_their_formulas() {
     manual_seed(9);
     assert_eq!(Tensor::randn([10], 0.0, 1.0).to_vec::<f32>(), r1);
 }
+
+/// Transformer-XL's batching: row `b` of segment `t + 1` starts where row `b` of segment `t`
+/// ended, the targets are the next tokens, and too short a text is refused by name.
+#[test]
+fn stream_batches_continue_each_row_across_segments() {
+    let ids: Vec<i64> = (0..23).collect();
+    // 22 predictable tokens in 2 streams of 11: 3 segments of 3.
+    assert_eq!(
+        cubegrad::data::lm_stream_segments(ids.len(), 2, 3).unwrap(),
+        3
+    );
+    let rows = |t: usize| {
+        let (x, y) = cubegrad::data::lm_stream_batch(&ids, 2, 3, t).unwrap();
+        (x.to_vec::<i64>(), y.to_vec::<i64>())
+    };
+    assert_eq!(rows(0).0, [0, 1, 2, 11, 12, 13]);
+    assert_eq!(rows(1).0, [3, 4, 5, 14, 15, 16]);
+    assert_eq!(
+        rows(2),
+        (vec![6, 7, 8, 17, 18, 19], vec![7, 8, 9, 18, 19, 20])
+    );
+    assert!(cubegrad::data::lm_stream_batch(&ids, 2, 3, 3).is_err());
+    let err = cubegrad::data::lm_stream_segments(5, 4, 3)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lm_stream_batch"), "{err}");
+}
