@@ -69,9 +69,7 @@ impl XlMemory {
                 if f == m {
                     t.clone()
                 } else {
-                    let zeros = Tensor::full_on([b, m - f], 0.0, t.dtype(), t.device())
-                        .unsqueeze(-1)
-                        .broadcast_to(&[b, m - f, d]);
+                    let zeros = Tensor::full_on([b, m - f, d], 0.0, t.dtype(), t.device());
                     Tensor::concat(&[&zeros, t], 1)
                 }
             })
