@@ -55,6 +55,7 @@ pub use crate::ops::linear::{linear, try_linear};
 pub use crate::ops::linear_attention::{
     orthogonal_random_features, try_random_feature_attention, LinearAttentionOptions,
 };
+pub use crate::ops::lsh_attention::{try_lsh_attention, LshOptions};
 pub use crate::ops::masks::{
     causal_mask, fixed_mask, lens_mask, local_mask, pattern_mask, strided_mask,
 };

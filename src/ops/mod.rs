@@ -26,6 +26,7 @@ pub mod layer_norm;
 pub mod linear;
 pub mod linear_attention;
 mod loss;
+pub mod lsh_attention;
 pub mod masks;
 mod matmul;
 pub mod mixed_chunk_attention;

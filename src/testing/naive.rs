@@ -548,6 +548,91 @@ pub fn relative_attention(inputs: &[Array]) -> Array {
     Array::new(&q.shape, out)
 }
 
+/// Reformer's LSH attention written as the softmax over the union of a query's windows:
+/// inputs `[qk [.., n, d], v [.., n, e], rotations [R, d, b/2]]`. Each round hashes every
+/// token to `argmax([x·R; −x·R])`, sorts by (bucket, position), cuts chunks of `chunk`; a
+/// query's window is its chunk and the one before (cyclic). Its output is the softmax of
+/// `q_i·q_j/|q_j|` over the keys in any of its windows, each once, minus `10⁵` for itself,
+/// without later keys when causal.
+pub fn lsh_attention(inputs: &[Array], chunk: usize, causal: bool) -> Array {
+    let (qk, v, rot) = (&inputs[0], &inputs[1], &inputs[2]);
+    let r = qk.shape.len();
+    let (n, d, e) = (qk.shape[r - 2], qk.shape[r - 1], v.shape[r - 1]);
+    let (rounds, half) = (rot.shape[0], rot.shape[2]);
+    let groups = qk.data.len() / (n * d);
+    let chunks = n / chunk;
+    let mut out = Vec::with_capacity(groups * n * e);
+    for g in 0..groups {
+        let row = |i: usize| &qk.data[(g * n + i) * d..(g * n + i + 1) * d];
+        // The union of every query's windows.
+        let mut union: Vec<Vec<bool>> = vec![vec![false; n]; n];
+        for round in 0..rounds {
+            let bucket = |i: usize| -> usize {
+                let proj: Vec<f64> = (0..half)
+                    .map(|b| {
+                        (0..d)
+                            .map(|c| row(i)[c] * rot.data[(round * d + c) * half + b])
+                            .sum()
+                    })
+                    .collect();
+                let mut best = (f64::NEG_INFINITY, 0);
+                for (b, &x) in proj.iter().enumerate() {
+                    if x > best.0 {
+                        best = (x, b);
+                    }
+                }
+                for (b, &x) in proj.iter().enumerate() {
+                    if -x > best.0 {
+                        best = (-x, half + b);
+                    }
+                }
+                best.1
+            };
+            let mut sorted: Vec<usize> = (0..n).collect();
+            sorted.sort_by_key(|&i| (bucket(i), i));
+            for (slot, &i) in sorted.iter().enumerate() {
+                let ch = slot / chunk;
+                for other in [ch, (ch + chunks - 1) % chunks] {
+                    for &j in &sorted[other * chunk..(other + 1) * chunk] {
+                        union[i][j] = true;
+                    }
+                }
+            }
+        }
+        for i in 0..n {
+            let keys: Vec<usize> = (0..n)
+                .filter(|&j| union[i][j] && (!causal || j <= i))
+                .collect();
+            let scores: Vec<f64> = keys
+                .iter()
+                .map(|&j| {
+                    let norm = row(j).iter().map(|x| x * x).sum::<f64>().sqrt();
+                    let s: f64 = (0..d).map(|c| row(i)[c] * row(j)[c]).sum::<f64>() / norm;
+                    if j == i {
+                        s - 1e5
+                    } else {
+                        s
+                    }
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let w: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+            let z: f64 = w.iter().sum();
+            for c in 0..e {
+                out.push(
+                    keys.iter()
+                        .zip(&w)
+                        .map(|(&j, wj)| wj / z * v.data[(g * n + j) * e + c])
+                        .sum(),
+                );
+            }
+        }
+    }
+    let mut shape = qk.shape.clone();
+    shape[r - 1] = e;
+    Array::new(&shape, out)
+}
+
 /// Scaled dot-product attention: inputs `[q [.., L, E], k [.., S, E], v [.., S, Ev]]` with
 /// the same leading dims, an optional keep-mask (`keep`, 1 = attend) and additive mask
 /// (`add`), each `[L, S]` or the scores' full shape, and causal masking. A row with nothing to attend to is zero.

@@ -9,11 +9,11 @@ use super::Tolerance;
 use crate::error::Result;
 use crate::nn::{
     try_avg_pool2d, try_avg_pool2d_with, try_context_pool_1d, try_context_pool_2d, try_conv1d,
-    try_conv2d, try_gru_layer, try_layer_norm, try_max_pool2d, try_max_pool2d_with,
-    try_mixed_chunk_attention, try_random_feature_attention, try_relative_attention,
-    try_scaled_dot_product_attention, AttentionPattern, AvgPool2dOptions, BatchNorm2d,
-    ContextPoolOptions, Conv2dOptions, LinearAttentionOptions, MaxPool2dOptions, MixedChunkOptions,
-    Module, SdpaOptions,
+    try_conv2d, try_gru_layer, try_layer_norm, try_lsh_attention, try_max_pool2d,
+    try_max_pool2d_with, try_mixed_chunk_attention, try_random_feature_attention,
+    try_relative_attention, try_scaled_dot_product_attention, AttentionPattern, AvgPool2dOptions,
+    BatchNorm2d, ContextPoolOptions, Conv2dOptions, LinearAttentionOptions, LshOptions,
+    MaxPool2dOptions, MixedChunkOptions, Module, SdpaOptions,
 };
 use crate::ops::{CrossEntropyOptions, Reduction};
 use crate::tensor::{DType, Tensor};
@@ -160,6 +160,10 @@ fn sdpa_pattern(x: &[Tensor], pattern: AttentionPattern, causal: bool) -> Result
 fn rfa(x: &[Tensor], causal: bool, chunk: usize) -> Result<Tensor> {
     let opts = LinearAttentionOptions { causal, chunk };
     try_random_feature_attention(&x[0], &x[1], &x[2], &x[3], opts)
+}
+
+fn lsh(x: &[Tensor], chunk: usize, causal: bool) -> Result<Tensor> {
+    try_lsh_attention(&x[0], &x[1], &x[2], LshOptions { chunk, causal })
 }
 
 fn mixed_chunk(x: &[Tensor], causal: bool, chunk: usize) -> Result<Tensor> {
@@ -961,6 +965,19 @@ pub fn registry() -> Vec<OpCase> {
             ],
             |x| try_relative_attention(&x[0], &x[1], &x[2], &x[3], &x[4], &x[5]),
             naive::relative_attention,
+        ),
+        // Reformer's LSH attention: shared q/k, v, then the rotations [rounds, d, buckets/2].
+        case(
+            "lsh_attention_causal",
+            vec![f(&[2, 12, 3]), f(&[2, 12, 2]), f(&[2, 3, 2])],
+            |x| lsh(x, 3, true),
+            |a| naive::lsh_attention(a, 3, true),
+        ),
+        case(
+            "lsh_attention_bidirectional_one_chunk",
+            vec![f(&[1, 2, 4, 3]), f(&[1, 2, 4, 3]), f(&[3, 3, 1])],
+            |x| lsh(x, 4, false),
+            |a| naive::lsh_attention(a, 4, false),
         ),
         case(
             "sdpa_fixed_causal",
