@@ -149,3 +149,43 @@ fn peak_memory_holds_the_largest_moment_until_reset() {
     let err = peak_memory(Device::Wgpu(0)).unwrap_err().to_string();
     assert!(err.contains("peak_memory"), "{err}");
 }
+
+/// Reformer's reversible layers: the activation memory of a training step (the peak above the
+/// weights) grows with depth for plain residual layers and stays nearly flat for reversible
+/// ones, which save only the stack's output and recompute the rest in the backward.
+#[test]
+fn reversible_layers_keep_activation_memory_flat_in_depth() {
+    use cubegrad::backend::{peak_memory, reset_peak_memory};
+    use cubegrad::nn::{Module, Reformer, ReformerOptions};
+    use cubegrad::Device;
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let activation_peak = |layers: usize, reversible: bool| -> f64 {
+        manual_seed(3);
+        let mut o = ReformerOptions::new(32, 4);
+        (o.chunk, o.causal, o.reversible) = (16, true, reversible);
+        let model = Reformer::new(layers, o);
+        let x = Tensor::randn([4, 64, 32], 0.0, 1.0);
+        clear_tape();
+        let weights = cpu_memory_in_use() as f64;
+        reset_peak_memory(Device::Cpu);
+        let grads = model.forward(&x).sum().backward();
+        assert_eq!(grads.len(), model.parameters().len());
+        // The gradients are as large as the weights: count them apart.
+        peak_memory(Device::Cpu).unwrap() as f64 - 2.0 * weights
+    };
+    let (p2, p6) = (activation_peak(2, false), activation_peak(6, false));
+    let (r2, r6) = (activation_peak(2, true), activation_peak(6, true));
+    println!(
+        "activation peak (MiB), 2 and 6 layers: plain {:.2} {:.2}, reversible {:.2} {:.2}",
+        p2 / 1048576.0,
+        p6 / 1048576.0,
+        r2 / 1048576.0,
+        r6 / 1048576.0
+    );
+    let (plain_growth, reversible_growth) = (p6 - p2, r6 - r2);
+    assert!(plain_growth > 0.0, "plain layers: {plain_growth} bytes");
+    assert!(
+        reversible_growth < 0.25 * plain_growth,
+        "4 more layers cost {reversible_growth:.0} bytes reversible, {plain_growth:.0} plain"
+    );
+}

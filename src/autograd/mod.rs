@@ -13,7 +13,7 @@ pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport};
 pub use grads::Gradients;
 pub use node_ref::NodeRef;
 pub use op::{apply, Forward, Op};
-pub use tape::{clear_tape, is_recording, no_grad, tape_len};
+pub use tape::{clear_tape, enable_grad, is_recording, no_grad, tape_len};
 
 /// The per-device hooks of an op with kernels of its own, and what they receive.
 pub use crate::backend::custom::{CubeContext, CustomOp};

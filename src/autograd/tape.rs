@@ -88,6 +88,10 @@ const MIN_SWEEP: usize = 1024;
 thread_local! {
     static TAPE: RefCell<Tape> = RefCell::new(Tape::default());
     static RECORDING: Cell<bool> = const { Cell::new(true) };
+    /// Backward walks in progress on this thread: an op's backward may run a forward and a
+    /// backward of its own (reversible layers recompute), and no sweep may free the nodes the
+    /// outer walk has still to visit.
+    static WALKING: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Whether ops run now are recorded (false inside `no_grad` and during backward).
@@ -104,6 +108,20 @@ pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
         }
     }
     let _restore = Restore(RECORDING.with(|r| r.replace(false)));
+    f()
+}
+
+/// Runs `f` recording again, inside `no_grad` or an op's backward (PyTorch's
+/// `torch.enable_grad`): an op that recomputes part of its forward in its backward records
+/// that part, differentiates it with its own `backward`, and hands the results on.
+pub fn enable_grad<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RECORDING.with(|r| r.set(self.0));
+        }
+    }
+    let _restore = Restore(RECORDING.with(|r| r.replace(true)));
     f()
 }
 
@@ -167,6 +185,9 @@ pub(crate) fn record(
 /// Frees the nodes no backward can reach any more (see the module comment), then empties the
 /// tape if nothing is left on it.
 fn sweep() {
+    if WALKING.with(|w| w.get()) > 0 {
+        return;
+    }
     let n = TAPE.with(|t| t.borrow().nodes.len());
     // needed[i]: a live node later on the tape consumes node i's output.
     let mut needed = vec![false; n];
@@ -270,6 +291,14 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
     let mut pending: Vec<Option<Tensor>> = vec![None; start + 1];
     pending[start] = Some(seed);
 
+    struct Walking;
+    impl Drop for Walking {
+        fn drop(&mut self) {
+            WALKING.with(|w| w.set(w.get() - 1));
+        }
+    }
+    let walking = Walking;
+    WALKING.with(|w| w.set(w.get() + 1));
     // ANCHOR: backward_walk
     no_grad(|| -> Result<()> {
         for index in (0..=start).rev() {
@@ -322,6 +351,7 @@ pub(crate) fn backward(root: &Tensor, seed: Tensor) -> Result<Gradients> {
         Ok(())
     })?;
     // ANCHOR_END: backward_walk
+    drop(walking);
     sweep();
     Ok(grads)
 }

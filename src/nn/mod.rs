@@ -16,6 +16,7 @@ mod linear;
 mod module;
 mod multihead;
 mod random_features;
+mod reformer;
 mod transformer;
 mod transformer_xl;
 mod vision;
@@ -33,6 +34,7 @@ pub use linear::Linear;
 pub use module::{child_name, Module, Role, TensorField, Visit, VisitMut};
 pub use multihead::{KvCache, MhaOptions, MultiheadAttention};
 pub use random_features::RandomFeatures;
+pub use reformer::{LshSelfAttention, Reformer, ReformerAttention, ReformerLayer, ReformerOptions};
 pub use transformer::{
     sinusoidal_positions, AdaptiveSpan, AttentionKind, EncoderOptions, FeedForward, LayerCache,
     PositionalEmbedding, TransformerDecoderLayer, TransformerEncoderLayer,
@@ -65,3 +67,4 @@ pub use crate::ops::pooling::{
     try_max_pool2d_with, AvgPool2dOptions, MaxPool2dOptions,
 };
 pub use crate::ops::relative_attention::{rel_shift, relative_positions, try_relative_attention};
+pub use crate::ops::reversible::{try_reversible, BlockFn, ReversibleBlock};

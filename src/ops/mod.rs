@@ -33,6 +33,7 @@ pub mod mixed_chunk_attention;
 pub mod pooling;
 mod reduce;
 pub mod relative_attention;
+pub mod reversible;
 mod shape;
 mod softmax;
 mod unary;
