@@ -599,9 +599,9 @@ pub fn lsh_attention(inputs: &[Array], chunk: usize, causal: bool) -> Array {
                 }
             }
         }
-        for i in 0..n {
+        for (i, reached) in union.iter().enumerate() {
             let keys: Vec<usize> = (0..n)
-                .filter(|&j| union[i][j] && (!causal || j <= i))
+                .filter(|&j| reached[j] && (!causal || j <= i))
                 .collect();
             let scores: Vec<f64> = keys
                 .iter()

@@ -469,7 +469,7 @@ fn reversible_reformer_layers_give_the_recorded_gradients() {
             manual_seed(7);
             rev.try_forward(&x[0])
         },
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &GradcheckOptions::default(),
     )
     .unwrap();
