@@ -61,6 +61,9 @@ pub enum ModelKind {
     /// --mem-len positions of each layer carried across segments of one continuous text per
     /// batch row, in training and evaluation.
     TransformerXl,
+    /// Reformer (Kitaev et al., 2020): LSH attention (--n-hashes rounds of --buckets buckets,
+    /// chunks of --chunk) in reversible layers that recompute activations in the backward.
+    Reformer,
 }
 
 impl ModelKind {
@@ -75,6 +78,7 @@ impl ModelKind {
             ModelKind::Performer => "performer",
             ModelKind::Flash => "flash",
             ModelKind::TransformerXl => "transformer-xl",
+            ModelKind::Reformer => "reformer",
         }
     }
     /// The depth each model gets unless `--layers` says otherwise: ContextPool's claim is that
@@ -151,13 +155,20 @@ pub struct Config {
     /// Performer: random features per head
     #[arg(long, default_value_t = 64)]
     pub features: usize,
-    /// Performer and FLASH: tokens per chunk (quadratic inside a chunk, linear across)
+    /// Performer, FLASH and Reformer: tokens per chunk (quadratic inside a chunk; Reformer
+    /// needs --seq-len to be a multiple of it)
     #[arg(long, default_value_t = 32)]
     pub chunk: usize,
     /// Performer: draw fresh random features every this many steps (0: never), as
     /// performer-pytorch's feature_redraw_interval
     #[arg(long, default_value_t = 1000)]
     pub redraw_every: usize,
+    /// Reformer: hashing rounds
+    #[arg(long, default_value_t = 2)]
+    pub n_hashes: usize,
+    /// Reformer: buckets per hashing round (even)
+    #[arg(long, default_value_t = 8)]
+    pub buckets: usize,
     /// Transformer-XL: positions of memory each layer keeps from the previous segments
     #[arg(long, default_value_t = 128)]
     pub mem_len: usize,
@@ -213,6 +224,22 @@ impl Validate for Config {
         at_least("features", self.features, 1)?;
         at_least("chunk", self.chunk, 1)?;
         at_least("mem-len", self.mem_len, 1)?;
+        at_least("n-hashes", self.n_hashes, 1)?;
+        at_least("buckets", self.buckets, 2)?;
+        if self.buckets % 2 != 0 {
+            return Err(ConfigError(format!(
+                "--buckets {} must be even (a bucket per direction of each rotation)",
+                self.buckets
+            )));
+        }
+        let reformer =
+            self.model == ModelKind::Reformer || self.models.contains(&ModelKind::Reformer);
+        if reformer && self.seq_len % self.chunk != 0 {
+            return Err(ConfigError(format!(
+                "--seq-len {} must be a multiple of --chunk {} for the reformer model",
+                self.seq_len, self.chunk
+            )));
+        }
         if self.summary > self.stride {
             return Err(ConfigError(format!(
                 "--summary {} must be at most --stride {}",

@@ -8,7 +8,7 @@ use cubegrad::data::CharVocab;
 use cubegrad::nn::{
     sinusoidal_positions, update_memory, AttentionKind, AttentionPattern, ContextPoolOptions,
     Embedding, EncoderOptions, GatedAttentionUnit, GauOptions, LayerCache, LayerNorm, Linear,
-    Module, TransformerEncoderLayer, TransformerXlLayer,
+    Module, Reformer, ReformerOptions, TransformerEncoderLayer, TransformerXlLayer,
 };
 use cubegrad::{no_grad, Tensor};
 use rand::{Rng, SeedableRng};
@@ -25,6 +25,11 @@ pub struct CharLm {
     /// Transformer-XL's memory of the training streams, a buffer so that checkpoints keep it
     /// and `--resume` continues exactly.
     pub memory: Option<XlMemory>,
+    /// Reformer's reversible stack instead (then `layers` is empty, and `norm` and `head`
+    /// read both halves, `2·d` wide).
+    pub reformer: Option<Reformer>,
+    /// Reformer's chunk: inputs are padded at the end to a multiple of it.
+    chunk: usize,
     pub norm: LayerNorm,
     pub head: Linear,
     d_model: usize,
@@ -99,7 +104,8 @@ pub fn layer_options(cfg: &Config, kind: ModelKind) -> EncoderOptions {
     o.dropout = 0.0;
     match kind {
         // FLASH's units and Transformer-XL's layers replace these layers.
-        ModelKind::Baseline | ModelKind::Flash | ModelKind::TransformerXl => {}
+        ModelKind::Baseline | ModelKind::Flash | ModelKind::TransformerXl | ModelKind::Reformer => {
+        }
         ModelKind::Contextpool => {
             o.context_pool = Some(ContextPoolOptions {
                 causal: true,
@@ -132,6 +138,14 @@ pub fn layer_options(cfg: &Config, kind: ModelKind) -> EncoderOptions {
     o
 }
 
+/// Reformer's layers: causal, without dropout, chunks of `--chunk`, `--n-hashes` rounds of
+/// `--buckets` buckets.
+pub fn reformer_options(cfg: &Config) -> ReformerOptions {
+    let mut o = ReformerOptions::new(cfg.d_model, cfg.heads);
+    (o.chunk, o.n_hashes, o.n_buckets, o.causal) = (cfg.chunk, cfg.n_hashes, cfg.buckets, true);
+    o
+}
+
 /// FLASH's units: causal, the paper's expansion 2 and query/key width 128, chunks of
 /// `--chunk`.
 pub fn gau_options(cfg: &Config) -> GauOptions {
@@ -148,7 +162,15 @@ impl CharLm {
         let (encoders, gaus, xls) = match kind {
             ModelKind::Flash => (0, layers, 0),
             ModelKind::TransformerXl => (0, 0, layers),
+            ModelKind::Reformer => (0, 0, 0),
             _ => (layers, 0, 0),
+        };
+        let reformer =
+            (kind == ModelKind::Reformer).then(|| Reformer::new(layers, reformer_options(cfg)));
+        let width = if reformer.is_some() {
+            2 * cfg.d_model
+        } else {
+            cfg.d_model
         };
         let xl = kind == ModelKind::TransformerXl;
         CharLm {
@@ -163,8 +185,10 @@ impl CharLm {
                 .map(|_| TransformerXlLayer::new(cfg.d_model, cfg.heads, 4 * cfg.d_model, 0.0))
                 .collect(),
             memory: xl.then(|| XlMemory::new(layers, cfg.batch_size, cfg.mem_len, cfg.d_model)),
-            norm: LayerNorm::new(&[cfg.d_model]),
-            head: Linear::new(cfg.d_model, vocab, true),
+            reformer,
+            chunk: cfg.chunk,
+            norm: LayerNorm::new(&[width]),
+            head: Linear::new(width, vocab, true),
             d_model: cfg.d_model,
         }
     }
@@ -180,6 +204,26 @@ impl CharLm {
     pub fn forward(&self, ids: &Tensor) -> Tensor {
         if !self.xl_layers.is_empty() {
             return self.forward_segment(ids, None, 0).0;
+        }
+        if let Some(reformer) = &self.reformer {
+            // LSH attention needs whole chunks: pad at the end (causal, so the padding is
+            // never attended to by the real tokens, though it takes part in the hashing).
+            let t = ids.dims()[1];
+            let padded = t.div_ceil(self.chunk) * self.chunk;
+            let h = self.embed_at(ids, 0);
+            let h = if padded == t {
+                h
+            } else {
+                let pad = Tensor::full_on(
+                    [h.dims()[0], padded - t, self.d_model],
+                    0.0,
+                    h.dtype(),
+                    h.device(),
+                );
+                Tensor::concat(&[&h, &pad], 1)
+            };
+            let out = reformer.forward(&h).narrow(1, 0, t);
+            return self.head.forward(&self.norm.forward(&out));
         }
         let mut h = self.embed_at(ids, 0);
         for layer in &self.layers {
@@ -230,6 +274,7 @@ impl Module for CharLm {
         list "layers" gau_layers;
         list "layers" xl_layers;
         optional "memory" memory;
+        optional "reformer" reformer;
         child "norm" norm;
         child "head" head;
     }
@@ -260,6 +305,20 @@ pub fn flops_per_token(cfg: &Config, kind: ModelKind, layers: usize, vocab: usiz
     }
     let opts = layer_options(cfg, kind);
     let ff = opts.dim_feedforward as f64;
+    if kind == ModelKind::Reformer {
+        // Shared-QK, value and output projections and the feed-forward; hashing every token
+        // (d·buckets per round: each head's e·buckets/2 over d/e heads, times 2 for the
+        // multiply-add), and per round a window of 2·chunk keys, scored and averaged in full
+        // whatever the causal mask hides. The backward's recomputation is not counted (it is
+        // a forward FLOP count).
+        let o = reformer_options(cfg);
+        let (r, c) = (o.n_hashes as f64, o.chunk as f64);
+        let layer = 2.0 * (3.0 * d * d)
+            + 2.0 * (2.0 * d * ff)
+            + r * d * o.n_buckets as f64
+            + r * 2.0 * (2.0 * (2.0 * c) * d);
+        return layers as f64 * layer + 2.0 * (2.0 * d) * vocab as f64;
+    }
     if kind == ModelKind::TransformerXl {
         // Keys and values are projected for the memory too (it holds hidden states), the
         // distances' encodings once per segment for the batch, and a query scores its content

@@ -149,6 +149,10 @@ fn model_tag(cfg: &Config, kind: ModelKind, layers: usize) -> String {
         ),
         ModelKind::Flash => format!(" chunk={}", cfg.chunk),
         ModelKind::TransformerXl => format!(" mem={}", cfg.mem_len),
+        ModelKind::Reformer => format!(
+            " chunk={} hashes={} buckets={}",
+            cfg.chunk, cfg.n_hashes, cfg.buckets
+        ),
         _ => String::new(),
     };
     format!(

@@ -141,6 +141,8 @@ fn examples_run_on_the_device_as_on_the_cpu() {
             chunk: 8,
             redraw_every: 1000,
             mem_len: 16,
+            n_hashes: 2,
+            buckets: 4,
             sample_chars: 8,
             prompt: "The".into(),
             temperature: 0.8,

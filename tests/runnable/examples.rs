@@ -61,6 +61,8 @@ fn lm_config(out: String) -> contextpool_lm::Config {
         chunk: 8,
         redraw_every: 1000,
         mem_len: 16,
+        n_hashes: 2,
+        buckets: 4,
         sample_chars: 40,
         prompt: "The Congress".into(),
         temperature: 0.8,
@@ -720,12 +722,12 @@ fn contextpool_lm_trains_and_samples_the_sparse_transformer_patterns() {
 }
 
 /// The rest of the attention family as models of the example: Performer (random features
-/// redrawn every 5 steps), FLASH (gated attention units) and Transformer-XL (memory across
-/// segments) train, sample without the KV cache, report their peak memory, and resume
+/// redrawn every 5 steps), FLASH (gated attention units), Transformer-XL (memory across
+/// segments) and Reformer (LSH attention in reversible layers) train, sample without the KV cache, report their peak memory, and resume
 /// exactly: an interrupted Performer run redraws the same features as the uninterrupted one,
 /// and Transformer-XL's memory comes back from the checkpoint.
 #[test]
-fn contextpool_lm_trains_performer_flash_and_transformer_xl_and_resumes_exactly() {
+fn contextpool_lm_trains_the_linear_and_long_context_models_and_resumes_exactly() {
     let config = |kind: contextpool_lm::ModelKind, name: &str| {
         let mut cfg = lm_config(out(name));
         (cfg.model, cfg.steps, cfg.eval_every) = (kind, 20, 10);
@@ -736,6 +738,7 @@ fn contextpool_lm_trains_performer_flash_and_transformer_xl_and_resumes_exactly(
         (contextpool_lm::ModelKind::Performer, "lm-performer", 1),
         (contextpool_lm::ModelKind::Flash, "lm-flash", 2),
         (contextpool_lm::ModelKind::TransformerXl, "lm-xl", 2),
+        (contextpool_lm::ModelKind::Reformer, "lm-reformer", 2),
     ] {
         let mut cfg = config(kind, name);
         cfg.layers = Some(layers);
@@ -773,4 +776,23 @@ fn contextpool_lm_trains_performer_flash_and_transformer_xl_and_resumes_exactly(
             full.test_bpc
         );
     }
+}
+
+/// The attention family's flags are checked before any work, each error naming its flags.
+#[test]
+fn contextpool_lm_refuses_bad_attention_flags_by_name() {
+    use contextpool_lm::common::Validate;
+    let mut cfg = lm_config(out("lm-bad-flags"));
+    (cfg.model, cfg.seq_len, cfg.chunk) = (contextpool_lm::ModelKind::Reformer, 30, 8);
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("--seq-len 30") && err.contains("--chunk 8"),
+        "{err}"
+    );
+    (cfg.seq_len, cfg.buckets) = (32, 5);
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("--buckets 5"), "{err}");
+    cfg.buckets = 4;
+    cfg.mem_len = 0;
+    assert!(cfg.validate().unwrap_err().to_string().contains("mem-len"));
 }
