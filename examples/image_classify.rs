@@ -17,8 +17,8 @@ use common::{
 };
 use cubegrad::data::{load_fashion_mnist, Dataset, FASHION_MNIST_CLASSES};
 use cubegrad::nn::{
-    ContextPoolOptions, ConvBlock, EncoderOptions, LayerNorm, Linear, Module, PatchEmbedding,
-    Pooling, TransformerEncoderLayer,
+    AttentionKind, ContextPoolOptions, ConvBlock, EncoderOptions, LayerNorm, Linear, Module,
+    PatchEmbedding, Pooling, TransformerEncoderLayer,
 };
 use cubegrad::{manual_seed, no_grad, Device, Tensor};
 use std::path::Path;
@@ -40,6 +40,16 @@ impl ModelKind {
             ModelKind::VitContextpool => "vit-contextpool",
         }
     }
+}
+
+/// The ViT's attention (its vision-relevant variants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VitAttention {
+    /// Softmax attention over all 50 tokens.
+    Full,
+    /// Random-feature linear attention (Performer's FAVOR+, 32 orthogonal features per head,
+    /// drawn once).
+    Performer,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -69,6 +79,9 @@ pub struct Config {
     pub d_model: usize,
     #[arg(long, default_value_t = 2)]
     pub vit_layers: usize,
+    /// The attention of the ViTs (with and without ContextPool)
+    #[arg(long, value_enum, default_value_t = VitAttention::Full)]
+    pub vit_attention: VitAttention,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// cpu, wgpu[:N] or cuda[:N]
@@ -90,6 +103,8 @@ pub struct Config {
 
 /// Attention heads of the ViT.
 const VIT_HEADS: usize = 4;
+/// Random features per head of `--vit-attention performer`.
+const VIT_FEATURES: usize = 32;
 
 impl Validate for Config {
     fn validate(&self) -> Checked {
@@ -105,6 +120,16 @@ impl Validate for Config {
         }
         at_least("vit-layers", self.vit_layers, 1)?;
         stop_at(self.stop_at)
+    }
+}
+
+/// The model's name in tables and checkpoints: the ViTs carry their attention when it is not
+/// the default.
+pub fn label(cfg: &Config, kind: ModelKind) -> String {
+    let vit = matches!(kind, ModelKind::Vit | ModelKind::VitContextpool);
+    match cfg.vit_attention {
+        VitAttention::Performer if vit => format!("{} (performer)", kind.name()),
+        _ => kind.name().to_string(),
     }
 }
 
@@ -152,6 +177,13 @@ pub fn vit_options(cfg: &Config, context_pool: bool) -> EncoderOptions {
     let mut o = EncoderOptions::new(cfg.d_model, VIT_HEADS);
     o.dim_feedforward = 2 * cfg.d_model;
     o.dropout = 0.0;
+    if cfg.vit_attention == VitAttention::Performer {
+        // Not causal: the chunk plays no part.
+        o.attention = AttentionKind::RandomFeatures {
+            features: VIT_FEATURES,
+            chunk: 64,
+        };
+    }
     if context_pool {
         o.context_pool = Some(ContextPoolOptions {
             s_max: 2.0,
@@ -219,8 +251,16 @@ pub fn flops_per_image(cfg: &Config, kind: ModelKind) -> f64 {
         ModelKind::Vit | ModelKind::VitContextpool => {
             let d = cfg.d_model as f64;
             let n = 50.0;
-            let mut layer =
-                n * (2.0 * 4.0 * d * d + 2.0 * 2.0 * d * 2.0 * d) + 2.0 * 2.0 * n * n * d;
+            let attention = match cfg.vit_attention {
+                // Scores and the weighted sum over all n keys.
+                VitAttention::Full => 2.0 * 2.0 * n * n * d,
+                // Per token: φ(q) and φ(k) (m features per head), φ(k)vᵀ into the state, and
+                // φ(q) against the state and the normaliser.
+                // Per token and head: φ(q) and φ(k) (m features each), φ(k)vᵀ into the state
+                // and φ(q) against it: 8·m·e, so 8·m·d over the heads.
+                VitAttention::Performer => n * 8.0 * VIT_FEATURES as f64 * d,
+            };
+            let mut layer = n * (2.0 * 4.0 * d * d + 2.0 * 2.0 * d * 2.0 * d) + attention;
             if kind == ModelKind::VitContextpool {
                 layer += cp2d(d, 49.0, 49.0);
             }
@@ -317,7 +357,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
             dir: &sub,
             tag: format!(
                 "{} d={} layers={}",
-                kind.name(),
+                label(cfg, kind),
                 cfg.d_model,
                 cfg.vit_layers
             ),
@@ -388,7 +428,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
         };
         let losses = history.column("train_loss");
         curves.push(Series::line(
-            kind.name(),
+            &label(cfg, kind),
             history.points("epoch", "valid_accuracy"),
         ));
         reports.push(Report {
@@ -412,7 +452,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
     ]);
     for r in &reports {
         table.push(vec![
-            r.kind.name().into(),
+            label(cfg, r.kind),
             format!("{:.2}%", 100.0 * r.test_accuracy),
             common::thousands(r.params),
             format!("{:.2} M", r.flops / 1e6),
@@ -433,7 +473,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
             reports
                 .iter()
                 .map(|r| serde_json::json!({
-                    "model": r.kind.name(), "params": r.params, "flops_per_image": r.flops,
+                    "model": label(cfg, r.kind), "params": r.params, "flops_per_image": r.flops,
                     "valid_accuracy": r.valid_accuracy, "test_accuracy": r.test_accuracy,
                     "train_seconds": r.seconds, "first_epoch_loss": r.first_loss, "last_epoch_loss": r.last_loss,
                 }))

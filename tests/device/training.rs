@@ -293,6 +293,7 @@ fn more_examples_run_on_the_device_as_on_the_cpu() {
             lr: 3e-3,
             d_model: 8,
             vit_layers: 1,
+            vit_attention: image_classify::VitAttention::Full,
             seed: 0,
             device: on,
             out: out("images", on),

@@ -223,6 +223,7 @@ fn image_classify_trains_all_four_models() {
         lr: 3e-3,
         d_model: 16,
         vit_layers: 1,
+        vit_attention: image_classify::VitAttention::Full,
         seed: 0,
         device: Device::Cpu,
         out: out("images"),
@@ -261,6 +262,31 @@ fn image_classify_trains_all_four_models() {
             "vit-contextpool/pool_sizes_layer1.svg",
         ],
     );
+
+    // The ViTs with random-feature attention, through the one option: they learn, the
+    // table names their attention, and their FLOPs are counted apart.
+    let performer = image_classify::Config {
+        models: vec![
+            image_classify::ModelKind::Vit,
+            image_classify::ModelKind::VitContextpool,
+        ],
+        vit_attention: image_classify::VitAttention::Performer,
+        out: out("images-performer"),
+        ..cfg.clone()
+    };
+    let runs = image_classify::run(&performer).unwrap();
+    for (r, full) in runs.iter().zip(&reports[2..]) {
+        assert!(r.last_loss < r.first_loss, "{}", r.kind.name());
+        assert!(
+            r.test_accuracy > 0.2,
+            "{}: {}",
+            r.kind.name(),
+            r.test_accuracy
+        );
+        assert_ne!(r.flops, full.flops, "{}", r.kind.name());
+    }
+    let table = std::fs::read_to_string(PathBuf::from(&performer.out).join("results.md")).unwrap();
+    assert!(table.contains("vit-contextpool (performer)"), "{table}");
 }
 
 #[test]
