@@ -50,6 +50,9 @@ pub enum VitAttention {
     /// Random-feature linear attention (Performer's FAVOR+, 32 orthogonal features per head,
     /// drawn once).
     Performer,
+    /// LARA: 8 importance-sampling proposals from segment means of the 50 tokens (1-D
+    /// segments in patch order; the paper pools the 2-D grid), one sample each in training.
+    Lara,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -105,6 +108,8 @@ pub struct Config {
 const VIT_HEADS: usize = 4;
 /// Random features per head of `--vit-attention performer`.
 const VIT_FEATURES: usize = 32;
+/// Proposals (and samples) per head of `--vit-attention lara`.
+const VIT_PROPOSALS: usize = 8;
 
 impl Validate for Config {
     fn validate(&self) -> Checked {
@@ -129,6 +134,7 @@ pub fn label(cfg: &Config, kind: ModelKind) -> String {
     let vit = matches!(kind, ModelKind::Vit | ModelKind::VitContextpool);
     match cfg.vit_attention {
         VitAttention::Performer if vit => format!("{} (performer)", kind.name()),
+        VitAttention::Lara if vit => format!("{} (lara)", kind.name()),
         _ => kind.name().to_string(),
     }
 }
@@ -182,6 +188,11 @@ pub fn vit_options(cfg: &Config, context_pool: bool) -> EncoderOptions {
         o.attention = AttentionKind::RandomFeatures {
             features: VIT_FEATURES,
             chunk: 64,
+        };
+    }
+    if cfg.vit_attention == VitAttention::Lara {
+        o.attention = AttentionKind::Lara {
+            proposals: VIT_PROPOSALS,
         };
     }
     if context_pool {
@@ -259,6 +270,10 @@ pub fn flops_per_image(cfg: &Config, kind: ModelKind) -> f64 {
                 // Per token and head: φ(q) and φ(k) (m features each), φ(k)vᵀ into the state
                 // and φ(q) against it: 8·m·e, so 8·m·d over the heads.
                 VitAttention::Performer => n * 8.0 * VIT_FEATURES as f64 * d,
+                // Per token and head: log ξ of q and k against the C samples, the values'
+                // average per sample and the query's mixture of the C averages, plus its
+                // similarity to the C segment means: about 8·C·e, so 8·C·d.
+                VitAttention::Lara => n * 8.0 * VIT_PROPOSALS as f64 * d,
             };
             let mut layer = n * (2.0 * 4.0 * d * d + 2.0 * 2.0 * d * 2.0 * d) + attention;
             if kind == ModelKind::VitContextpool {

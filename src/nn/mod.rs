@@ -52,6 +52,7 @@ pub use crate::ops::context_pool::{
 pub use crate::ops::conv::{try_conv1d, try_conv2d, Conv2dOptions};
 pub use crate::ops::dropout::{dropout, try_dropout};
 pub use crate::ops::gru::try_gru_layer;
+pub use crate::ops::lara::try_lara_attention;
 pub use crate::ops::layer_norm::try_layer_norm;
 pub use crate::ops::linear::{linear, try_linear};
 pub use crate::ops::linear_attention::{

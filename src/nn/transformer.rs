@@ -6,8 +6,9 @@
 //! sliding-window, strided sparse, and adaptive span.
 
 use super::{
-    dropout, try_random_feature_attention, ContextPool, ContextPoolOptions, KvCache, LayerNorm,
-    Linear, LinearAttentionOptions, MhaOptions, Module, MultiheadAttention, RandomFeatures,
+    dropout, try_lara_attention, try_random_feature_attention, ContextPool, ContextPoolOptions,
+    KvCache, LayerNorm, Linear, LinearAttentionOptions, MhaOptions, Module, MultiheadAttention,
+    RandomFeatures,
 };
 use crate::error::{Error, OrPanic, Result};
 use crate::ops::attention::AttentionPattern;
@@ -190,6 +191,12 @@ pub enum AttentionKind {
         features: usize,
         chunk: usize,
     },
+    /// LARA (Zheng et al. 2022): `proposals` importance-sampling proposals from segment means,
+    /// one random sample each in training, their means in evaluation (see
+    /// [`try_lara_attention`](crate::nn::try_lara_attention)). Bidirectional only.
+    Lara {
+        proposals: usize,
+    },
     /// Learned per-head span (see [`AdaptiveSpan`]).
     AdaptiveSpan {
         initial_span: f64,
@@ -314,6 +321,9 @@ impl TransformerEncoderLayer {
             AttentionKind::RandomFeatures { chunk, .. } => {
                 return self.attend_random_features(q, kv, key_padding_mask, chunk)
             }
+            AttentionKind::Lara { proposals } => {
+                return self.attend_lara(q, kv, key_padding_mask, proposals)
+            }
         };
         let opts = MhaOptions {
             key_padding_mask: key_padding_mask.cloned(),
@@ -398,6 +408,34 @@ impl TransformerEncoderLayer {
             &rf.projection,
             opts,
         )?)
+    }
+
+    /// LARA: fresh samples every training forward, the proposals' means in evaluation.
+    fn attend_lara(
+        &self,
+        q: &Tensor,
+        kv: &Tensor,
+        key_padding_mask: Option<&Tensor>,
+        proposals: usize,
+    ) -> Result<Tensor> {
+        if key_padding_mask.is_some() || self.options.causal {
+            return Err(Error::invalid(
+                "TransformerEncoderLayer",
+                "LARA attention is bidirectional and takes no key_padding_mask",
+            ));
+        }
+        let mha = &self.self_attn;
+        let (qh, kh, vh) = (mha.project(q, 0)?, mha.project(kv, 1)?, mha.project(kv, 2)?);
+        let mut dims = qh.dims().to_vec();
+        let rank = dims.len();
+        dims[rank - 2] = proposals;
+        let noise = if self.training {
+            Tensor::randn(dims, 0.0, 1.0)
+        } else {
+            Tensor::zeros(dims)
+        };
+        let noise = noise.try_to_dtype(qh.dtype())?.try_to_device(qh.device())?;
+        mha.merge(&try_lara_attention(&qh, &kh, &vh, &noise)?)
     }
 
     // ANCHOR: encoder_forward

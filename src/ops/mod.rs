@@ -22,6 +22,7 @@ mod create;
 pub mod dropout;
 pub mod gru;
 mod index;
+pub mod lara;
 pub mod layer_norm;
 pub mod linear;
 pub mod linear_attention;

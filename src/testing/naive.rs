@@ -633,6 +633,102 @@ pub fn lsh_attention(inputs: &[Array], chunk: usize, causal: bool) -> Array {
     Array::new(&shape, out)
 }
 
+/// LARA from its definition (`ops::lara`): inputs `[q, k [.., n, d], v [.., n, e], noise
+/// [.., C, d]]`, everything per query in plain loops over proposals and keys.
+pub fn lara_attention(inputs: &[Array]) -> Array {
+    let (q, k, v, noise) = (&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
+    let r = q.shape.len();
+    let (n, d, e, c) = (
+        q.shape[r - 2],
+        q.shape[r - 1],
+        v.shape[r - 1],
+        noise.shape[r - 2],
+    );
+    let groups = q.data.len() / (n * d);
+    let scale = (d as f64).powf(-0.25);
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let lse = |xs: &[f64]| {
+        let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+    };
+    let mut out = Vec::with_capacity(groups * n * e);
+    for g in 0..groups {
+        let row = |a: &Array, i: usize| a.data[(g * n + i) * d..(g * n + i + 1) * d].to_vec();
+        // Segment c: tokens [start_c, start_c + len_c), the first n mod C one longer.
+        let (base, extra) = (n / c, n % c);
+        let mut bounds = Vec::new();
+        let mut start = 0;
+        for s in 0..c {
+            let len = base + usize::from(s < extra);
+            bounds.push((start, len));
+            start += len;
+        }
+        let mean = |a: &Array, (s, len): (usize, usize)| -> Vec<f64> {
+            (0..d)
+                .map(|j| (s..s + len).map(|i| row(a, i)[j]).sum::<f64>() / len as f64)
+                .collect()
+        };
+        let q_bar: Vec<Vec<f64>> = bounds.iter().map(|&b| mean(q, b)).collect();
+        let k_bar: Vec<Vec<f64>> = bounds.iter().map(|&b| mean(k, b)).collect();
+        let mu: Vec<Vec<f64>> = (0..c)
+            .map(|s| {
+                (0..d)
+                    .map(|j| scale * (q_bar[s][j] + k_bar[s][j]))
+                    .collect()
+            })
+            .collect();
+        let omega: Vec<Vec<f64>> = (0..c)
+            .map(|s| {
+                (0..d)
+                    .map(|j| mu[s][j] + noise.data[(g * c + s) * d + j])
+                    .collect()
+            })
+            .collect();
+        let log_xi = |x: &[f64], w: &[f64]| {
+            let xs: Vec<f64> = x.iter().map(|a| a * scale).collect();
+            dot(w, &xs) - dot(&xs, &xs) / 2.0
+        };
+        let log_prop = |w: &[f64], m: &[f64]| dot(w, m) - dot(m, m) / 2.0;
+        // Per sample: f(ω_c), log Σ_m ξ(k_m, ω_c), log q_c(ω_c), the balance heuristic.
+        let mut f = vec![vec![0.0; e]; c];
+        let (mut log_sum_k, mut own, mut balance) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
+        for s in 0..c {
+            let lk: Vec<f64> = (0..n).map(|m| log_xi(&row(k, m), &omega[s])).collect();
+            log_sum_k[s] = lse(&lk);
+            for (m, l) in lk.iter().enumerate() {
+                let w = (l - log_sum_k[s]).exp();
+                for (j, fj) in f[s].iter_mut().enumerate() {
+                    *fj += w * v.data[(g * n + m) * e + j];
+                }
+            }
+            own[s] = log_prop(&omega[s], &mu[s]);
+            let all: Vec<f64> = (0..c).map(|t| log_prop(&omega[s], &mu[t])).collect();
+            balance[s] = (own[s] - lse(&all)).exp();
+        }
+        for i in 0..n {
+            let qi = row(q, i);
+            let scores: Vec<f64> = (0..c)
+                .map(|s| dot(&qi, &q_bar[s]) / (d as f64).sqrt())
+                .collect();
+            let z = lse(&scores);
+            let r_n: Vec<f64> = scores.iter().map(|x| (x - z).exp()).collect();
+            let r_mean = r_n.iter().sum::<f64>() / c as f64;
+            let logits: Vec<f64> = (0..c)
+                .map(|s| {
+                    let alpha = (balance[s] + r_n[s] - r_mean).max(1e-8);
+                    alpha.ln() + log_xi(&qi, &omega[s]) + log_sum_k[s] - own[s]
+                })
+                .collect();
+            let zl = lse(&logits);
+            let weights: Vec<f64> = logits.iter().map(|l| (l - zl).exp()).collect();
+            out.extend((0..e).map(|j| (0..c).map(|s| weights[s] * f[s][j]).sum::<f64>()));
+        }
+    }
+    let mut shape = q.shape.clone();
+    shape[r - 1] = e;
+    Array::new(&shape, out)
+}
+
 /// Scaled dot-product attention: inputs `[q [.., L, E], k [.., S, E], v [.., S, Ev]]` with
 /// the same leading dims, an optional keep-mask (`keep`, 1 = attend) and additive mask
 /// (`add`), each `[L, S]` or the scores' full shape, and causal masking. A row with nothing to attend to is zero.

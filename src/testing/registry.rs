@@ -9,8 +9,8 @@ use super::Tolerance;
 use crate::error::Result;
 use crate::nn::{
     try_avg_pool2d, try_avg_pool2d_with, try_context_pool_1d, try_context_pool_2d, try_conv1d,
-    try_conv2d, try_gru_layer, try_layer_norm, try_lsh_attention, try_max_pool2d,
-    try_max_pool2d_with, try_mixed_chunk_attention, try_random_feature_attention,
+    try_conv2d, try_gru_layer, try_lara_attention, try_layer_norm, try_lsh_attention,
+    try_max_pool2d, try_max_pool2d_with, try_mixed_chunk_attention, try_random_feature_attention,
     try_relative_attention, try_scaled_dot_product_attention, AttentionPattern, AvgPool2dOptions,
     BatchNorm2d, ContextPoolOptions, Conv2dOptions, LinearAttentionOptions, LshOptions,
     MaxPool2dOptions, MixedChunkOptions, Module, SdpaOptions,
@@ -978,6 +978,29 @@ pub fn registry() -> Vec<OpCase> {
             vec![f(&[1, 2, 4, 3]), f(&[1, 2, 4, 3]), f(&[3, 3, 1])],
             |x| lsh(x, 4, false),
             |a| naive::lsh_attention(a, 4, false),
+        ),
+        // LARA: q, k, v and the proposals' noise [.., C, d] (a partial last segment).
+        case(
+            "lara_attention",
+            vec![
+                f(&[2, 11, 3]),
+                f(&[2, 11, 3]),
+                f(&[2, 11, 2]),
+                f(&[2, 3, 3]),
+            ],
+            |x| try_lara_attention(&x[0], &x[1], &x[2], &x[3]),
+            naive::lara_attention,
+        ),
+        case(
+            "lara_attention_one_proposal_per_token",
+            vec![
+                f(&[1, 2, 4, 2]),
+                f(&[1, 2, 4, 2]),
+                f(&[1, 2, 4, 3]),
+                f(&[1, 2, 4, 2]),
+            ],
+            |x| try_lara_attention(&x[0], &x[1], &x[2], &x[3]),
+            naive::lara_attention,
         ),
         case(
             "sdpa_fixed_causal",

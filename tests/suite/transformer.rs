@@ -497,3 +497,39 @@ fn reversible_reformer_layers_give_the_recorded_gradients() {
         .iter()
         .any(|(n, _)| n == "layers.0.attention.self_attention.query_key.weight"));
 }
+
+/// LARA in an encoder layer: gradcheck in evaluation (the proposals' means), fresh samples in
+/// training, and a causal layer refused by name.
+#[test]
+fn lara_encoder_layers_sample_in_training_and_refuse_causal_use() {
+    manual_seed(37);
+    let mut o = EncoderOptions::new(4, 2);
+    (o.dim_feedforward, o.dropout) = (6, 0.0);
+    o.attention = AttentionKind::Lara { proposals: 3 };
+    let mut layer = TransformerEncoderLayer::new(o);
+    to_f64(&mut layer);
+    let x = randn64(&[2, 7, 4]).with_grad();
+    let report = gradcheck(
+        |x| layer.try_forward(&x[0], None),
+        std::slice::from_ref(&x),
+        &GradcheckOptions::default(),
+    )
+    .unwrap();
+    assert!(report.max_error <= 1e-6, "{report}");
+    let eval = layer.forward(&x, None).to_vec::<f64>();
+    assert_eq!(layer.forward(&x, None).to_vec::<f64>(), eval);
+    layer.train();
+    let (a, b) = (layer.forward(&x, None), layer.forward(&x, None));
+    assert_ne!(
+        a.to_vec::<f64>(),
+        b.to_vec::<f64>(),
+        "no fresh samples in training"
+    );
+    o.causal = true;
+    let causal = TransformerEncoderLayer::new(o);
+    let err = causal
+        .try_forward(&Tensor::randn([1, 5, 4], 0.0, 1.0), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("LARA"), "{err}");
+}
