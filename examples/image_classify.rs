@@ -53,6 +53,8 @@ pub enum VitAttention {
     /// LARA: 8 importance-sampling proposals from segment means of the 50 tokens (1-D
     /// segments in patch order; the paper pools the 2-D grid), one sample each in training.
     Lara,
+    /// MRA: blocks of 5 tokens, 3 of 10 refined per query block, the rest from block means.
+    Mra,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -108,6 +110,9 @@ pub struct Config {
 const VIT_HEADS: usize = 4;
 /// Random features per head of `--vit-attention performer`.
 const VIT_FEATURES: usize = 32;
+/// Blocks of `--vit-attention mra`: 50 tokens in 10 blocks of 5, 3 refined per query block.
+const MRA_BLOCK: usize = 5;
+const MRA_REFINED: usize = 3;
 /// Proposals (and samples) per head of `--vit-attention lara`.
 const VIT_PROPOSALS: usize = 8;
 
@@ -135,6 +140,7 @@ pub fn label(cfg: &Config, kind: ModelKind) -> String {
     match cfg.vit_attention {
         VitAttention::Performer if vit => format!("{} (performer)", kind.name()),
         VitAttention::Lara if vit => format!("{} (lara)", kind.name()),
+        VitAttention::Mra if vit => format!("{} (mra)", kind.name()),
         _ => kind.name().to_string(),
     }
 }
@@ -188,6 +194,12 @@ pub fn vit_options(cfg: &Config, context_pool: bool) -> EncoderOptions {
         o.attention = AttentionKind::RandomFeatures {
             features: VIT_FEATURES,
             chunk: 64,
+        };
+    }
+    if cfg.vit_attention == VitAttention::Mra {
+        o.attention = AttentionKind::Mra {
+            block: MRA_BLOCK,
+            refined: MRA_REFINED,
         };
     }
     if cfg.vit_attention == VitAttention::Lara {
@@ -274,6 +286,13 @@ pub fn flops_per_image(cfg: &Config, kind: ModelKind) -> f64 {
                 // average per sample and the query's mixture of the C averages, plus its
                 // similarity to the C segment means: about 8·C·e, so 8·C·d.
                 VitAttention::Lara => n * 8.0 * VIT_PROPOSALS as f64 * d,
+                // Per token: the refined blocks' keys exactly (scores and values), and the
+                // coarse score and summed values of every block.
+                VitAttention::Mra => {
+                    let blocks = (n / MRA_BLOCK as f64).ceil();
+                    n * 2.0 * 2.0 * d * (MRA_REFINED * MRA_BLOCK) as f64
+                        + n * 2.0 * 2.0 * d * blocks
+                }
             };
             let mut layer = n * (2.0 * 4.0 * d * d + 2.0 * 2.0 * d * 2.0 * d) + attention;
             if kind == ModelKind::VitContextpool {

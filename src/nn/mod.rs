@@ -63,6 +63,7 @@ pub use crate::ops::masks::{
     causal_mask, fixed_mask, lens_mask, local_mask, pattern_mask, strided_mask,
 };
 pub use crate::ops::mixed_chunk_attention::{try_mixed_chunk_attention, MixedChunkOptions};
+pub use crate::ops::mra_attention::{try_mra_attention, MraOptions};
 pub use crate::ops::pooling::{
     try_avg_pool2d, try_avg_pool2d_with, try_global_avg_pool2d, try_max_pool2d,
     try_max_pool2d_with, AvgPool2dOptions, MaxPool2dOptions,

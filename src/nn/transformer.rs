@@ -6,9 +6,9 @@
 //! sliding-window, strided sparse, and adaptive span.
 
 use super::{
-    dropout, try_lara_attention, try_random_feature_attention, ContextPool, ContextPoolOptions,
-    KvCache, LayerNorm, Linear, LinearAttentionOptions, MhaOptions, Module, MultiheadAttention,
-    RandomFeatures,
+    dropout, try_lara_attention, try_mra_attention, try_random_feature_attention, ContextPool,
+    ContextPoolOptions, KvCache, LayerNorm, Linear, LinearAttentionOptions, MhaOptions, Module,
+    MraOptions, MultiheadAttention, RandomFeatures,
 };
 use crate::error::{Error, OrPanic, Result};
 use crate::ops::attention::AttentionPattern;
@@ -197,6 +197,13 @@ pub enum AttentionKind {
     Lara {
         proposals: usize,
     },
+    /// MRA (Zeng et al. 2022): blocks of `block` tokens, `refined` exact blocks per query
+    /// block, the rest from block means (see [`try_mra_attention`](crate::nn::try_mra_attention)).
+    /// Bidirectional only.
+    Mra {
+        block: usize,
+        refined: usize,
+    },
     /// Learned per-head span (see [`AdaptiveSpan`]).
     AdaptiveSpan {
         initial_span: f64,
@@ -323,6 +330,18 @@ impl TransformerEncoderLayer {
             }
             AttentionKind::Lara { proposals } => {
                 return self.attend_lara(q, kv, key_padding_mask, proposals)
+            }
+            AttentionKind::Mra { block, refined } => {
+                if key_padding_mask.is_some() || self.options.causal {
+                    return Err(Error::invalid(
+                        "TransformerEncoderLayer",
+                        "MRA attention is bidirectional and takes no key_padding_mask",
+                    ));
+                }
+                let mha = &self.self_attn;
+                let (qh, kh, vh) = (mha.project(q, 0)?, mha.project(kv, 1)?, mha.project(kv, 2)?);
+                let opts = MraOptions { block, refined };
+                return mha.merge(&try_mra_attention(&qh, &kh, &vh, opts)?);
             }
         };
         let opts = MhaOptions {

@@ -31,6 +31,7 @@ pub mod lsh_attention;
 pub mod masks;
 mod matmul;
 pub mod mixed_chunk_attention;
+pub mod mra_attention;
 pub mod pooling;
 mod reduce;
 pub mod relative_attention;

@@ -729,6 +729,68 @@ pub fn lara_attention(inputs: &[Array]) -> Array {
     Array::new(&shape, out)
 }
 
+/// MRA from its definition (`ops::mra_attention`): inputs `[q, k [.., n, d], v [.., n, e]]`;
+/// blocks of `block` tokens, the `refined` blocks with the largest `S̃_IJ + ln |J|` exact, the
+/// others by their means.
+pub fn mra_attention(inputs: &[Array], block: usize, refined: usize) -> Array {
+    let (q, k, v) = (&inputs[0], &inputs[1], &inputs[2]);
+    let r = q.shape.len();
+    let (n, d, e) = (q.shape[r - 2], q.shape[r - 1], v.shape[r - 1]);
+    let groups = q.data.len() / (n * d);
+    let nb = n.div_ceil(block);
+    let scale = 1.0 / (d as f64).sqrt();
+    let mut out = Vec::with_capacity(groups * n * e);
+    for g in 0..groups {
+        let row =
+            |a: &Array, w: usize, i: usize| a.data[(g * n + i) * w..(g * n + i + 1) * w].to_vec();
+        let members = |j: usize| (j * block)..((j + 1) * block).min(n);
+        let mean = |a: &Array, j: usize| -> Vec<f64> {
+            let m = members(j);
+            let len = m.len() as f64;
+            (0..d)
+                .map(|c| m.clone().map(|i| row(a, d, i)[c]).sum::<f64>() / len)
+                .collect()
+        };
+        let q_bar: Vec<Vec<f64>> = (0..nb).map(|j| mean(q, j)).collect();
+        let k_bar: Vec<Vec<f64>> = (0..nb).map(|j| mean(k, j)).collect();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        for i in 0..n {
+            let big_i = i / block;
+            let coarse: Vec<f64> = (0..nb)
+                .map(|j| dot(&q_bar[big_i], &k_bar[j]) * scale)
+                .collect();
+            let mut order: Vec<usize> = (0..nb).collect();
+            let mass = |j: usize| coarse[j] + (members(j).len() as f64).ln();
+            order.sort_by(|&a, &c| mass(c).total_cmp(&mass(a)).then(a.cmp(&c)));
+            let fine: Vec<usize> = order[..refined.min(nb)].to_vec();
+            let (mut num, mut den) = (vec![0.0; e], 0.0);
+            for (j, &coarse_j) in coarse.iter().enumerate() {
+                if fine.contains(&j) {
+                    for t in members(j) {
+                        let w = (dot(&row(q, d, i), &row(k, d, t)) * scale).exp();
+                        den += w;
+                        for (c, x) in num.iter_mut().enumerate() {
+                            *x += w * row(v, e, t)[c];
+                        }
+                    }
+                } else {
+                    let w = coarse_j.exp();
+                    den += w * members(j).len() as f64;
+                    for t in members(j) {
+                        for (c, x) in num.iter_mut().enumerate() {
+                            *x += w * row(v, e, t)[c];
+                        }
+                    }
+                }
+            }
+            out.extend(num.iter().map(|x| x / den));
+        }
+    }
+    let mut shape = q.shape.clone();
+    shape[r - 1] = e;
+    Array::new(&shape, out)
+}
+
 /// Scaled dot-product attention: inputs `[q [.., L, E], k [.., S, E], v [.., S, Ev]]` with
 /// the same leading dims, an optional keep-mask (`keep`, 1 = attend) and additive mask
 /// (`add`), each `[L, S]` or the scores' full shape, and causal masking. A row with nothing to attend to is zero.

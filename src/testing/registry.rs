@@ -10,10 +10,11 @@ use crate::error::Result;
 use crate::nn::{
     try_avg_pool2d, try_avg_pool2d_with, try_context_pool_1d, try_context_pool_2d, try_conv1d,
     try_conv2d, try_gru_layer, try_lara_attention, try_layer_norm, try_lsh_attention,
-    try_max_pool2d, try_max_pool2d_with, try_mixed_chunk_attention, try_random_feature_attention,
-    try_relative_attention, try_scaled_dot_product_attention, AttentionPattern, AvgPool2dOptions,
-    BatchNorm2d, ContextPoolOptions, Conv2dOptions, LinearAttentionOptions, LshOptions,
-    MaxPool2dOptions, MixedChunkOptions, Module, SdpaOptions,
+    try_max_pool2d, try_max_pool2d_with, try_mixed_chunk_attention, try_mra_attention,
+    try_random_feature_attention, try_relative_attention, try_scaled_dot_product_attention,
+    AttentionPattern, AvgPool2dOptions, BatchNorm2d, ContextPoolOptions, Conv2dOptions,
+    LinearAttentionOptions, LshOptions, MaxPool2dOptions, MixedChunkOptions, Module, MraOptions,
+    SdpaOptions,
 };
 use crate::ops::{CrossEntropyOptions, Reduction};
 use crate::tensor::{DType, Tensor};
@@ -1001,6 +1002,39 @@ pub fn registry() -> Vec<OpCase> {
             ],
             |x| try_lara_attention(&x[0], &x[1], &x[2], &x[3]),
             naive::lara_attention,
+        ),
+        // MRA: q, k, v; blocks of 3 over 10 tokens (a partial last block), 2 of 4 refined.
+        case(
+            "mra_attention",
+            vec![f(&[2, 10, 3]), f(&[2, 10, 3]), f(&[2, 10, 2])],
+            |x| {
+                try_mra_attention(
+                    &x[0],
+                    &x[1],
+                    &x[2],
+                    MraOptions {
+                        block: 3,
+                        refined: 2,
+                    },
+                )
+            },
+            |a| naive::mra_attention(a, 3, 2),
+        ),
+        case(
+            "mra_attention_one_refined",
+            vec![f(&[1, 2, 8, 2]), f(&[1, 2, 8, 2]), f(&[1, 2, 8, 3])],
+            |x| {
+                try_mra_attention(
+                    &x[0],
+                    &x[1],
+                    &x[2],
+                    MraOptions {
+                        block: 2,
+                        refined: 1,
+                    },
+                )
+            },
+            |a| naive::mra_attention(a, 2, 1),
         ),
         case(
             "sdpa_fixed_causal",

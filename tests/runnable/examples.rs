@@ -263,11 +263,12 @@ fn image_classify_trains_all_four_models() {
         ],
     );
 
-    // The ViTs with random-feature attention and with LARA, through the one option: they
+    // The ViTs with random-feature attention, LARA and MRA, through the one option: they
     // learn, the table names their attention, and their FLOPs are counted apart.
     for (attention, name) in [
         (image_classify::VitAttention::Performer, "performer"),
         (image_classify::VitAttention::Lara, "lara"),
+        (image_classify::VitAttention::Mra, "mra"),
     ] {
         let cfg = image_classify::Config {
             models: vec![

@@ -426,3 +426,42 @@ fn rows_that_see_no_key_give_zeros_and_no_nan() {
         .iter()
         .all(|x| x.is_finite()));
 }
+
+/// MRA: with every block refined it is softmax attention; the coarse level alone is further
+/// from it than one refined block per query block, which is further than two.
+#[test]
+fn mra_attention_refines_towards_softmax_attention() {
+    use cubegrad::nn::{try_mra_attention, MraOptions};
+    cubegrad::manual_seed(38);
+    let f64s = |shape: &[usize], std: f64| Tensor::randn(shape, 0.0, std).to_dtype(DType::F64);
+    let (q, k, v) = (
+        f64s(&[3, 40, 8], 1.5),
+        f64s(&[3, 40, 8], 1.5),
+        f64s(&[3, 40, 4], 1.0),
+    );
+    let exact = cubegrad::nn::scaled_dot_product_attention(&q, &k, &v, &Default::default());
+    let mra = |refined| {
+        try_mra_attention(&q, &k, &v, MraOptions { block: 6, refined })
+            .unwrap()
+            .to_vec::<f64>()
+    };
+    // 40 tokens in blocks of 6: 7 blocks, the last of 4.
+    assert_close(
+        &mra(7),
+        &exact.to_vec::<f64>(),
+        Tolerance::F64,
+        "all refined",
+    );
+    let err = |a: Vec<f64>| {
+        a.iter()
+            .zip(exact.to_vec::<f64>())
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let (e1, e2, e4) = (err(mra(1)), err(mra(2)), err(mra(4)));
+    assert!(
+        e4 < e2 && e2 < e1,
+        "errors with 1, 2, 4 refined blocks: {e1} {e2} {e4}"
+    );
+}

@@ -533,3 +533,32 @@ fn lara_encoder_layers_sample_in_training_and_refuse_causal_use() {
         .to_string();
     assert!(err.contains("LARA"), "{err}");
 }
+
+/// MRA in an encoder layer: gradcheck (the refined blocks fixed by the inputs), and a causal
+/// layer refused by name.
+#[test]
+fn mra_encoder_layers_pass_gradcheck_and_refuse_causal_use() {
+    manual_seed(39);
+    let mut o = EncoderOptions::new(4, 2);
+    (o.dim_feedforward, o.dropout) = (6, 0.0);
+    o.attention = AttentionKind::Mra {
+        block: 3,
+        refined: 1,
+    };
+    let mut layer = TransformerEncoderLayer::new(o);
+    to_f64(&mut layer);
+    let x = randn64(&[2, 8, 4]).with_grad();
+    let report = gradcheck(
+        |x| layer.try_forward(&x[0], None),
+        std::slice::from_ref(&x),
+        &GradcheckOptions::default(),
+    )
+    .unwrap();
+    assert!(report.max_error <= 1e-6, "{report}");
+    o.causal = true;
+    let err = TransformerEncoderLayer::new(o)
+        .try_forward(&Tensor::randn([1, 5, 4], 0.0, 1.0), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("MRA"), "{err}");
+}
