@@ -14,6 +14,7 @@
 //! ops (the tape differentiates it); the cost is that of full attention over `M + L` keys.
 
 use crate::error::{Error, Result};
+use crate::ops::attention::{try_scaled_dot_product_attention, SdpaOptions};
 use crate::ops::Unary;
 use crate::tensor::Tensor;
 
@@ -87,23 +88,30 @@ pub fn try_relative_attention(
         ));
     }
     let per_head = |b: &Tensor| b.try_reshape(&[h, 1, e]);
+    let scale = 1.0 / (e as f64).sqrt();
     // ANCHOR: scores
-    let content = q
-        .try_add(&per_head(u)?)?
-        .try_matmul(&k.try_transpose(-2, -1)?)?;
+    // The position term, shifted under its keys and scaled, with the keys after each query
+    // hidden: an additive mask for the fused attention, which scores the content term
+    // `(q + u)·k` itself and never stores the weights.
+    let mem = kl - l;
+    let hidden: Vec<f64> = (0..l * kl)
+        .map(|x| if x % kl <= mem + x / kl { 0.0 } else { -1e9 })
+        .collect();
+    let hidden = Tensor::from_vec(hidden, [l, kl])
+        .try_to_dtype(q.dtype())?
+        .try_to_device(q.device())?;
     let position = rel_shift(
         &q.try_add(&per_head(v_bias)?)?
             .try_matmul(&r.try_transpose(-2, -1)?)?,
-    )?;
-    let scores = content.try_add(&position)?.try_unary(Unary::Affine {
-        scale: 1.0 / (e as f64).sqrt(),
-        shift: 0.0,
-    })?;
+    )?
+    .try_unary(Unary::Affine { scale, shift: 0.0 })?
+    .try_add(&hidden)?;
+    let opts = SdpaOptions {
+        attn_mask: Some(position),
+        ..Default::default()
+    };
+    try_scaled_dot_product_attention(&q.try_add(&per_head(u)?)?, k, v, &opts)
     // ANCHOR_END: scores
-    let mem = kl - l;
-    let keep: Vec<bool> = (0..l * kl).map(|x| x % kl <= mem + x / kl).collect();
-    let keep = Tensor::from_vec(keep, [l, kl]).try_to_device(q.device())?;
-    scores.try_masked_softmax(&keep, -1)?.try_matmul(v)
 }
 
 /// The sinusoids of distances `K − 1, …, 0`, `[K, d]` (the reference code's `pos_seq`, with
