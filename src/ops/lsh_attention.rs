@@ -23,6 +23,7 @@
 use crate::error::{Error, Result};
 use crate::ops::Unary;
 use crate::tensor::{DType, Tensor};
+use rayon::prelude::*;
 
 /// How [`try_lsh_attention`] attends.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -131,46 +132,55 @@ pub fn try_lsh_attention(
         };
         order[gr * n + from * c + t % c]
     };
-    let mut bias = vec![0.0f64; groups * rounds * n * window];
-    let mut counts: Vec<u32> = vec![0; n];
-    for g in 0..groups {
-        // For each query position, the keys of all its windows, to count repeats.
-        let mut seen: Vec<Vec<usize>> = vec![Vec::with_capacity(rounds * window); n];
+    // Groups are independent: built in parallel, in the dtype of the scores (f64 keeps
+    // −ln(count) exact for the f64 checks).
+    let fill = |g: usize, out: &mut [f64]| {
+        // The slot of each position in each round; then, per query, the keys of all its
+        // windows are counted before its biases are written.
         let mut slot_of: Vec<usize> = vec![0; rounds * n];
         for r in 0..rounds {
-            let gr = g * rounds + r;
             for s in 0..n {
-                let (ch, pos) = (s / c, order[gr * n + s]);
-                slot_of[r * n + pos] = s;
-                seen[pos].extend((0..window).map(|t| key_pos(gr, ch, t)));
+                slot_of[r * n + order[(g * rounds + r) * n + s]] = s;
             }
         }
-        for (pos, keys) in seen.iter().enumerate() {
-            for &k in keys {
-                counts[k] += 1;
-            }
-            for r in 0..rounds {
-                let gr = g * rounds + r;
+        let mut counts: Vec<u32> = vec![0; n];
+        for pos in 0..n {
+            let windows = (0..rounds).flat_map(|r| {
+                let ch = slot_of[r * n + pos] / c;
+                (0..window).map(move |t| (r, t, key_pos(g * rounds + r, ch, t)))
+            });
+            windows.clone().for_each(|(_, _, k)| counts[k] += 1);
+            for (r, t, k) in windows.clone() {
                 let s = slot_of[r * n + pos];
-                let ch = s / c;
-                for t in 0..window {
-                    let k = key_pos(gr, ch, t);
-                    let b = &mut bias[(gr * n + s) * window + t];
-                    *b = if options.causal && k > pos {
-                        MASKED
-                    } else {
-                        -(counts[k] as f64).ln() - if k == pos { SELF_PENALTY } else { 0.0 }
-                    };
-                }
+                out[(r * n + s) * window + t] = if options.causal && k > pos {
+                    MASKED
+                } else {
+                    -(counts[k] as f64).ln() - if k == pos { SELF_PENALTY } else { 0.0 }
+                };
             }
-            for &k in keys {
-                counts[k] = 0;
-            }
+            windows.for_each(|(_, _, k)| counts[k] = 0);
         }
+    };
+    let per_group = rounds * n * window;
+    let dims = [groups, rounds, chunks, c, window];
+    let bias = if dtype == DType::F32 {
+        let mut v = vec![0.0f32; groups * per_group];
+        v.par_chunks_mut(per_group)
+            .enumerate()
+            .for_each(|(g, out)| {
+                let mut wide = vec![0.0f64; per_group];
+                fill(g, &mut wide);
+                out.iter_mut().zip(wide).for_each(|(o, w)| *o = w as f32);
+            });
+        Tensor::from_vec(v, dims)
+    } else {
+        let mut v = vec![0.0f64; groups * per_group];
+        v.par_chunks_mut(per_group)
+            .enumerate()
+            .for_each(|(g, out)| fill(g, out));
+        Tensor::from_vec(v, dims).try_to_dtype(dtype)?
     }
-    let bias = Tensor::from_vec(bias, [groups, rounds, chunks, c, window])
-        .try_to_dtype(dtype)?
-        .try_to_device(device)?;
+    .try_to_device(device)?;
 
     // ANCHOR: chunked_scores
     // Gather the sorted rows of every round: [groups, rounds, chunks, c, width].
