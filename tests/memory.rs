@@ -26,6 +26,8 @@ fn t64(v: &[f64], shape: &[usize]) -> Tensor {
 #[test]
 fn training_memory_is_flat_and_buffers_are_reused() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // What other tests left in the cache (it is per process) could fill its buckets.
+    cubegrad::backend::cpu::buffer_cache::clear_cache();
     manual_seed(0);
     let mut layer = Linear::new(512, 512, true);
     let mut opt = AdamConfig::adam().init();
