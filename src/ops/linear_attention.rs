@@ -22,6 +22,9 @@ use crate::error::{Error, Result};
 use crate::ops::Unary;
 use crate::tensor::Tensor;
 
+/// Added to every feature after the stabiliser (Performer's `eps`).
+pub const FEATURE_EPS: f64 = 1e-4;
+
 /// How [`try_random_feature_attention`] attends.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LinearAttentionOptions {
@@ -41,12 +44,14 @@ impl Default for LinearAttentionOptions {
 }
 
 // ANCHOR: feature_map
-/// `exp(Ωx − |x|²/2 − c)` for `x` `[.., n, d]` already scaled by `d^(-1/4)`, `Ω` `[m, d]`.
-/// The stabiliser `c` (no gradient) is the row's maximum for queries, and one maximum over all
-/// keys of a head for keys: a constant per query cancels between the numerator and the
-/// denominator of that query's output, and so does one constant shared by all keys, so the
-/// output is exactly the unstabilised one, without overflow. The `1/√m` cancels likewise and
-/// is left out.
+/// `exp(Ωx − |x|²/2 − c) + ε` for `x` `[.., n, d]` already scaled by `d^(-1/4)`, `Ω`
+/// `[m, d]`, as Performer computes it. The stabiliser `c` is the row's maximum for queries and
+/// one maximum over all keys of a head for keys, so nothing overflows; alone it would cancel
+/// between the numerator and the denominator, but keys far below the largest one would then
+/// underflow to zero features, and a causal query whose keys all did would divide by almost
+/// nothing (its gradient overflows). `ε = 10⁻⁴` keeps every feature positive, at the price of
+/// making the stabilisers part of the function: they are differentiated (not detached), so
+/// that the gradient is the exact one. The `1/√m` cancels and is left out.
 fn positive_features(x: &Tensor, projection: &Tensor, per_row: bool) -> Result<Tensor> {
     let logits = x.try_matmul(&projection.try_transpose(0, 1)?)?.try_sub(
         &x.try_mul(x)?
@@ -61,7 +66,13 @@ fn positive_features(x: &Tensor, projection: &Tensor, per_row: bool) -> Result<T
     } else {
         logits.try_max_axes(&[-2, -1], true)?
     };
-    logits.try_sub(&stabiliser.detach())?.try_unary(Unary::Exp)
+    logits
+        .try_sub(&stabiliser)?
+        .try_unary(Unary::Exp)?
+        .try_unary(Unary::Affine {
+            scale: 1.0,
+            shift: FEATURE_EPS,
+        })
 }
 // ANCHOR_END: feature_map
 

@@ -412,26 +412,47 @@ pub fn layer_norm(inputs: &[Array], row: usize, eps: f64) -> Array {
 }
 
 /// Random-feature attention written from its definition: inputs `[q [.., n, d], k [.., n, d],
-/// v [.., n, e], Ω [m, d]]`; `φ(x) = exp(Ω·x' − |x'|²/2)` with `x' = x·d^(-1/4)` (no
-/// stabiliser, no chunks), and each query's output the φ-weighted mean of the values it sees.
+/// v [.., n, e], Ω [m, d]]`; with `x' = x·d^(-1/4)` and `l_f(x) = Ω_f·x' − |x'|²/2`,
+/// `φ(q) = exp(l(q) − max_f l_f(q)) + 10⁻⁴` and `φ(k) = exp(l(k) − max over all keys and
+/// features) + 10⁻⁴` (Performer's stabilisers and ε), no chunks; each query's output the
+/// φ-weighted mean of the values it sees.
 pub fn random_feature_attention(inputs: &[Array], causal: bool) -> Array {
     let (q, k, v, w) = (&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
     let r = q.shape.len();
     let (n, d, e, m) = (q.shape[r - 2], q.shape[r - 1], v.shape[r - 1], w.shape[0]);
     let batches = q.data.len() / (n * d);
-    let phi = |x: &[f64]| -> Vec<f64> {
+    let logits = |x: &[f64]| -> Vec<f64> {
         let x: Vec<f64> = x.iter().map(|a| a * (d as f64).powf(-0.25)).collect();
         let sq: f64 = x.iter().map(|a| a * a).sum::<f64>() / 2.0;
         (0..m)
-            .map(|f| ((0..d).map(|c| w.data[f * d + c] * x[c]).sum::<f64>() - sq).exp())
+            .map(|f| (0..d).map(|c| w.data[f * d + c] * x[c]).sum::<f64>() - sq)
+            .collect()
+    };
+    let features =
+        |l: &[f64], max: f64| -> Vec<f64> { l.iter().map(|x| (x - max).exp() + 1e-4).collect() };
+    let phi_rows = |rows: Vec<Vec<f64>>, per_row: bool| -> Vec<Vec<f64>> {
+        let all = rows
+            .iter()
+            .flatten()
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max);
+        rows.iter()
+            .map(|l| {
+                let max = if per_row {
+                    l.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+                } else {
+                    all
+                };
+                features(l, max)
+            })
             .collect()
     };
     let mut out = Vec::with_capacity(batches * n * e);
     for b in 0..batches {
         let row = |a: &Array, i: usize| a.data[(b * n + i) * d..(b * n + i + 1) * d].to_vec();
-        let fk: Vec<Vec<f64>> = (0..n).map(|j| phi(&row(k, j))).collect();
-        for i in 0..n {
-            let fq = phi(&row(q, i));
+        let fk = phi_rows((0..n).map(|j| logits(&row(k, j))).collect(), false);
+        let fqs = phi_rows((0..n).map(|i| logits(&row(q, i))).collect(), true);
+        for (i, fq) in fqs.iter().enumerate() {
             let seen = if causal { i + 1 } else { n };
             let weights: Vec<f64> = (0..seen)
                 .map(|j| fq.iter().zip(&fk[j]).map(|(a, b)| a * b).sum())

@@ -465,3 +465,35 @@ fn mra_attention_refines_towards_softmax_attention() {
         "errors with 1, 2, 4 refined blocks: {e1} {e2} {e4}"
     );
 }
+
+/// Random-feature attention stays finite, with finite gradients, when a causal query's only
+/// key is far from the others (its features would underflow to zero in f32 without
+/// Performer's ε: the LM stopped on a NaN gradient at step 486 before it).
+#[test]
+fn random_feature_attention_survives_a_key_far_from_the_rest() {
+    use cubegrad::nn::{
+        orthogonal_random_features, try_random_feature_attention, LinearAttentionOptions,
+    };
+    cubegrad::manual_seed(40);
+    let q = Tensor::randn([1, 8, 4], 0.0, 1.0).with_grad();
+    let mut kv = Tensor::randn([1, 8, 4], 0.0, 1.0).to_vec::<f32>();
+    kv[..4].copy_from_slice(&[30.0, -20.0, 0.0, 10.0]);
+    let k = Tensor::from_vec(kv, [1, 8, 4]).with_grad();
+    let v = Tensor::randn([1, 8, 2], 0.0, 1.0).with_grad();
+    let opts = LinearAttentionOptions {
+        causal: true,
+        chunk: 3,
+    };
+    let y = try_random_feature_attention(&q, &k, &v, &orthogonal_random_features(6, 4, 1), opts)
+        .unwrap();
+    assert!(
+        y.to_vec::<f32>().iter().all(|x| x.is_finite()),
+        "{:?}",
+        y.to_vec::<f32>()
+    );
+    let g = y.sum().backward();
+    for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
+        let grad = g.get(t).unwrap().to_vec::<f32>();
+        assert!(grad.iter().all(|x| x.is_finite()), "{name}: {grad:?}");
+    }
+}
