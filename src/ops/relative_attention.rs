@@ -10,8 +10,11 @@
 //! `u` and `v` are learned per head (the paper's `r_w_bias` and `r_r_bias`), `r_δ` is the
 //! projected sinusoid of distance `δ`. The second term is computed for every query against
 //! every distance at once, `(q + v)·Rᵀ`, and then shifted so that row `i` lines distance
-//! `i − j` up under key `j` (the "relative shift" of the reference code). Composed from tensor
-//! ops (the tape differentiates it); the cost is that of full attention over `M + L` keys.
+//! `i − j` up under key `j` (the "relative shift" of the reference code). The content term
+//! runs in the fused attention kernel, with the shifted position term (and the causal reach
+//! over the memory) as its additive mask, whose gradient the kernel returns; the rest is
+//! composed from tensor ops. The cost is that of full attention over `M + L` keys plus the
+//! position term's `[L, M + L]` scores per head.
 
 use crate::error::{Error, Result};
 use crate::ops::attention::{try_scaled_dot_product_attention, SdpaOptions};
