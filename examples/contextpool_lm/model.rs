@@ -1,6 +1,7 @@
-//! The model: a small causal transformer over characters, the options that make its layers
-//! plain, ContextPool, adaptive-span or local, its forward FLOPs, and sampling with the KV
-//! cache.
+//! The model: a small causal transformer over characters; the options that make its layers
+//! plain, ContextPool, adaptive-span, sparse or random-feature attention, or replace them with
+//! FLASH's units, Transformer-XL's layers (with their memory) or a reversible Reformer stack;
+//! its forward FLOPs; and sampling (with the KV cache where the attention allows it).
 
 use super::common::AnyResult;
 use super::{Config, ModelKind};
