@@ -50,9 +50,12 @@ impl XlMemory {
             filled: Tensor::zeros([1]),
         }
     }
+    /// How many positions hold memory (one read of a one-element buffer).
+    pub fn filled(&self) -> usize {
+        self.filled.to_vec::<f32>()[0] as usize
+    }
     /// Layer `i`'s memory `[B, filled, d]`, or none before the first segment.
-    pub fn layer(&self, i: usize) -> Option<Tensor> {
-        let filled = self.filled.to_vec::<f32>()[0] as usize;
+    pub fn layer(&self, i: usize, filled: usize) -> Option<Tensor> {
         let m = self.states.dims()[2];
         (filled > 0).then(|| {
             self.states
@@ -248,8 +251,9 @@ impl CharLm {
     ) -> (Tensor, Vec<Tensor>) {
         let mut h = self.embed.forward(ids);
         let mut next = Vec::with_capacity(self.xl_layers.len());
+        let filled = memory.map_or(0, XlMemory::filled);
         for (i, layer) in self.xl_layers.iter().enumerate() {
-            let m = memory.and_then(|m| m.layer(i));
+            let m = memory.and_then(|m| m.layer(i, filled));
             next.push(update_memory(m.as_ref(), &h, mem_len).expect("shapes checked"));
             h = layer.forward(&h, m.as_ref());
         }

@@ -14,7 +14,7 @@ use cubegrad::data::{
 };
 use cubegrad::nn::Module;
 use cubegrad::optim::{clip_grad_norm, Adam, AdamConfig, LrSchedule, Optimizer, WarmupCosine};
-use cubegrad::{manual_seed, no_grad};
+use cubegrad::{manual_seed, no_grad, Tensor};
 use std::path::Path;
 
 /// The corpus cut into characters and splits: 90% train, 5% validation, 5% test, dealt in
@@ -65,7 +65,21 @@ impl Corpus {
 pub fn bits_per_char(model: &mut CharLm, ids: &[i64], cfg: &Config, max_chars: usize) -> f64 {
     model.eval();
     let (mut total, mut count) = (0.0, 0usize);
-    if !model.xl_layers.is_empty() {
+    let mut add = |logits: Tensor, y: Tensor| {
+        let (n, v) = (y.numel(), logits.dim(-1));
+        let loss = logits
+            .reshape(&[n, v])
+            .cross_entropy(&y.reshape(&[n]).to_device(cfg.device));
+        total += loss.item() * n as f64;
+        count += n;
+    };
+    no_grad(|| {
+        if model.xl_layers.is_empty() {
+            for (x, y) in lm_eval_batches(ids, cfg.batch_size, cfg.seq_len, Some(max_chars)) {
+                add(model.forward(&x.to_device(cfg.device)), y);
+            }
+            return;
+        }
         let ids = &ids[..max_chars.min(ids.len())];
         // Fewer streams when the text is short, so that each holds one segment at least.
         let batch = cfg.batch_size.min((ids.len() - 1) / cfg.seq_len).max(1);
@@ -73,34 +87,12 @@ pub fn bits_per_char(model: &mut CharLm, ids: &[i64], cfg: &Config, max_chars: u
         let layers = model.xl_layers.len();
         let mut memory = XlMemory::new(layers, batch, cfg.mem_len, cfg.d_model);
         memory.states = memory.states.to_device(cfg.device);
-        no_grad(|| {
-            for t in 0..segments {
-                let (x, y) = lm_stream_batch(ids, batch, cfg.seq_len, t).expect("sized above");
-                let (logits, next) =
-                    model.forward_segment(&x.to_device(cfg.device), Some(&memory), cfg.mem_len);
-                memory.store(&next);
-                let n = y.numel();
-                let v = logits.dim(-1);
-                let loss = logits
-                    .reshape(&[n, v])
-                    .cross_entropy(&y.reshape(&[n]).to_device(cfg.device));
-                total += loss.item() * n as f64;
-                count += n;
-            }
-        });
-        model.train();
-        return total / count.max(1) as f64 / std::f64::consts::LN_2;
-    }
-    no_grad(|| {
-        for (x, y) in lm_eval_batches(ids, cfg.batch_size, cfg.seq_len, Some(max_chars)) {
-            let n = y.numel();
-            let logits = model.forward(&x.to_device(cfg.device));
-            let v = logits.dim(-1);
-            let loss = logits
-                .reshape(&[n, v])
-                .cross_entropy(&y.reshape(&[n]).to_device(cfg.device));
-            total += loss.item() * n as f64;
-            count += n;
+        for t in 0..segments {
+            let (x, y) = lm_stream_batch(ids, batch, cfg.seq_len, t).expect("sized above");
+            let (logits, next) =
+                model.forward_segment(&x.to_device(cfg.device), Some(&memory), cfg.mem_len);
+            memory.store(&next);
+            add(logits, y);
         }
     });
     model.train();

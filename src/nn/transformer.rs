@@ -325,24 +325,9 @@ impl TransformerEncoderLayer {
             AttentionKind::AdaptiveSpan { .. } => {
                 return self.attend_adaptive_span(q, kv, key_padding_mask)
             }
-            AttentionKind::RandomFeatures { chunk, .. } => {
-                return self.attend_random_features(q, kv, key_padding_mask, chunk)
-            }
-            AttentionKind::Lara { proposals } => {
-                return self.attend_lara(q, kv, key_padding_mask, proposals)
-            }
-            AttentionKind::Mra { block, refined } => {
-                if key_padding_mask.is_some() || self.options.causal {
-                    return Err(Error::invalid(
-                        "TransformerEncoderLayer",
-                        "MRA attention is bidirectional and takes no key_padding_mask",
-                    ));
-                }
-                let mha = &self.self_attn;
-                let (qh, kh, vh) = (mha.project(q, 0)?, mha.project(kv, 1)?, mha.project(kv, 2)?);
-                let opts = MraOptions { block, refined };
-                return mha.merge(&try_mra_attention(&qh, &kh, &vh, opts)?);
-            }
+            AttentionKind::RandomFeatures { .. }
+            | AttentionKind::Lara { .. }
+            | AttentionKind::Mra { .. } => return self.attend_approximate(q, kv, key_padding_mask),
         };
         let opts = MhaOptions {
             key_padding_mask: key_padding_mask.cloned(),
@@ -395,66 +380,66 @@ impl TransformerEncoderLayer {
         mha.merge(&a.try_matmul(&vh)?)
     }
 
-    /// Random-feature attention has no attention matrix to mask or drop out: keys are kept
-    /// out by the causal chunks only.
-    fn attend_random_features(
+    /// The approximations of softmax attention (random features, LARA, MRA), composed from
+    /// tensor ops on the projected heads. None forms an attention matrix to mask or drop out:
+    /// they take no key padding mask, and only random features have a causal form (by chunks).
+    fn attend_approximate(
         &self,
         q: &Tensor,
         kv: &Tensor,
         key_padding_mask: Option<&Tensor>,
-        chunk: usize,
     ) -> Result<Tensor> {
-        if key_padding_mask.is_some() {
-            return Err(Error::invalid(
-                "TransformerEncoderLayer",
-                "random-feature attention takes no key_padding_mask (pad with whole sequences)",
-            ));
-        }
-        let rf = self
-            .random_features
-            .as_ref()
-            .expect("set with AttentionKind");
-        let mha = &self.self_attn;
-        let (qh, kh, vh) = (mha.project(q, 0)?, mha.project(kv, 1)?, mha.project(kv, 2)?);
-        let opts = LinearAttentionOptions {
-            causal: self.options.causal,
-            chunk,
+        let (name, causal_form) = match self.options.attention {
+            AttentionKind::RandomFeatures { .. } => ("random-feature", true),
+            AttentionKind::Lara { .. } => ("LARA", false),
+            _ => ("MRA", false),
         };
-        mha.merge(&try_random_feature_attention(
-            &qh,
-            &kh,
-            &vh,
-            &rf.projection,
-            opts,
-        )?)
-    }
-
-    /// LARA: fresh samples every training forward, the proposals' means in evaluation.
-    fn attend_lara(
-        &self,
-        q: &Tensor,
-        kv: &Tensor,
-        key_padding_mask: Option<&Tensor>,
-        proposals: usize,
-    ) -> Result<Tensor> {
-        if key_padding_mask.is_some() || self.options.causal {
+        if key_padding_mask.is_some() || (self.options.causal && !causal_form) {
+            let what = if causal_form {
+                ""
+            } else {
+                " is bidirectional and"
+            };
             return Err(Error::invalid(
                 "TransformerEncoderLayer",
-                "LARA attention is bidirectional and takes no key_padding_mask",
+                format!(
+                    "{name} attention{what} takes no key_padding_mask (pad with whole sequences)"
+                ),
             ));
         }
         let mha = &self.self_attn;
         let (qh, kh, vh) = (mha.project(q, 0)?, mha.project(kv, 1)?, mha.project(kv, 2)?);
-        let mut dims = qh.dims().to_vec();
-        let rank = dims.len();
-        dims[rank - 2] = proposals;
-        let noise = if self.training {
-            Tensor::randn(dims, 0.0, 1.0)
-        } else {
-            Tensor::zeros(dims)
+        let out = match self.options.attention {
+            AttentionKind::RandomFeatures { chunk, .. } => {
+                let rf = self
+                    .random_features
+                    .as_ref()
+                    .expect("set with AttentionKind");
+                let opts = LinearAttentionOptions {
+                    causal: self.options.causal,
+                    chunk,
+                };
+                try_random_feature_attention(&qh, &kh, &vh, &rf.projection, opts)?
+            }
+            AttentionKind::Lara { proposals } => {
+                // Fresh samples every training forward, the proposals' means in evaluation.
+                let mut dims = qh.dims().to_vec();
+                let rank = dims.len();
+                dims[rank - 2] = proposals;
+                let noise = if self.training {
+                    Tensor::randn(dims, 0.0, 1.0)
+                } else {
+                    Tensor::zeros(dims)
+                };
+                let noise = noise.try_to_dtype(qh.dtype())?.try_to_device(qh.device())?;
+                try_lara_attention(&qh, &kh, &vh, &noise)?
+            }
+            AttentionKind::Mra { block, refined } => {
+                try_mra_attention(&qh, &kh, &vh, MraOptions { block, refined })?
+            }
+            _ => unreachable!("attend_approximate serves the three kinds above"),
         };
-        let noise = noise.try_to_dtype(qh.dtype())?.try_to_device(qh.device())?;
-        mha.merge(&try_lara_attention(&qh, &kh, &vh, &noise)?)
+        mha.merge(&out)
     }
 
     // ANCHOR: encoder_forward

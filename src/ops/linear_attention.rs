@@ -51,7 +51,11 @@ impl Default for LinearAttentionOptions {
 /// underflow to zero features, and a causal query whose keys all did would divide by almost
 /// nothing (its gradient overflows). `ε = 10⁻⁴` keeps every feature positive, at the price of
 /// making the stabilisers part of the function: they are differentiated (not detached), so
-/// that the gradient is the exact one. The `1/√m` cancels and is left out.
+/// that the gradient is the exact one. Like Performer's reference code, the keys' maximum is
+/// taken over the whole sequence even when causal, so through ε a past output depends, at
+/// the 10⁻⁴ level, on the largest logit of a later key; a causal stabiliser (a running
+/// maximum with the chunk states rescaled as it grows) would remove that. The `1/√m`
+/// cancels and is left out.
 fn positive_features(x: &Tensor, projection: &Tensor, per_row: bool) -> Result<Tensor> {
     let logits = x.try_matmul(&projection.try_transpose(0, 1)?)?.try_sub(
         &x.try_mul(x)?

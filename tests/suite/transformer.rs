@@ -498,24 +498,43 @@ fn reversible_reformer_layers_give_the_recorded_gradients() {
         .any(|(n, _)| n == "layers.0.attention.self_attention.query_key.weight"));
 }
 
+/// A bidirectional f64 encoder layer with `attention`, its options, and its gradcheck
+/// against `x`.
+fn bidirectional_layer(
+    attention: AttentionKind,
+    x: &Tensor,
+) -> (TransformerEncoderLayer, EncoderOptions) {
+    let mut o = EncoderOptions::new(4, 2);
+    (o.dim_feedforward, o.dropout, o.attention) = (6, 0.0, attention);
+    let mut layer = TransformerEncoderLayer::new(o);
+    to_f64(&mut layer);
+    let report = gradcheck(
+        |x| layer.try_forward(&x[0], None),
+        std::slice::from_ref(x),
+        &GradcheckOptions::default(),
+    )
+    .unwrap();
+    assert!(report.max_error <= 1e-6, "{attention:?}: {report}");
+    (layer, o)
+}
+
+/// The same options made causal are refused, naming the attention.
+fn assert_refused_when_causal(mut o: EncoderOptions, name: &str) {
+    o.causal = true;
+    let err = TransformerEncoderLayer::new(o)
+        .try_forward(&Tensor::randn([1, 5, 4], 0.0, 1.0), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(name), "{err}");
+}
+
 /// LARA in an encoder layer: gradcheck in evaluation (the proposals' means), fresh samples in
 /// training, and a causal layer refused by name.
 #[test]
 fn lara_encoder_layers_sample_in_training_and_refuse_causal_use() {
     manual_seed(37);
-    let mut o = EncoderOptions::new(4, 2);
-    (o.dim_feedforward, o.dropout) = (6, 0.0);
-    o.attention = AttentionKind::Lara { proposals: 3 };
-    let mut layer = TransformerEncoderLayer::new(o);
-    to_f64(&mut layer);
     let x = randn64(&[2, 7, 4]).with_grad();
-    let report = gradcheck(
-        |x| layer.try_forward(&x[0], None),
-        std::slice::from_ref(&x),
-        &GradcheckOptions::default(),
-    )
-    .unwrap();
-    assert!(report.max_error <= 1e-6, "{report}");
+    let (mut layer, o) = bidirectional_layer(AttentionKind::Lara { proposals: 3 }, &x);
     let eval = layer.forward(&x, None).to_vec::<f64>();
     assert_eq!(layer.forward(&x, None).to_vec::<f64>(), eval);
     layer.train();
@@ -525,13 +544,7 @@ fn lara_encoder_layers_sample_in_training_and_refuse_causal_use() {
         b.to_vec::<f64>(),
         "no fresh samples in training"
     );
-    o.causal = true;
-    let causal = TransformerEncoderLayer::new(o);
-    let err = causal
-        .try_forward(&Tensor::randn([1, 5, 4], 0.0, 1.0), None)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("LARA"), "{err}");
+    assert_refused_when_causal(o, "LARA");
 }
 
 /// MRA in an encoder layer: gradcheck (the refined blocks fixed by the inputs), and a causal
@@ -539,26 +552,11 @@ fn lara_encoder_layers_sample_in_training_and_refuse_causal_use() {
 #[test]
 fn mra_encoder_layers_pass_gradcheck_and_refuse_causal_use() {
     manual_seed(39);
-    let mut o = EncoderOptions::new(4, 2);
-    (o.dim_feedforward, o.dropout) = (6, 0.0);
-    o.attention = AttentionKind::Mra {
+    let x = randn64(&[2, 8, 4]).with_grad();
+    let kind = AttentionKind::Mra {
         block: 3,
         refined: 1,
     };
-    let mut layer = TransformerEncoderLayer::new(o);
-    to_f64(&mut layer);
-    let x = randn64(&[2, 8, 4]).with_grad();
-    let report = gradcheck(
-        |x| layer.try_forward(&x[0], None),
-        std::slice::from_ref(&x),
-        &GradcheckOptions::default(),
-    )
-    .unwrap();
-    assert!(report.max_error <= 1e-6, "{report}");
-    o.causal = true;
-    let err = TransformerEncoderLayer::new(o)
-        .try_forward(&Tensor::randn([1, 5, 4], 0.0, 1.0), None)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("MRA"), "{err}");
+    let (_, o) = bidirectional_layer(kind, &x);
+    assert_refused_when_causal(o, "MRA");
 }
