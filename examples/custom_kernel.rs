@@ -25,6 +25,7 @@ use cubegrad::autograd::{apply_custom, CubeContext, CustomOp, GradcheckOptions};
 use cubegrad::cubecl;
 use cubegrad::cubecl::prelude::*;
 use cubegrad::data::load_digits;
+use cubegrad::distributed::{DataParallel, ProcessGroup};
 use cubegrad::nn::{Linear, Module};
 use cubegrad::testing::{assert_close, Tolerance};
 use cubegrad::{gradcheck, manual_seed, DType, Device, Error, Tensor};
@@ -393,6 +394,8 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
         fc2: Linear::new(cfg.hidden, 10, true),
     };
     model.try_to_device(cfg.device)?;
+    // One process: this example does not take --distributed.
+    let mut one_process = DataParallel::new(ProcessGroup::single());
     let run = ClassifierRun {
         epochs: cfg.epochs,
         batch_size: cfg.batch_size,
@@ -406,7 +409,8 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
         skip_nonfinite: cfg.skip_nonfinite,
     };
     let mut fwd = |m: &mut Mlp, x: &Tensor| m.fc2.forward(&m.act.forward(&m.fc1.forward(x)));
-    let (history, finished) = train_classifier(&mut model, &mut fwd, train, valid, &run)?;
+    let (history, finished) =
+        train_classifier(&mut model, &mut fwd, train, valid, &run, &mut one_process)?;
     let test_accuracy = common::accuracy(&mut model, &mut fwd, test, 256, cfg.device);
     let losses = history.column("train_loss");
     let report = Report {

@@ -19,6 +19,7 @@ use common::{
 };
 use cubegrad::autograd::{apply, Forward, GradcheckOptions, Op};
 use cubegrad::data::load_digits;
+use cubegrad::distributed::{DataParallel, ProcessGroup};
 use cubegrad::nn::{Linear, Module};
 use cubegrad::{gradcheck, manual_seed, DType, Device, Tensor};
 
@@ -212,6 +213,8 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
         let mut model = Mlp::new(cfg.hidden, swish);
         model.try_to_device(cfg.device)?;
         let sub = out_dir(&format!("{}/{name}", cfg.out))?;
+        // One process: this example does not take --distributed.
+        let mut one_process = DataParallel::new(ProcessGroup::single());
         let run = ClassifierRun {
             epochs: cfg.epochs,
             batch_size: cfg.batch_size,
@@ -225,7 +228,8 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
             skip_nonfinite: cfg.skip_nonfinite,
         };
         let mut fwd = |m: &mut Mlp, x: &Tensor| m.forward(x);
-        let (history, done) = train_classifier(&mut model, &mut fwd, train, valid, &run)?;
+        let (history, done) =
+            train_classifier(&mut model, &mut fwd, train, valid, &run, &mut one_process)?;
         finished &= done;
         let acc = common::accuracy(&mut model, &mut fwd, test, 256, cfg.device);
         let losses = history.column("train_loss");

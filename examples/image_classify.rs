@@ -12,8 +12,9 @@ mod common;
 
 use clap::{Parser, ValueEnum};
 use common::{
-    accuracy, at_least, heatmap, out_dir, positive, stop_at, train_classifier, write_json,
-    AnyResult, Checked, ClassifierRun, ConfigError, Series, Table, Validate,
+    accuracy, announce, at_least, check_batch, data_parallel, heatmap, out_dir, positive, stop_at,
+    train_classifier, write_json, AnyResult, Checked, ClassifierRun, ConfigError, DistFlags,
+    Series, Table, Validate,
 };
 use cubegrad::data::{load_fashion_mnist, Dataset, FASHION_MNIST_CLASSES};
 use cubegrad::nn::{
@@ -104,6 +105,17 @@ pub struct Config {
     /// Skip a batch whose loss or gradients are not finite instead of stopping the run
     #[arg(long)]
     pub skip_nonfinite: bool,
+    /// Data-parallel training over the processes of `mpirun -np N` (needs the `mpi` feature):
+    /// each rank trains on its rows of every --batch-size batch, gradients are averaged
+    #[arg(long)]
+    pub distributed: bool,
+    /// --distributed: gradient bucket size in MiB (one all-reduce per bucket)
+    #[arg(long, default_value_t = cubegrad::distributed::DEFAULT_BUCKET_MIB)]
+    pub bucket_mib: f64,
+    /// --distributed: seconds a collective waits for the other ranks before this process
+    /// stops with an error (a rank that died never arrives)
+    #[arg(long, default_value_t = 600.0)]
+    pub dist_timeout: f64,
 }
 
 /// Attention heads of the ViT.
@@ -121,6 +133,8 @@ impl Validate for Config {
         at_least("epochs", self.epochs, 1)?;
         at_least("batch-size", self.batch_size, 1)?;
         positive("lr", self.lr)?;
+        positive("bucket-mib", self.bucket_mib)?;
+        positive("dist-timeout", self.dist_timeout)?;
         at_least("d-model", self.d_model, 1)?;
         if self.d_model % VIT_HEADS != 0 {
             return Err(ConfigError(format!(
@@ -351,6 +365,20 @@ fn pooling_figure(
 
 pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
     cfg.validate()?;
+    let flags = DistFlags {
+        distributed: cfg.distributed,
+        bucket_mib: cfg.bucket_mib,
+        timeout: cfg.dist_timeout,
+    };
+    let (mut ddp, device) = data_parallel(&flags, "image_classify", cfg.device)?;
+    // Rank 0 prints and writes; the others train quietly beside it.
+    let cfg = &Config {
+        device,
+        quiet: cfg.quiet || !ddp.is_main(),
+        ..cfg.clone()
+    };
+    let rows = check_batch(&ddp, cfg.batch_size)?;
+    announce(&ddp, cfg.device, rows, cfg.batch_size);
     let (train_all, test) = load_fashion_mnist(&cfg.data)?;
     let parts = train_all.split(&[0.9, 0.1], cfg.seed);
     let train = subset(&parts[0], cfg.train_images);
@@ -410,9 +438,9 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
                 let mut m = Cnn::new(pool)?;
                 m.try_to_device(cfg.device)?;
                 let mut fwd = |m: &mut Cnn, x: &Tensor| m.forward(x);
-                let (h, done) = train_classifier(&mut m, &mut fwd, &train, valid, &run)?;
+                let (h, done) = train_classifier(&mut m, &mut fwd, &train, valid, &run, &mut ddp)?;
                 let acc = accuracy(&mut m, &mut fwd, &test, 256, cfg.device);
-                if kind == ModelKind::CnnContextpool {
+                if kind == ModelKind::CnnContextpool && ddp.is_main() {
                     m.eval();
                     no_grad(|| m.forward(&image0.to_device(cfg.device)));
                     let Pooling::ContextPool(p) = &m.blocks[0].pool else {
@@ -436,9 +464,9 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
                 let mut m = Vit::new(cfg, kind == ModelKind::VitContextpool);
                 m.try_to_device(cfg.device)?;
                 let mut fwd = |m: &mut Vit, x: &Tensor| m.forward(x);
-                let (h, done) = train_classifier(&mut m, &mut fwd, &train, valid, &run)?;
+                let (h, done) = train_classifier(&mut m, &mut fwd, &train, valid, &run, &mut ddp)?;
                 let acc = accuracy(&mut m, &mut fwd, &test, 256, cfg.device);
-                if kind == ModelKind::VitContextpool {
+                if kind == ModelKind::VitContextpool && ddp.is_main() {
                     m.eval();
                     no_grad(|| m.forward(&image0.to_device(cfg.device)));
                     let cp = m.layers[0]
@@ -476,6 +504,10 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
             seconds: history.rows.last().map_or(0.0, |r| r[3]),
             finished,
         });
+    }
+    // Under --distributed, rank 0 reports; the others return nothing to sum up.
+    if !ddp.is_main() {
+        return Ok(Vec::new());
     }
     let mut table = Table::new(&[
         "model",
@@ -522,7 +554,9 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
 
 #[allow(dead_code)]
 fn main() {
-    common::main(run, |cfg: &Config, _: &Vec<Report>| {
-        println!("figures and metrics in {}", cfg.out)
+    common::main(run, |cfg: &Config, reports: &Vec<Report>| {
+        if !reports.is_empty() {
+            println!("figures and metrics in {}", cfg.out)
+        }
     });
 }

@@ -65,6 +65,11 @@ pub enum Error {
     #[error("{op}: {detail}")]
     Invalid { op: &'static str, detail: String },
 
+    /// A collective operation across processes failed (`cubegrad::distributed`): the
+    /// operation, and what went wrong (a missing library, ranks that disagree).
+    #[error("distributed {op}: {detail}")]
+    Distributed { op: &'static str, detail: String },
+
     /// The autograd tape could not produce a gradient.
     #[error("backward: {0}")]
     Autograd(String),

@@ -27,6 +27,7 @@
 pub mod autograd;
 pub mod backend;
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod io;
 pub mod metrics;

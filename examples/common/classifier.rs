@@ -1,10 +1,12 @@
 //! The epoch loop the classifiers share (image_classify, custom_layer, custom_kernel): Adam on
-//! cross-entropy, the validation accuracy after each epoch, and a checkpoint then.
+//! cross-entropy, the validation accuracy after each epoch, and a checkpoint then; on one
+//! process or, with a process group of several, data-parallel.
 
 use super::guard::{NonFiniteGuard, Verdict};
 use super::history::History;
 use super::output::{progress, AnyResult};
 use super::resume::TrainState;
+use cubegrad::distributed::DataParallel;
 use std::path::Path;
 use std::time::Instant;
 
@@ -57,12 +59,18 @@ pub fn accuracy<M: cubegrad::nn::Module>(
 /// checkpoint then, which `resume` continues exactly. A batch whose loss or gradients are not
 /// finite stops the run before anything is saved, or is skipped (`skip_nonfinite`). Returns the history (epoch, train loss,
 /// validation accuracy, seconds) and whether every epoch ran.
+///
+/// With `ddp` over several processes, each trains on its rows of every batch and the gradients
+/// are averaged before the step; BatchNorm's running statistics follow rank 0's, as in
+/// PyTorch's DDP. A last batch too short to split evenly over the ranks is left out of the
+/// epoch (one process keeps it), and each rank evaluates the whole validation set.
 pub fn train_classifier<M: cubegrad::nn::Module>(
     model: &mut M,
     forward: &mut dyn FnMut(&mut M, &cubegrad::Tensor) -> cubegrad::Tensor,
     train: &cubegrad::data::Dataset,
     valid: &cubegrad::data::Dataset,
     run: &ClassifierRun,
+    ddp: &mut DataParallel,
 ) -> AnyResult<(History, bool)> {
     use cubegrad::optim::{clip_grad_norm, AdamConfig, Optimizer};
     let guard = NonFiniteGuard::new(run.skip_nonfinite);
@@ -76,8 +84,10 @@ pub fn train_classifier<M: cubegrad::nn::Module>(
         model,
         &mut opt,
     )?;
+    ddp.broadcast_module(model)?;
+    let quiet = run.quiet || !ddp.is_main();
     let steps_per_epoch = train.len().div_ceil(run.batch_size);
-    let bar = progress(run.epochs * steps_per_epoch, run.quiet);
+    let bar = progress(run.epochs * steps_per_epoch, quiet);
     bar.set_position((state.done * steps_per_epoch) as u64);
     // Throughput counts this process's images only, so it has a clock of its own.
     let started = Instant::now();
@@ -85,13 +95,30 @@ pub fn train_classifier<M: cubegrad::nn::Module>(
     while state.done < end {
         let (mut total, mut batches, mut seen) = (0.0, 0usize, 0usize);
         for (b, (x, y)) in train.batches(run.batch_size, true).enumerate() {
+            // Every rank shuffles alike (one seed) and keeps its rows of each batch.
+            let Ok(rows) = ddp.shard(y.numel()) else {
+                bar.inc(1);
+                continue;
+            };
+            let (x, y) = if ddp.world_size() > 1 {
+                (
+                    x.slice(0, rows.start, rows.end),
+                    y.slice(0, rows.start, rows.end),
+                )
+            } else {
+                (x, y)
+            };
             let (x, y) = (x.to_device(run.device), y.to_device(run.device));
+            ddp.broadcast_buffers(model)?;
             let loss = forward(model, &x).cross_entropy(&y);
             let mut grads = loss.backward();
+            ddp.all_reduce_gradients(model, &mut grads)?;
             // The norm without clipping (an infinite bound), to find a non-finite gradient.
             let norm = clip_grad_norm(model, &mut grads, f64::INFINITY);
             let at = format!("epoch {}, batch {}", state.done + 1, b + 1);
-            let value = loss.item();
+            let mut value = [loss.item()];
+            ddp.group().mean_f64(&mut value)?;
+            let value = value[0];
             if guard.check(&at, value, norm, model, &grads, &mut state)? == Verdict::Step {
                 opt.step(model, &grads)?;
                 total += value;
@@ -118,9 +145,13 @@ pub fn train_classifier<M: cubegrad::nn::Module>(
             total / batches as f64,
             100.0 * acc
         ));
-        state.save(model, &opt)?;
+        if ddp.is_main() {
+            state.save(model, &opt)?;
+        }
     }
     bar.finish_and_clear();
-    state.history.write_csv(&run.dir.join("metrics.csv"))?;
+    if ddp.is_main() {
+        state.history.write_csv(&run.dir.join("metrics.csv"))?;
+    }
     Ok((state.history, state.done >= run.epochs))
 }

@@ -11,11 +11,13 @@
 //! - `resume.rs`: start fresh or resume from the checkpoint, and save it (`TrainState`);
 //! - `table.rs`: results tables as Markdown and CSV;
 //! - `figures.rs`: line charts, heatmaps and text coloured by a value, as SVG;
-//! - `classifier.rs`: the epoch loop that trains the image and digit classifiers.
+//! - `classifier.rs`: the epoch loop that trains the image and digit classifiers;
+//! - `distributed.rs`: `--distributed`, the process group a training loop runs in.
 #![allow(dead_code)]
 
 mod classifier;
 mod config;
+mod distributed;
 mod figures;
 mod guard;
 mod history;
@@ -31,6 +33,7 @@ pub use self::{
         at_least, at_least_for, divisible, even, positive, probability, stop_at, Checked,
         ConfigError, Validate,
     },
+    distributed::{announce, check_batch, data_parallel, DistFlags},
     figures::{heatmap, line_chart, text_heat, Series, Style, SERIES_COLORS},
     guard::{NonFiniteGuard, Verdict},
     history::History,

@@ -25,10 +25,12 @@ mod model;
 mod train;
 
 use clap::{Parser, ValueEnum};
+use common::DistFlags;
 use common::{
     at_least, at_least_for, divisible, line_chart, out_dir, positive, stop_at, AnyResult, Checked,
     ConfigError, Series, Table, Validate,
 };
+use cubegrad::distributed::DataParallel;
 use cubegrad::Device;
 use figures::passage_figures;
 use model::generate;
@@ -200,6 +202,17 @@ pub struct Config {
     /// of stopping the run
     #[arg(long)]
     pub skip_nonfinite: bool,
+    /// Data-parallel training over the processes of `mpirun -np N` (needs the `mpi` feature):
+    /// each rank trains on its rows of every --batch-size batch, gradients are averaged
+    #[arg(long)]
+    pub distributed: bool,
+    /// --distributed: gradient bucket size in MiB (one all-reduce per bucket)
+    #[arg(long, default_value_t = cubegrad::distributed::DEFAULT_BUCKET_MIB)]
+    pub bucket_mib: f64,
+    /// --distributed: seconds a collective waits for the other ranks before this process
+    /// stops with an error (a rank that died never arrives)
+    #[arg(long, default_value_t = 600.0)]
+    pub dist_timeout: f64,
 }
 
 impl Validate for Config {
@@ -254,6 +267,18 @@ impl Validate for Config {
                 ));
             }
         }
+        positive("bucket-mib", self.bucket_mib)?;
+        positive("dist-timeout", self.dist_timeout)?;
+        if self.distributed
+            && (self.model == ModelKind::TransformerXl
+                || self.models.contains(&ModelKind::TransformerXl))
+        {
+            return Err(ConfigError(
+                "--distributed does not support the transformer-xl model: its memory belongs \
+                 to the batch rows, which the ranks split"
+                    .into(),
+            ));
+        }
         stop_at(self.stop_at)
     }
 }
@@ -262,11 +287,28 @@ impl Config {
     pub fn layers(&self) -> usize {
         self.layers.unwrap_or(self.model.default_layers())
     }
+    /// The process group of this run (one process unless `--distributed`), and the device
+    /// this rank trains on.
+    pub fn data_parallel(&self) -> AnyResult<(DataParallel, Device)> {
+        let flags = DistFlags {
+            distributed: self.distributed,
+            bucket_mib: self.bucket_mib,
+            timeout: self.dist_timeout,
+        };
+        common::data_parallel(&flags, "contextpool_lm", self.device)
+    }
 }
 
 /// The single-model run: train, figures, sample.
 pub fn run(cfg: &Config) -> AnyResult<Report> {
     cfg.validate()?;
+    let (mut ddp, device) = cfg.data_parallel()?;
+    // Rank 0 prints and writes; the others train quietly beside it.
+    let cfg = &Config {
+        device,
+        quiet: cfg.quiet || !ddp.is_main(),
+        ..cfg.clone()
+    };
     let corpus = load_corpus(&cfg.data, cfg.seed)?;
     corpus.check_fits(&cfg.data, cfg.seq_len)?;
     let dir = out_dir(&cfg.out)?;
@@ -283,8 +325,8 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
             common::thousands(corpus.splits.test.len()),
         );
     }
-    let (mut report, mut model) = train_one(cfg, &corpus, cfg.model, cfg.layers(), &dir)?;
-    if report.finished {
+    let (mut report, mut model) = train_one(cfg, &corpus, cfg.model, cfg.layers(), &dir, &mut ddp)?;
+    if report.finished && ddp.is_main() {
         passage_figures(&mut model, &corpus, cfg, &dir)?;
         if cfg.sample_chars > 0 {
             let s = generate(&mut model, &corpus.vocab, cfg, cfg.sample_chars)?;
@@ -298,6 +340,12 @@ pub fn run(cfg: &Config) -> AnyResult<Report> {
 /// The comparison: each model on the same steps, batch and context, then one table.
 pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
     cfg.validate()?;
+    let (mut ddp, device) = cfg.data_parallel()?;
+    let cfg = &Config {
+        device,
+        quiet: cfg.quiet || !ddp.is_main(),
+        ..cfg.clone()
+    };
     let corpus = load_corpus(&cfg.data, cfg.seed)?;
     corpus.check_fits(&cfg.data, cfg.seq_len)?;
     // Beside, not inside, the single run's folder.
@@ -349,11 +397,14 @@ pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
             model: kind,
             ..cfg.clone()
         };
-        let (report, mut model) = train_one(&sub_cfg, &corpus, kind, layers, &sub)?;
-        if report.finished {
+        let (report, mut model) = train_one(&sub_cfg, &corpus, kind, layers, &sub, &mut ddp)?;
+        if report.finished && ddp.is_main() {
             passage_figures(&mut model, &corpus, &sub_cfg, &sub)?;
         }
         reports.push(report);
+    }
+    if !ddp.is_main() {
+        return Ok(reports);
     }
     let mut table = Table::new(&[
         "model",
@@ -418,7 +469,10 @@ fn main() {
         }
     };
     common::main(run_or_compare, |cfg: &Config, report: &Option<Report>| {
-        let Some(r) = report else { return };
+        // Under --distributed, rank 0 sums up; the others have said who they are.
+        let Some(r) = report.as_ref().filter(|r| r.main_rank) else {
+            return;
+        };
         if !r.finished {
             println!(
                 "stopped at step {} of {}; continue with --resume",

@@ -3,8 +3,8 @@
 //! `--resume` continues exactly).
 
 use super::common::{
-    self, line_chart, progress, AnyResult, ConfigError, History, NonFiniteGuard, Series,
-    TrainState, Verdict,
+    self, announce, check_batch, line_chart, progress, AnyResult, ConfigError, History,
+    NonFiniteGuard, Series, TrainState, Verdict,
 };
 use super::model::{flops_per_token, CharLm, XlMemory};
 use super::{Config, ModelKind};
@@ -12,6 +12,7 @@ use cubegrad::data::{
     lm_batch, lm_eval_batches, lm_stream_batch, lm_stream_segments, read_text, split_blocks,
     CharVocab, TextSplits,
 };
+use cubegrad::distributed::DataParallel;
 use cubegrad::nn::Module;
 use cubegrad::optim::{clip_grad_norm, Adam, AdamConfig, LrSchedule, Optimizer, WarmupCosine};
 use cubegrad::{manual_seed, no_grad, Tensor};
@@ -61,8 +62,15 @@ impl Corpus {
 
 /// Mean bits per character of `model` over the first `max_chars` characters of `ids`.
 /// Transformer-XL reads them as `--batch-size` continuous streams, carrying its memory from
-/// segment to segment; the other models read windows of `--seq-len` from scratch.
-pub fn bits_per_char(model: &mut CharLm, ids: &[i64], cfg: &Config, max_chars: usize) -> f64 {
+/// segment to segment; the other models read windows of `--seq-len` from scratch, the batches
+/// dealt round the ranks of `ddp` (each rank evaluates every N-th, and the sums are added).
+pub fn bits_per_char(
+    model: &mut CharLm,
+    ids: &[i64],
+    cfg: &Config,
+    max_chars: usize,
+    ddp: &DataParallel,
+) -> AnyResult<f64> {
     model.eval();
     let (mut total, mut count) = (0.0, 0usize);
     let mut add = |logits: Tensor, y: Tensor| {
@@ -75,8 +83,11 @@ pub fn bits_per_char(model: &mut CharLm, ids: &[i64], cfg: &Config, max_chars: u
     };
     no_grad(|| {
         if model.xl_layers.is_empty() {
-            for (x, y) in lm_eval_batches(ids, cfg.batch_size, cfg.seq_len, Some(max_chars)) {
-                add(model.forward(&x.to_device(cfg.device)), y);
+            let batches = lm_eval_batches(ids, cfg.batch_size, cfg.seq_len, Some(max_chars));
+            for (i, (x, y)) in batches.into_iter().enumerate() {
+                if i % ddp.world_size() == ddp.rank() {
+                    add(model.forward(&x.to_device(cfg.device)), y);
+                }
             }
             return;
         }
@@ -96,7 +107,11 @@ pub fn bits_per_char(model: &mut CharLm, ids: &[i64], cfg: &Config, max_chars: u
         }
     });
     model.train();
-    total / count.max(1) as f64 / std::f64::consts::LN_2
+    let mut sums = [total, count as f64];
+    if model.xl_layers.is_empty() {
+        ddp.group().sum_f64(&mut sums)?;
+    }
+    Ok(sums[0] / sums[1].max(1.0) / std::f64::consts::LN_2)
 }
 
 /// What one training run reports.
@@ -122,6 +137,10 @@ pub struct Report {
     pub sample: Option<String>,
     /// False when `--stop-at` ended the run before its last step.
     pub finished: bool,
+    /// Rank 0 (always, without `--distributed`): the rank that reports.
+    pub main_rank: bool,
+    /// Seconds this rank spent averaging gradients with the others (0 on one process).
+    pub allreduce_seconds: f64,
     /// Steps skipped because their loss or gradients were not finite (`--skip-nonfinite`).
     pub skipped: usize,
 }
@@ -165,6 +184,7 @@ pub fn train_one(
     kind: ModelKind,
     layers: usize,
     dir: &Path,
+    ddp: &mut DataParallel,
 ) -> AnyResult<(Report, CharLm)> {
     manual_seed(cfg.seed);
     let vocab = corpus.vocab.len();
@@ -186,6 +206,13 @@ pub fn train_one(
         &mut model,
         &mut opt,
     )?;
+    // The ranks start from rank 0's weights (equal already, from one seed: this makes it so
+    // whatever the seed), and each takes its rows of every batch.
+    ddp.broadcast_module(&mut model)?;
+    let rows = check_batch(ddp, cfg.batch_size)?;
+    announce(ddp, cfg.device, rows.clone(), cfg.batch_size);
+    let sharded = ddp.world_size() > 1;
+    let reduce_before = ddp.reduce_seconds();
     let params = model.num_params();
     let end = cfg.stop_at.map_or(cfg.steps, |s| s.min(cfg.steps));
     let bar = progress(cfg.steps, cfg.quiet);
@@ -211,6 +238,13 @@ pub fn train_one(
         } else {
             lm_batch(&corpus.splits.train, cfg.batch_size, cfg.seq_len)?
         };
+        // Every rank draws the same global batch (one seed, the same draws) and keeps its rows.
+        let (x, y) = if sharded {
+            let (a, b) = (rows.start, rows.end);
+            (x.slice(0, a, b), y.slice(0, a, b))
+        } else {
+            (x, y)
+        };
         let (x, y) = (x.to_device(cfg.device), y.to_device(cfg.device));
         let n = y.numel();
         let lr = schedule.lr(state.done);
@@ -235,10 +269,14 @@ pub fn train_one(
             }
         }
         let mut grads = loss.backward();
+        // The mean over the ranks: every rank then clips, checks and steps alike.
+        ddp.all_reduce_gradients(&model, &mut grads)?;
         let norm = clip_grad_norm(&model, &mut grads, 1.0);
         // One read of the loss: the span penalty, when there is one, reaches the gradient norm,
-        // which the guard checks too.
-        let ce_value = ce.item();
+        // which the guard checks too. Averaged over the ranks, it is the global batch's loss.
+        let mut ce_value = [ce.item()];
+        ddp.group().mean_f64(&mut ce_value)?;
+        let ce_value = ce_value[0];
         let bpc = ce_value / std::f64::consts::LN_2;
         let step = state.done + 1;
         let at = format!("step {step}");
@@ -265,7 +303,7 @@ pub fn train_one(
         bar.set_position(step as u64);
         bar.set_message(format!("{bpc:.3} bpc, {tps:.0} chars/s"));
         if step % cfg.eval_every == 0 || step == cfg.steps {
-            let valid = bits_per_char(&mut model, &corpus.splits.valid, cfg, cfg.eval_chars);
+            let valid = bits_per_char(&mut model, &corpus.splits.valid, cfg, cfg.eval_chars, ddp)?;
             // NaN when every step of the interval was skipped.
             let train = sum_bpc / n_bpc as f64;
             let seconds = state.seconds();
@@ -277,18 +315,20 @@ pub fn train_one(
                 "[{}] step {step:5}  train {train:.3} bpc  valid {valid:.3} bpc",
                 kind.name(),
             ));
-            state.save(&model, &opt)?;
+            // Rank 0 writes the checkpoint that every rank resumes from.
+            if ddp.is_main() {
+                state.save(&model, &opt)?;
+            }
         }
     }
     bar.finish_and_clear();
     let peak_mib = cubegrad::backend::peak_memory(cfg.device)
         .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0));
     let (step, skipped, history) = (state.done, state.skipped, state.history);
-    history.write_csv(&dir.join("metrics.csv"))?;
     let train_seconds = history.rows.last().map_or(0.0, |r| r[4]);
     let finished = step >= cfg.steps;
     let test_bpc = if finished {
-        bits_per_char(&mut model, &corpus.splits.test, cfg, cfg.test_chars)
+        bits_per_char(&mut model, &corpus.splits.test, cfg, cfg.test_chars, ddp)?
     } else {
         f64::NAN
     };
@@ -308,7 +348,13 @@ pub fn train_one(
         sample: None,
         finished,
         skipped,
+        main_rank: ddp.is_main(),
+        allreduce_seconds: ddp.reduce_seconds() - reduce_before,
     };
+    if !ddp.is_main() {
+        return Ok((report, model));
+    }
+    report.history.write_csv(&dir.join("metrics.csv"))?;
     common::write_json(&dir.join("metrics.json"), &report_json(&report))?;
     line_chart(
         &dir.join("learning_curve.svg"),
@@ -339,5 +385,6 @@ pub fn report_json(r: &Report) -> serde_json::Value {
         "peak_mib": r.peak_mib,
         "finished": r.finished,
         "skipped_steps": r.skipped,
+        "allreduce_seconds": r.allreduce_seconds,
     })
 }

@@ -153,6 +153,9 @@ fn examples_run_on_the_device_as_on_the_cpu() {
             stop_at: None,
             quiet: true,
             skip_nonfinite: false,
+            distributed: false,
+            bucket_mib: 25.0,
+            dist_timeout: 600.0,
         };
         let cpu = contextpool_lm::run(&lm(Device::Cpu, out("lm-cpu"))).unwrap();
         let dev = contextpool_lm::run(&lm(device, out("lm"))).unwrap();
@@ -301,6 +304,9 @@ fn more_examples_run_on_the_device_as_on_the_cpu() {
             stop_at: None,
             quiet: true,
             skip_nonfinite: false,
+            distributed: false,
+            bucket_mib: 25.0,
+            dist_timeout: 600.0,
         };
         let (cpu, dev) = (
             image_classify::run(&ic(Device::Cpu)).unwrap(),

@@ -73,6 +73,9 @@ fn lm_config(out: String) -> contextpool_lm::Config {
         stop_at: None,
         quiet: true,
         skip_nonfinite: false,
+        distributed: false,
+        bucket_mib: 25.0,
+        dist_timeout: 600.0,
     }
 }
 
@@ -203,6 +206,32 @@ fn contextpool_lm_compare_tabulates_every_model() {
     assert_eq!(runs, [("fixed", 4), ("strided", 4)]);
 }
 
+/// Built without the `mpi` feature (as `cargo test --workspace` builds), `--distributed` says
+/// how to build and launch it; under `mpi`, `tests/distributed.rs` runs it.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn distributed_without_the_mpi_feature_says_how_to_get_it() {
+    let mut cfg = lm_config(out("lm-distributed"));
+    cfg.distributed = true;
+    let err = contextpool_lm::run(&cfg).unwrap_err();
+    assert_eq!(contextpool_lm::common::exit_status(err.as_ref()), 2);
+    assert!(
+        err.to_string().starts_with(
+            "--distributed needs cubegrad's `mpi` feature: build with `cargo build --release \
+             --features mpi --example contextpool_lm`"
+        ),
+        "{err}"
+    );
+    let mut cfg = lm_config(out("lm-distributed-xl"));
+    cfg.distributed = true;
+    cfg.model = contextpool_lm::ModelKind::TransformerXl;
+    let err = contextpool_lm::run(&cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("--distributed does not support the transformer-xl model"),
+        "{err}"
+    );
+}
+
 #[test]
 fn contextpool_lm_reports_a_missing_corpus() {
     let mut cfg = lm_config(out("lm-missing"));
@@ -231,6 +260,9 @@ fn image_classify_trains_all_four_models() {
         stop_at: None,
         quiet: true,
         skip_nonfinite: false,
+        distributed: false,
+        bucket_mib: 25.0,
+        dist_timeout: 600.0,
     };
     let reports = image_classify::run(&cfg).unwrap();
     assert_eq!(reports.len(), 4);

@@ -9,6 +9,7 @@ mod checkpoints;
 mod context_pool;
 mod data_and_init;
 mod data_files;
+mod distributed;
 mod errors;
 mod gru;
 mod nn;
