@@ -137,6 +137,7 @@ impl DataParallel {
         result
     }
 
+    // ANCHOR: all_reduce_gradients
     /// Replaces each gradient of `model`'s parameters in `grads` by its mean over the ranks,
     /// bucket by bucket in the model's visiting order. Every rank must hold gradients for the
     /// same parameters (each bucket carries its tensor count, and ranks that disagree get an
@@ -162,6 +163,7 @@ impl DataParallel {
         self.reduce_seconds += started.elapsed().as_secs_f64();
         Ok(())
     }
+    // ANCHOR_END: all_reduce_gradients
 
     /// Consecutive parameters of one dtype, up to the bucket size.
     fn buckets(&self, params: &[Tensor], grads: &Gradients) -> Result<Vec<Vec<Tensor>>> {
