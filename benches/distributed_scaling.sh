@@ -8,6 +8,9 @@
 # Needs Open MPI (`apt-get install -y libopenmpi-dev openmpi-bin clang libclang-dev`). Prints
 # one Markdown row per model; the README's "Many processes" section quotes them. The time per
 # step is the second half of an 80-step run (the first half warms caches and allocators).
+# Then the PyTorch peer (benches/peers/distributed_peer.py: the same models under
+# DistributedDataParallel on Gloo) in the same run, with $PYTHON (default python3) if it has
+# torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --features mpi --example contextpool_lm >&2
@@ -42,3 +45,12 @@ m1, m2 = statistics.median(one), statistics.median(two)
 print(f"| {model} | {params:,} | {m1:.1f} | {m2:.1f} | {m2 / m1:.2f} | {100 * statistics.median(sh):.1f}% |")
 PY
 done
+python=${PYTHON:-python3}
+if "$python" -c "import torch" 2>/dev/null; then
+    echo
+    models_csv=$(IFS=,; echo "${models[*]}")
+    "$python" benches/peers/distributed_peer.py --models "$models_csv" --runs "$runs"
+else
+    echo
+    echo "(the PyTorch peer was not run: $python cannot import torch; set PYTHON)"
+fi
