@@ -12,13 +12,14 @@ use crate::tensor::Tensor;
 use std::rc::Rc;
 
 /// The initial bias of the size predictor: with zero weights, every token starts at size
-/// s = 1 (the spec's initialisation), or the nearest size the range allows.
+/// `init_size` (1, the spec's initialisation, unless the options say otherwise), or the
+/// nearest size the range allows.
 fn initial_size_bias(opts: &ContextPoolOptions) -> f64 {
     let span = opts.s_max - opts.s_min;
     if span <= 0.0 {
         return 0.0;
     }
-    let p = ((1.0 - opts.s_min) / span).clamp(1e-3, 1.0 - 1e-3);
+    let p = ((opts.init_size - opts.s_min) / span).clamp(1e-3, 1.0 - 1e-3);
     (p / (1.0 - p)).ln()
 }
 
@@ -46,7 +47,7 @@ pub struct ContextPool {
 
 impl ContextPool {
     /// A layer for `d_model` features, initialised as the spec says: `a = b = 0`, `a0 = 0`
-    /// (every weight 0.5) and `b0` such that every size starts at 1.
+    /// (every weight 0.5) and `b0` such that every size starts at `options.init_size` (1).
     #[track_caller]
     pub fn new(d_model: usize, options: ContextPoolOptions) -> Self {
         options.check("ContextPool::new").or_panic();

@@ -37,7 +37,8 @@ pub use random_features::RandomFeatures;
 pub use reformer::{LshSelfAttention, Reformer, ReformerAttention, ReformerLayer, ReformerOptions};
 pub use transformer::{
     sinusoidal_positions, AdaptiveSpan, AttentionKind, EncoderOptions, FeedForward, LayerCache,
-    PositionalEmbedding, TransformerDecoderLayer, TransformerEncoderLayer,
+    PoolFeatures, PoolPlacement, PositionalEmbedding, TransformerDecoderLayer,
+    TransformerEncoderLayer,
 };
 pub use transformer_xl::{update_memory, RelativeMultiheadAttention, TransformerXlLayer};
 pub use vision::{ConvBlock, PatchEmbedding, Pooling};

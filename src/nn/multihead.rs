@@ -200,8 +200,7 @@ impl MultiheadAttention {
             self.project(key, 1)?,
             self.project(value, 2)?,
         );
-        let (bsz, l, s, h) = (q.dims()[0], q.dims()[2], k.dims()[2], self.num_heads);
-        if k.dims()[0] != bsz || v.dims()[0] != bsz || v.dims()[2] != s {
+        if k.dims()[0] != q.dims()[0] || v.dims()[0] != q.dims()[0] || v.dims()[2] != k.dims()[2] {
             return Err(Error::mismatch(
                 OP,
                 key.shape(),
@@ -209,13 +208,29 @@ impl MultiheadAttention {
                 "query, key and value need one batch size, key and value one length",
             ));
         }
+        self.attend_heads(&q, &k, &v, opts)
+    }
+
+    /// Attention over projected heads `q` `[B, h, L, hd]`, `k`, `v` `[B, h, S, hd]` with the
+    /// masks of `opts`, then the output projection: the second half of
+    /// [`try_forward`](Self::try_forward), for layers that change the heads in between
+    /// (ContextPool per head).
+    pub(crate) fn attend_heads(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        opts: &MhaOptions,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        const OP: &str = "MultiheadAttention";
+        let (bsz, l, s, h) = (q.dims()[0], q.dims()[2], k.dims()[2], self.num_heads);
         let (mut keep, mut add) = (None, None);
         if let Some(kpm) = &opts.key_padding_mask {
             if kpm.dims() != [bsz, s] {
                 return Err(Error::mismatch(
                     OP,
                     kpm.shape(),
-                    key.shape(),
+                    k.shape(),
                     format!("key_padding_mask must be [batch, key len] = [{bsz}, {s}]"),
                 ));
             }
@@ -254,7 +269,7 @@ impl MultiheadAttention {
             pattern: opts.pattern,
             ..self.sdpa_options()
         };
-        let o = sdpa_with(&q, &k, &v, keep, add, &sdpa, stash)?;
+        let o = sdpa_with(q, k, v, keep, add, &sdpa, stash)?;
         let weights = if opts.need_weights {
             let w = self.last.borrow_mut().take().map(|w| w.detach());
             match w {

@@ -212,6 +212,36 @@ pub enum AttentionKind {
     },
 }
 
+/// Where a layer's ContextPool sits: the placements the ContextPool study compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolPlacement {
+    /// Pool the attention input: queries, keys and values all read the pooled tokens (the
+    /// paper's figure 2(a), and the default).
+    Input,
+    /// Pool the attention input for the keys and values only; the queries read the unpooled
+    /// tokens, so each token still asks its own question.
+    KeysValues,
+    /// Pool the block's output tokens, after attention and the feed-forward: the residual
+    /// stream itself is pooled and the next block reads pooled tokens (figure 2(c) read as a
+    /// module between blocks).
+    AfterBlock,
+    /// After the key and value projections, per head: each head pools its own keys and
+    /// values (together, with one weight and size per token, predicted from that head's keys
+    /// and values), with weights and sizes of its own.
+    PerHead,
+}
+
+/// What ContextPool reads when it sits before attention (`Input`, `KeysValues`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolFeatures {
+    /// The layer-normalised tokens, which attention reads (the default): the predictors see
+    /// features of a fixed scale.
+    Normalized,
+    /// The residual stream before the layer norm: the raw tokens are pooled (their predictors
+    /// see raw features) and then normalised.
+    Raw,
+}
+
 /// Options of a [`TransformerEncoderLayer`].
 #[derive(Clone, Copy, Debug)]
 pub struct EncoderOptions {
@@ -222,11 +252,12 @@ pub struct EncoderOptions {
     /// Each token attends only to itself and earlier tokens (language models).
     pub causal: bool,
     pub attention: AttentionKind,
-    /// Pool the normalised input with ContextPool before attention.
+    /// ContextPool, with these options, where `pool_placement` says.
     pub context_pool: Option<ContextPoolOptions>,
-    /// With ContextPool: pool the queries too (`true`, the paper's default) or only the
-    /// keys and values.
-    pub pool_queries: bool,
+    /// With ContextPool: where it sits (before attention by default).
+    pub pool_placement: PoolPlacement,
+    /// With ContextPool before attention: whether it pools the normalised or the raw tokens.
+    pub pool_features: PoolFeatures,
     /// With ContextPool on image tokens: pool over this `(H, W)` grid instead of the
     /// sequence, passing a leading class token through when the flag is set (ViT).
     pub pool_grid: Option<(usize, usize, bool)>,
@@ -242,7 +273,8 @@ impl EncoderOptions {
             causal: false,
             attention: AttentionKind::Full,
             context_pool: None,
-            pool_queries: true,
+            pool_placement: PoolPlacement::Input,
+            pool_features: PoolFeatures::Normalized,
             pool_grid: None,
         }
     }
@@ -257,13 +289,18 @@ pub struct LayerCache {
 }
 
 /// Pre-norm encoder block: `h = LN(x)`, `h' = ContextPool(h)` (optional),
-/// `x = x + Attention(q = h' or h, k = v = h')`, `x = x + FFN(LN(x))`.
+/// `x = x + Attention(q = h' or h, k = v = h')`, `x = x + FFN(LN(x))`; or with ContextPool
+/// elsewhere, as [`PoolPlacement`] says.
 pub struct TransformerEncoderLayer {
     pub self_attn: MultiheadAttention,
     pub ffn: FeedForward,
     pub norm1: LayerNorm,
     pub norm2: LayerNorm,
+    /// ContextPool before attention or after the block.
     pub context_pool: Option<ContextPool>,
+    /// ContextPool per head ([`PoolPlacement::PerHead`]): one layer per head, over the head's
+    /// keys and values side by side (`2 · head_dim` features).
+    pub context_pool_heads: Vec<ContextPool>,
     pub adaptive_span: Option<AdaptiveSpan>,
     /// The random directions of `AttentionKind::RandomFeatures`.
     pub random_features: Option<RandomFeatures>,
@@ -306,12 +343,53 @@ impl TransformerEncoderLayer {
             ffn: FeedForward::new(d, options.dim_feedforward, options.dropout),
             norm1: LayerNorm::new(&[d]),
             norm2: LayerNorm::new(&[d]),
-            context_pool: options.context_pool.map(|o| ContextPool::new(d, o)),
+            context_pool: match options.pool_placement {
+                PoolPlacement::PerHead => None,
+                _ => options.context_pool.map(|o| ContextPool::new(d, o)),
+            },
+            context_pool_heads: match (options.pool_placement, options.context_pool) {
+                (PoolPlacement::PerHead, Some(o)) => (0..options.nhead)
+                    .map(|_| ContextPool::new(2 * (d / options.nhead), o))
+                    .collect(),
+                _ => Vec::new(),
+            },
             adaptive_span,
             random_features,
             options,
             training: true,
         }
+    }
+
+    /// One layer's ContextPool over a sequence, or over the grid of image tokens.
+    fn pool_tokens(&self, cp: &ContextPool, x: &Tensor) -> Result<Tensor> {
+        match self.options.pool_grid {
+            None => cp.try_forward(x),
+            Some((gh, gw, cls)) => cp.try_forward_grid(x, (gh, gw), cls),
+        }
+    }
+
+    /// Attention with ContextPool per head: each head's keys and values, side by side, pooled
+    /// by that head's layer, then split again.
+    fn attend_pooled_heads(&self, q: &Tensor, kv: &Tensor, opts: &MhaOptions) -> Result<Tensor> {
+        let mha = &self.self_attn;
+        let (qh, kh, vh) = (mha.project(q, 0)?, mha.project(kv, 1)?, mha.project(kv, 2)?);
+        let (bsz, heads, n, hd) = (kh.dims()[0], kh.dims()[1], kh.dims()[2], kh.dims()[3]);
+        let (mut ks, mut vs) = (Vec::with_capacity(heads), Vec::with_capacity(heads));
+        for (i, cp) in self.context_pool_heads.iter().enumerate() {
+            let k = kh.try_narrow(1, i, 1)?.try_reshape(&[bsz, n, hd])?;
+            let v = vh.try_narrow(1, i, 1)?.try_reshape(&[bsz, n, hd])?;
+            let pooled = self.pool_tokens(cp, &Tensor::try_concat(&[&k, &v], -1)?)?;
+            ks.push(pooled.try_narrow(2, 0, hd)?.try_reshape(&[bsz, 1, n, hd])?);
+            vs.push(
+                pooled
+                    .try_narrow(2, hd, hd)?
+                    .try_reshape(&[bsz, 1, n, hd])?,
+            );
+        }
+        let ks: Vec<&Tensor> = ks.iter().collect();
+        let vs: Vec<&Tensor> = vs.iter().collect();
+        let (k, v) = (Tensor::try_concat(&ks, 1)?, Tensor::try_concat(&vs, 1)?);
+        Ok(mha.attend_heads(&qh, &k, &v, opts)?.0)
     }
 
     fn attend(&self, q: &Tensor, kv: &Tensor, key_padding_mask: Option<&Tensor>) -> Result<Tensor> {
@@ -337,6 +415,9 @@ impl TransformerEncoderLayer {
             is_causal: self.options.causal,
             pattern,
         };
+        if !self.context_pool_heads.is_empty() {
+            return self.attend_pooled_heads(q, kv, &opts);
+        }
         Ok(self.self_attn.try_forward(q, kv, kv, &opts)?.0)
     }
 
@@ -445,23 +526,40 @@ impl TransformerEncoderLayer {
     // ANCHOR: encoder_forward
     /// `x` `[B, n, d_model]`; `key_padding_mask` `[B, n]` (true = padding), as PyTorch.
     pub fn try_forward(&self, x: &Tensor, key_padding_mask: Option<&Tensor>) -> Result<Tensor> {
-        let h = self.norm1.try_forward(x)?;
-        let pooled = match (&self.context_pool, self.options.pool_grid) {
-            (Some(cp), None) => cp.try_forward(&h)?,
-            (Some(cp), Some((gh, gw, cls))) => cp.try_forward_grid(&h, (gh, gw), cls)?,
-            (None, _) => h.clone(),
-        };
-        let q = if self.options.pool_queries {
-            &pooled
-        } else {
-            &h
+        let (h, pooled) = self.attention_inputs(x)?;
+        let q = match self.options.pool_placement {
+            PoolPlacement::Input => &pooled,
+            _ => &h,
         };
         let a = self.attend(q, &pooled, key_padding_mask)?;
         let x = x.try_add(&dropout(&a, self.options.dropout, self.training))?;
         let f = self.ffn.try_forward(&self.norm2.try_forward(&x)?)?;
-        x.try_add(&dropout(&f, self.options.dropout, self.training))
+        let out = x.try_add(&dropout(&f, self.options.dropout, self.training))?;
+        match (&self.context_pool, self.options.pool_placement) {
+            (Some(cp), PoolPlacement::AfterBlock) => self.pool_tokens(cp, &out),
+            _ => Ok(out),
+        }
     }
     // ANCHOR_END: encoder_forward
+
+    /// The normalised tokens `h` and what attention's keys and values read: `h` pooled when
+    /// ContextPool sits before attention (from `h`, or from the raw `x` normalised after
+    /// pooling), else `h` itself.
+    fn attention_inputs(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let before = matches!(
+            self.options.pool_placement,
+            PoolPlacement::Input | PoolPlacement::KeysValues
+        );
+        let h = self.norm1.try_forward(x)?;
+        let pooled = match (&self.context_pool, before, self.options.pool_features) {
+            (Some(cp), true, PoolFeatures::Normalized) => self.pool_tokens(cp, &h)?,
+            (Some(cp), true, PoolFeatures::Raw) => {
+                self.norm1.try_forward(&self.pool_tokens(cp, x)?)?
+            }
+            _ => h.clone(),
+        };
+        Ok((h, pooled))
+    }
     #[track_caller]
     pub fn forward(&self, x: &Tensor, key_padding_mask: Option<&Tensor>) -> Tensor {
         self.try_forward(x, key_padding_mask).or_panic()
@@ -474,6 +572,19 @@ impl TransformerEncoderLayer {
             return Err(Error::invalid(
                 "TransformerEncoderLayer",
                 "cached decoding needs a causal layer with full attention",
+            ));
+        }
+        let before = matches!(
+            self.options.pool_placement,
+            PoolPlacement::Input | PoolPlacement::KeysValues
+        );
+        if self.options.context_pool.is_some()
+            && (!before || self.options.pool_features != PoolFeatures::Normalized)
+        {
+            return Err(Error::invalid(
+                "TransformerEncoderLayer",
+                "cached decoding supports ContextPool before attention on the normalised \
+                 tokens (placements Input and KeysValues); run the others on the whole window",
             ));
         }
         let h = self.norm1.try_forward(x)?;
@@ -492,10 +603,9 @@ impl TransformerEncoderLayer {
             }
             None => h.clone(),
         };
-        let q = if self.options.pool_queries {
-            &pooled
-        } else {
-            &h
+        let q = match self.options.pool_placement {
+            PoolPlacement::Input => &pooled,
+            _ => &h,
         };
         let a = self
             .self_attn
@@ -517,6 +627,7 @@ impl Module for TransformerEncoderLayer {
         child "norm1" norm1;
         child "norm2" norm2;
         optional "context_pool" context_pool;
+        list "context_pool_heads" context_pool_heads;
         optional "adaptive_span" adaptive_span;
         optional "random_features" random_features;
     }

@@ -43,6 +43,9 @@ pub struct ContextPoolOptions {
     /// Divide by the sum of the weights, making each output a weighted mean.
     pub normalize: bool,
     pub eps: f64,
+    /// The size every token starts at (the layer's initialisation; the spec's is 1), clamped
+    /// into `[s_min, s_max]` just inside the range, where the sigmoid can still move it.
+    pub init_size: f64,
 }
 
 impl Default for ContextPoolOptions {
@@ -54,6 +57,7 @@ impl Default for ContextPoolOptions {
             causal: false,
             normalize: true,
             eps: 1e-6,
+            init_size: 1.0,
         }
     }
 }
@@ -78,6 +82,15 @@ impl ContextPoolOptions {
                 format!(
                     "need 0 < s_min <= s_max < inf, got s_min = {}, s_max = {}",
                     self.s_min, self.s_max
+                ),
+            ));
+        }
+        if !(self.init_size.is_finite() && self.init_size > 0.0) {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "init_size = {} must be a finite size above 0",
+                    self.init_size
                 ),
             ));
         }

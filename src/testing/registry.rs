@@ -1268,6 +1268,7 @@ const POOL_CAUSAL: ContextPoolOptions = ContextPoolOptions {
     causal: true,
     normalize: true,
     eps: 1e-6,
+    init_size: 1.0,
 };
 const POOL_UNNORMALIZED: ContextPoolOptions = ContextPoolOptions {
     s_min: 0.5,
@@ -1276,6 +1277,7 @@ const POOL_UNNORMALIZED: ContextPoolOptions = ContextPoolOptions {
     causal: false,
     normalize: false,
     eps: 1e-6,
+    init_size: 1.0,
 };
 const POOL_BAND: ContextPoolOptions = ContextPoolOptions {
     s_min: 0.5,
@@ -1284,6 +1286,7 @@ const POOL_BAND: ContextPoolOptions = ContextPoolOptions {
     causal: false,
     normalize: true,
     eps: 1e-6,
+    init_size: 1.0,
 };
 const POOL_GRID: ContextPoolOptions = ContextPoolOptions {
     s_min: 0.5,
@@ -1292,6 +1295,7 @@ const POOL_GRID: ContextPoolOptions = ContextPoolOptions {
     causal: false,
     normalize: true,
     eps: 1e-6,
+    init_size: 1.0,
 };
 
 fn dense(h: usize, w: usize, stride: usize, o: ContextPoolOptions) -> naive::DensePool {

@@ -6,8 +6,8 @@ use cubegrad::autograd::{gradcheck, GradcheckOptions};
 use cubegrad::nn::{
     fixed_mask, local_mask, orthogonal_random_features, sinusoidal_positions, strided_mask,
     update_memory, AttentionKind, ContextPoolOptions, EncoderOptions, GatedAttentionUnit,
-    GauOptions, KvCache, LayerCache, Module, RandomFeatures, Reformer, ReformerOptions,
-    TransformerDecoderLayer, TransformerEncoderLayer, TransformerXlLayer,
+    GauOptions, KvCache, LayerCache, Module, PoolFeatures, PoolPlacement, RandomFeatures, Reformer,
+    ReformerOptions, TransformerDecoderLayer, TransformerEncoderLayer, TransformerXlLayer,
 };
 use cubegrad::testing::{assert_close, Tolerance};
 use cubegrad::{manual_seed, no_grad, DType, Tensor};
@@ -115,9 +115,10 @@ fn causal_encoder_layers_ignore_future_tokens() {
 #[test]
 fn cached_decoding_matches_the_full_forward() {
     manual_seed(32);
-    for (pool, pool_queries) in [(false, true), (true, true), (true, false)] {
+    let (input, kv) = (PoolPlacement::Input, PoolPlacement::KeysValues);
+    for (pool, placement) in [(false, input), (true, input), (true, kv)] {
         let mut o = causal_options(AttentionKind::Full, pool);
-        o.pool_queries = pool_queries;
+        o.pool_placement = placement;
         if let Some(cp) = &mut o.context_pool {
             // A window shorter than the sequence, so the cache's history is cut.
             cp.radius = Some(3);
@@ -141,9 +142,92 @@ fn cached_decoding_matches_the_full_forward() {
                 &got.to_vec::<f64>(),
                 &want.to_vec::<f64>(),
                 Tolerance::F64,
-                &format!("pool {pool}, pool_queries {pool_queries}"),
+                &format!("pool {pool}, {placement:?}"),
             );
         }
+    }
+}
+
+/// The ContextPool study's placements and options: exact gradients (the input's and every
+/// parameter's), causality, the per-head layers' names and shapes, and cached decoding
+/// refusing what it cannot follow.
+#[test]
+fn every_pool_placement_passes_gradcheck_and_stays_causal() {
+    manual_seed(34);
+    let cases = [
+        (PoolPlacement::Input, PoolFeatures::Raw, 1.0),
+        (PoolPlacement::KeysValues, PoolFeatures::Normalized, 0.6),
+        (PoolPlacement::AfterBlock, PoolFeatures::Normalized, 1.0),
+        (PoolPlacement::PerHead, PoolFeatures::Normalized, 0.6),
+    ];
+    for (placement, features, init_size) in cases {
+        let mut o = causal_options(AttentionKind::Full, true);
+        o.pool_placement = placement;
+        o.pool_features = features;
+        if let Some(cp) = &mut o.context_pool {
+            cp.init_size = init_size;
+        }
+        let mut layer = TransformerEncoderLayer::new(o);
+        let what = format!("{placement:?}, {features:?}");
+        if placement == PoolPlacement::PerHead {
+            let names: Vec<(String, Vec<usize>)> = layer
+                .parameters()
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("context_pool"))
+                .map(|(n, p)| (n, p.dims().to_vec()))
+                .collect();
+            assert_eq!(names.len(), 8, "{names:?}");
+            assert_eq!(
+                names[0],
+                ("context_pool_heads.0.weight_proj.weight".into(), vec![1, 4])
+            );
+            assert_eq!(names[7].0, "context_pool_heads.1.size_proj.bias");
+        }
+        to_f64(&mut layer);
+        let x = randn64(&[2, 5, 4]).with_grad();
+        let report = gradcheck(
+            |x| layer.try_forward(&x[0], None),
+            &[x],
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
+        assert!(report.max_error <= 1e-6, "{what}: {report}");
+        let g = layer.forward(&randn64(&[1, 5, 4]), None).sum().backward();
+        for (name, p) in layer.parameters() {
+            assert!(g.get(&p).is_some(), "{what}: {name} has no gradient");
+        }
+        // Causal: later tokens change nothing before them.
+        let x = randn64(&[1, 9, 4]);
+        let mut changed = x.to_vec::<f64>();
+        changed[6 * 4..].iter_mut().for_each(|v| *v -= 3.0);
+        let a = layer.forward(&x, None).to_vec::<f64>();
+        let b = layer
+            .forward(&Tensor::from_vec(changed, [1, 9, 4]), None)
+            .to_vec::<f64>();
+        assert_close(&a[..6 * 4], &b[..6 * 4], Tolerance::F64, &what);
+        assert_ne!(a[6 * 4..], b[6 * 4..], "{what}: the future did not change");
+        let cached = layer.try_forward_cached(&x, &mut LayerCache::default());
+        let decodes = placement == PoolPlacement::KeysValues;
+        assert_eq!(cached.is_ok(), decodes, "{what}");
+    }
+}
+
+#[test]
+fn the_initial_size_sets_every_tokens_first_size() {
+    for (init, lo, hi) in [(1.0, 0.99, 1.01), (0.5, 0.5, 0.52), (20.0, 7.98, 8.0)] {
+        let cp = cubegrad::nn::ContextPool::new(
+            4,
+            ContextPoolOptions {
+                init_size: init,
+                ..Default::default()
+            },
+        );
+        cp.forward(&Tensor::randn([1, 6, 4], 0.0, 1.0));
+        let sizes = cp.last_stats().unwrap().sizes.to_vec::<f64>();
+        assert!(
+            sizes.iter().all(|s| (lo..=hi).contains(s)),
+            "init {init}: {sizes:?}"
+        );
     }
 }
 
