@@ -9,6 +9,7 @@
 //! time. The pooling sizes ContextPool chose over one test image are drawn beside the image.
 
 mod common;
+pub use common::Placement;
 
 use clap::{Parser, ValueEnum};
 use common::{
@@ -88,6 +89,15 @@ pub struct Config {
     /// The attention of the ViTs (with and without ContextPool)
     #[arg(long, value_enum, default_value_t = VitAttention::Full)]
     pub vit_attention: VitAttention,
+    /// Where the ViT's ContextPool sits (input: before attention, pooling queries, keys and
+    /// values; kv: keys and values only; after-block: the block's output tokens; per-head:
+    /// each head's keys and values); several, comma-separated, train one ViT each
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "input")]
+    pub vit_pool_placement: Vec<Placement>,
+    /// Train every model this many times (seeds --seed, --seed + 1, …) and report the mean and
+    /// standard deviation of its accuracy
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// cpu, wgpu[:N] or cuda[:N]
@@ -128,10 +138,22 @@ const MRA_REFINED: usize = 3;
 /// Proposals (and samples) per head of `--vit-attention lara`.
 const VIT_PROPOSALS: usize = 8;
 
+impl Config {
+    /// The ViT's ContextPool placement (the first of `--vit-pool-placement`; one run trains
+    /// one ViT per placement, each with its own copy of the settings).
+    pub fn placement(&self) -> Placement {
+        self.vit_pool_placement
+            .first()
+            .copied()
+            .unwrap_or(Placement::Input)
+    }
+}
+
 impl Validate for Config {
     fn validate(&self) -> Checked {
         at_least("epochs", self.epochs, 1)?;
         at_least("batch-size", self.batch_size, 1)?;
+        at_least("seeds", self.seeds, 1)?;
         positive("lr", self.lr)?;
         positive("bucket-mib", self.bucket_mib)?;
         positive("dist-timeout", self.dist_timeout)?;
@@ -151,12 +173,17 @@ impl Validate for Config {
 /// the default.
 pub fn label(cfg: &Config, kind: ModelKind) -> String {
     let vit = matches!(kind, ModelKind::Vit | ModelKind::VitContextpool);
-    match cfg.vit_attention {
+    let mut name = match cfg.vit_attention {
         VitAttention::Performer if vit => format!("{} (performer)", kind.name()),
         VitAttention::Lara if vit => format!("{} (lara)", kind.name()),
         VitAttention::Mra if vit => format!("{} (mra)", kind.name()),
         _ => kind.name().to_string(),
+    };
+    let placement = cfg.placement();
+    if kind == ModelKind::VitContextpool && placement != Placement::Input {
+        name += &format!(" ({})", placement.name());
     }
+    name
 }
 
 /// Two blocks `pool(relu(bn(conv3×3)))` (1 → 16 → 32 channels, 28 → 14 → 7) and a linear
@@ -227,6 +254,7 @@ pub fn vit_options(cfg: &Config, context_pool: bool) -> EncoderOptions {
             ..Default::default()
         });
         o.pool_grid = Some((7, 7, true));
+        o.pool_placement = cfg.placement().layer();
     }
     o
 }
@@ -310,7 +338,13 @@ pub fn flops_per_image(cfg: &Config, kind: ModelKind) -> f64 {
             };
             let mut layer = n * (2.0 * 4.0 * d * d + 2.0 * 2.0 * d * 2.0 * d) + attention;
             if kind == ModelKind::VitContextpool {
-                layer += cp2d(d, 49.0, 49.0);
+                // Per head, the heads' keys and values side by side: 2·d features in all.
+                let f = if cfg.placement() == Placement::PerHead {
+                    2.0 * d
+                } else {
+                    d
+                };
+                layer += cp2d(f, 49.0, 49.0);
             }
             2.0 * 16.0 * d * 49.0 + cfg.vit_layers as f64 * layer + 2.0 * d * 10.0
         }
@@ -319,6 +353,9 @@ pub fn flops_per_image(cfg: &Config, kind: ModelKind) -> f64 {
 
 pub struct Report {
     pub kind: ModelKind,
+    /// The model's name in tables (the kind, with the ViT's attention and placement).
+    pub label: String,
+    pub seed: u64,
     pub params: usize,
     pub flops: f64,
     pub first_loss: f64,
@@ -408,9 +445,35 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
     let pixels0 = image0.to_vec::<f32>();
     let mut reports = Vec::new();
     let mut curves = Vec::new();
-    for kind in kinds {
+    let base = cfg;
+    // One ViT with ContextPool per placement asked for; every model once per seed.
+    let mut runs = Vec::new();
+    for &kind in &kinds {
+        let placements = if kind == ModelKind::VitContextpool {
+            base.vit_pool_placement.clone()
+        } else {
+            vec![base.placement()]
+        };
+        for p in placements {
+            for k in 0..base.seeds as u64 {
+                runs.push((kind, p, k));
+            }
+        }
+    }
+    for (kind, placement, k) in runs {
+        // Each seed draws its own weights and batch order; the data split stays the same.
+        let cfg = &Config {
+            seed: base.seed + k,
+            vit_pool_placement: vec![placement],
+            ..base.clone()
+        };
         manual_seed(cfg.seed);
-        let sub = out_dir(&format!("{}/{}", cfg.out, kind.name()))?;
+        let folder = label(cfg, kind).replace([' ', '(', ')'], "_");
+        let sub = if base.seeds == 1 {
+            out_dir(&format!("{}/{}", cfg.out, kind.name()))?
+        } else {
+            out_dir(&format!("{}/{folder}/seed-{}", cfg.out, cfg.seed))?
+        };
         let run = ClassifierRun {
             epochs: cfg.epochs,
             batch_size: cfg.batch_size,
@@ -440,7 +503,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
                 let mut fwd = |m: &mut Cnn, x: &Tensor| m.forward(x);
                 let (h, done) = train_classifier(&mut m, &mut fwd, &train, valid, &run, &mut ddp)?;
                 let acc = accuracy(&mut m, &mut fwd, &test, 256, cfg.device);
-                if kind == ModelKind::CnnContextpool && ddp.is_main() {
+                if kind == ModelKind::CnnContextpool && ddp.is_main() && k == 0 {
                     m.eval();
                     no_grad(|| m.forward(&image0.to_device(cfg.device)));
                     let Pooling::ContextPool(p) = &m.blocks[0].pool else {
@@ -466,7 +529,8 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
                 let mut fwd = |m: &mut Vit, x: &Tensor| m.forward(x);
                 let (h, done) = train_classifier(&mut m, &mut fwd, &train, valid, &run, &mut ddp)?;
                 let acc = accuracy(&mut m, &mut fwd, &test, 256, cfg.device);
-                if kind == ModelKind::VitContextpool && ddp.is_main() {
+                let first = m.layers[0].context_pool.is_some() && k == 0;
+                if kind == ModelKind::VitContextpool && ddp.is_main() && first {
                     m.eval();
                     no_grad(|| m.forward(&image0.to_device(cfg.device)));
                     let cp = m.layers[0]
@@ -489,12 +553,17 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
             }
         };
         let losses = history.column("train_loss");
-        curves.push(Series::line(
-            &label(cfg, kind),
-            history.points("epoch", "valid_accuracy"),
-        ));
+        if k == 0 {
+            // The first seed's curve: the table has the spread.
+            curves.push(Series::line(
+                &label(cfg, kind),
+                history.points("epoch", "valid_accuracy"),
+            ));
+        }
         reports.push(Report {
             kind,
+            label: label(cfg, kind),
+            seed: cfg.seed,
             params,
             flops: flops_per_image(cfg, kind),
             first_loss: losses.first().copied().unwrap_or(f64::NAN),
@@ -509,22 +578,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
     if !ddp.is_main() {
         return Ok(Vec::new());
     }
-    let mut table = Table::new(&[
-        "model",
-        "test accuracy",
-        "params",
-        "FLOPs/image (fwd)",
-        "train time (s)",
-    ]);
-    for r in &reports {
-        table.push(vec![
-            label(cfg, r.kind),
-            format!("{:.2}%", 100.0 * r.test_accuracy),
-            common::thousands(r.params),
-            format!("{:.2} M", r.flops / 1e6),
-            format!("{:.0}", r.seconds),
-        ]);
-    }
+    let table = results_table(cfg, &reports);
     table.write(&dir, "results")?;
     common::line_chart(
         &dir.join("valid_accuracy.svg"),
@@ -539,7 +593,7 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
             reports
                 .iter()
                 .map(|r| serde_json::json!({
-                    "model": label(cfg, r.kind), "params": r.params, "flops_per_image": r.flops,
+                    "model": r.label, "seed": r.seed, "params": r.params, "flops_per_image": r.flops,
                     "valid_accuracy": r.valid_accuracy, "test_accuracy": r.test_accuracy,
                     "train_seconds": r.seconds, "first_epoch_loss": r.first_loss, "last_epoch_loss": r.last_loss,
                 }))
@@ -550,6 +604,69 @@ pub fn run(cfg: &Config) -> AnyResult<Vec<Report>> {
         println!("{}", table.markdown());
     }
     Ok(reports)
+}
+
+/// One row per model: its test accuracy (mean ± standard deviation over the seeds, and how it
+/// compares with the best: a tie when the difference is within the larger spread), size,
+/// FLOPs and training time.
+fn results_table(cfg: &Config, reports: &[Report]) -> Table {
+    let seeds = cfg.seeds;
+    let mut labels: Vec<&str> = Vec::new();
+    for r in reports {
+        if !labels.contains(&r.label.as_str()) {
+            labels.push(&r.label);
+        }
+    }
+    let stats = |label: &str, f: fn(&Report) -> f64| {
+        let xs: Vec<f64> = reports.iter().filter(|r| r.label == label).map(f).collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len().max(2) - 1) as f64;
+        (mean, var.sqrt())
+    };
+    let acc = |l: &str| stats(l, |r| 100.0 * r.test_accuracy);
+    let best = labels
+        .iter()
+        .copied()
+        .max_by(|a, b| acc(a).0.total_cmp(&acc(b).0));
+    let accuracy = if seeds > 1 {
+        format!("test accuracy (mean ± sd, {seeds} seeds)")
+    } else {
+        "test accuracy".to_string()
+    };
+    let mut table = Table::new(&[
+        "model",
+        &accuracy,
+        "vs best",
+        "params",
+        "FLOPs/image (fwd)",
+        "train time (s)",
+    ]);
+    for &l in &labels {
+        let (m, sd) = acc(l);
+        let r = reports
+            .iter()
+            .find(|r| r.label == l)
+            .expect("listed from the reports");
+        let vs = match best {
+            Some(b) if b == l => "best".to_string(),
+            Some(b) if seeds > 1 && acc(b).0 - m <= sd.max(acc(b).1) => "tie".to_string(),
+            Some(b) => format!("{:.2}", m - acc(b).0),
+            None => String::new(),
+        };
+        table.push(vec![
+            l.to_string(),
+            if seeds > 1 {
+                format!("{m:.2}% ± {sd:.2}")
+            } else {
+                format!("{m:.2}%")
+            },
+            vs,
+            common::thousands(r.params),
+            format!("{:.2} M", r.flops / 1e6),
+            format!("{:.0}", stats(l, |r| r.seconds).0),
+        ]);
+    }
+    table
 }
 
 #[allow(dead_code)]

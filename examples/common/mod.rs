@@ -12,7 +12,8 @@
 //! - `table.rs`: results tables as Markdown and CSV;
 //! - `figures.rs`: line charts, heatmaps and text coloured by a value, as SVG;
 //! - `classifier.rs`: the epoch loop that trains the image and digit classifiers;
-//! - `distributed.rs`: `--distributed`, the process group a training loop runs in.
+//! - `distributed.rs`: `--distributed`, the process group a training loop runs in;
+//! - `pooling.rs`: the ContextPool flags (placement, features).
 #![allow(dead_code)]
 
 mod classifier;
@@ -22,6 +23,7 @@ mod figures;
 mod guard;
 mod history;
 mod output;
+mod pooling;
 mod resume;
 mod table;
 
@@ -38,6 +40,7 @@ pub use self::{
     guard::{NonFiniteGuard, Verdict},
     history::History,
     output::{exit_status, main, out_dir, progress, thousands, write_file, write_json, AnyResult},
+    pooling::{Features, Placement},
     resume::{TrainState, CHECKPOINT},
     table::Table,
 };

@@ -22,20 +22,24 @@
 pub mod common;
 mod figures;
 mod model;
+mod study;
 mod train;
 
 use clap::{Parser, ValueEnum};
 use common::DistFlags;
 use common::{
-    at_least, at_least_for, divisible, line_chart, out_dir, positive, stop_at, AnyResult, Checked,
-    ConfigError, Series, Table, Validate,
+    at_least, at_least_for, divisible, out_dir, positive, stop_at, AnyResult, Checked, ConfigError,
+    Table, Validate,
 };
+pub use common::{Features, Placement};
 use cubegrad::distributed::DataParallel;
+use cubegrad::nn::{ContextPoolOptions, PoolFeatures};
 use cubegrad::Device;
 use figures::passage_figures;
 use model::generate;
 use std::path::PathBuf;
-use train::{load_corpus, report_json, train_one, Report};
+use study::{run_variants, write_results, Variant};
+use train::{load_corpus, train_one, Report};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModelKind {
@@ -142,9 +146,27 @@ pub struct Config {
     /// Characters of the test split used for the final bpc
     #[arg(long, default_value_t = 131072)]
     pub test_chars: usize,
-    /// ContextPool: pool only the keys and values, and attend from the unpooled queries
+    /// ContextPool: where it sits (input: before attention, pooling queries, keys and values;
+    /// kv: keys and values only; after-block: the block's output tokens; per-head: each
+    /// head's keys and values after their projections)
+    #[arg(long, value_enum, default_value_t = Placement::Input)]
+    pub pool_placement: Placement,
+    /// ContextPool before attention: pool the layer-normalised tokens, or the raw residual
+    /// stream (normalised after pooling)
+    #[arg(long, value_enum, default_value_t = Features::Normalized)]
+    pub pool_features: Features,
+    /// ContextPool: the size every token starts at (clamped just inside the size range)
+    #[arg(long, default_value_t = 1.0)]
+    pub pool_init_size: f64,
+    /// ContextPool: the smallest pooling size
+    #[arg(long, default_value_t = 0.5)]
+    pub pool_s_min: f64,
+    /// ContextPool: the largest pooling size (the window reaches 3 times as far)
+    #[arg(long, default_value_t = 8.0)]
+    pub pool_s_max: f64,
+    /// ContextPool: a weighted sum instead of a weighted mean (no division by the weights)
     #[arg(long)]
-    pub pool_kv_only: bool,
+    pub pool_unnormalized: bool,
     /// Local attention: keys this far back
     #[arg(long, default_value_t = 32)]
     pub window: usize,
@@ -174,6 +196,17 @@ pub struct Config {
     /// Transformer-XL: positions of memory each layer keeps from the previous segments
     #[arg(long, default_value_t = 128)]
     pub mem_len: usize,
+    /// With --compare or --study: train every model this many times (seeds --seed,
+    /// --seed + 1, …) and report the mean and standard deviation
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
+    /// The ContextPool study: placements on --data and --study-data, ContextPool's options,
+    /// and the alternatives the paper compares with, each --seeds times (see the README)
+    #[arg(long)]
+    pub study: bool,
+    /// --study: the second corpus
+    #[arg(long, default_value = "data/shakespeare.txt.gz")]
+    pub study_data: String,
     /// Characters to generate after training (0: none)
     #[arg(long, default_value_t = 400)]
     pub sample_chars: usize,
@@ -267,6 +300,16 @@ impl Validate for Config {
                 ));
             }
         }
+        positive("pool-init-size", self.pool_init_size)?;
+        positive("pool-s-min", self.pool_s_min)?;
+        positive("pool-s-max", self.pool_s_max)?;
+        if self.pool_s_max < self.pool_s_min {
+            return Err(ConfigError(format!(
+                "--pool-s-max {} must be at least --pool-s-min {}",
+                self.pool_s_max, self.pool_s_min
+            )));
+        }
+        at_least("seeds", self.seeds, 1)?;
         positive("bucket-mib", self.bucket_mib)?;
         positive("dist-timeout", self.dist_timeout)?;
         if self.distributed
@@ -286,6 +329,42 @@ impl Validate for Config {
 impl Config {
     pub fn layers(&self) -> usize {
         self.layers.unwrap_or(self.model.default_layers())
+    }
+    /// The ContextPool options the `--pool-*` flags give (causal: every model here is).
+    pub fn pool_options(&self) -> ContextPoolOptions {
+        ContextPoolOptions {
+            causal: true,
+            s_min: self.pool_s_min,
+            s_max: self.pool_s_max,
+            normalize: !self.pool_unnormalized,
+            init_size: self.pool_init_size,
+            ..Default::default()
+        }
+    }
+    pub fn pool_features(&self) -> PoolFeatures {
+        self.pool_features.layer()
+    }
+    /// The ContextPool variant, as a name suffix: empty for the defaults, else the flags that
+    /// differ (` kv`, ` init=0.5`, …), so that runs and checkpoints of variants differ.
+    pub fn pool_variant(&self) -> String {
+        let d = ContextPoolOptions::default();
+        let mut v = String::new();
+        if self.pool_placement != Placement::Input {
+            v += &format!(" {}", self.pool_placement.name());
+        }
+        if self.pool_features == Features::Raw {
+            v += " raw";
+        }
+        if self.pool_init_size != d.init_size {
+            v += &format!(" init={}", self.pool_init_size);
+        }
+        if (self.pool_s_min, self.pool_s_max) != (d.s_min, d.s_max) {
+            v += &format!(" s=[{},{}]", self.pool_s_min, self.pool_s_max);
+        }
+        if self.pool_unnormalized {
+            v += " unnormalized";
+        }
+        v
     }
     /// The process group of this run (one process unless `--distributed`), and the device
     /// this rank trains on.
@@ -384,77 +463,37 @@ pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
             .map(|&k| (k, k.default_layers()))
             .collect();
     }
-    let mut reports = Vec::new();
-    for (kind, default_layers) in runs {
-        let layers = cfg.layers.unwrap_or(default_layers);
-        let name = if layers == kind.default_layers() {
-            kind.name().to_string()
-        } else {
-            format!("{}-{layers}layers", kind.name())
-        };
-        let sub = out_dir(&format!("{}/{name}", cfg.out))?;
-        let sub_cfg = Config {
-            model: kind,
-            ..cfg.clone()
-        };
-        let (report, mut model) = train_one(&sub_cfg, &corpus, kind, layers, &sub, &mut ddp)?;
-        if report.finished && ddp.is_main() {
-            passage_figures(&mut model, &corpus, &sub_cfg, &sub)?;
-        }
-        reports.push(report);
-    }
-    if !ddp.is_main() {
-        return Ok(reports);
-    }
-    let mut table = Table::new(&[
-        "model",
-        "layers",
-        "params",
-        "FLOPs/char (fwd)",
-        "valid bpc",
-        "test bpc",
-        "wall time (s)",
-        "chars/s",
-        "peak MiB",
-    ]);
-    for r in &reports {
-        table.push(vec![
-            r.model.name().into(),
-            r.layers.to_string(),
-            common::thousands(r.params),
-            format!("{:.2} M", r.flops_per_token / 1e6),
-            format!("{:.3}", r.valid_bpc),
-            format!("{:.3}", r.test_bpc),
-            format!("{:.0}", r.train_seconds),
-            format!("{:.0}", r.tokens_per_second),
-            format!("{:.0}", r.peak_mib),
-        ]);
-    }
-    table.write(&dir, "results")?;
-    let series: Vec<Series> = reports
-        .iter()
-        .map(|r| {
-            Series::line(
-                &format!("{} ({} layers)", r.model.name(), r.layers),
-                r.history.points("step", "valid_bpc"),
-            )
-        })
+    let variants: Vec<Variant> = runs
+        .into_iter()
+        .map(|(kind, default_layers)| Variant::new(cfg, kind, cfg.layers.unwrap_or(default_layers)))
         .collect();
-    line_chart(
-        &dir.join("compare_valid_bpc.svg"),
-        "Validation bits per character on one budget",
-        "step",
-        "bits per character",
-        &series,
-    )?;
-    common::write_json(
-        &dir.join("results.json"),
-        &serde_json::Value::Array(reports.iter().map(report_json).collect()),
-    )?;
-    if !cfg.quiet {
-        println!("{}", table.markdown());
+    let summaries = run_variants(&corpus, &variants, cfg.seeds, &dir, &mut ddp)?;
+    if ddp.is_main() {
+        let title = "Validation bits per character on one budget";
+        let table = write_results(&dir, "results", title, &summaries, cfg.seeds)?;
+        if !cfg.quiet {
+            println!("{}", table.markdown());
+        }
     }
-    Ok(reports)
+    Ok(summaries.into_iter().flat_map(|s| s.reports).collect())
+}
+
+/// The ContextPool study (`--study`), in `--out` (default `runs/contextpool_study`).
+pub fn run_study(cfg: &Config) -> AnyResult<Vec<Table>> {
+    cfg.validate()?;
+    let (mut ddp, device) = cfg.data_parallel()?;
+    let out = if cfg.out == DEFAULT_OUT {
+        "runs/contextpool_study".to_string()
+    } else {
+        cfg.out.clone()
+    };
+    let cfg = &Config {
+        device,
+        out,
+        quiet: cfg.quiet || !ddp.is_main(),
+        ..cfg.clone()
+    };
+    study::study(cfg, &mut ddp)
 }
 
 #[allow(dead_code)]
@@ -462,7 +501,9 @@ fn main() {
     // `--compare` runs the comparison, which prints its own table; otherwise the single run,
     // summed up in a line and followed by its sample.
     let run_or_compare = |cfg: &Config| {
-        if cfg.compare {
+        if cfg.study {
+            run_study(cfg).map(|_| None)
+        } else if cfg.compare {
             compare(cfg).map(|_| None)
         } else {
             run(cfg).map(Some)

@@ -4,12 +4,13 @@
 //! its forward FLOPs; and sampling (with the KV cache where the attention allows it).
 
 use super::common::AnyResult;
-use super::{Config, ModelKind};
+use super::{Config, Features, ModelKind, Placement};
 use cubegrad::data::CharVocab;
+use cubegrad::nn::PoolPlacement;
 use cubegrad::nn::{
-    sinusoidal_positions, update_memory, AttentionKind, AttentionPattern, ContextPoolOptions,
-    Embedding, EncoderOptions, GatedAttentionUnit, GauOptions, LayerCache, LayerNorm, Linear,
-    Module, Reformer, ReformerOptions, TransformerEncoderLayer, TransformerXlLayer,
+    sinusoidal_positions, update_memory, AttentionKind, AttentionPattern, Embedding,
+    EncoderOptions, GatedAttentionUnit, GauOptions, LayerCache, LayerNorm, Linear, Module,
+    Reformer, ReformerOptions, TransformerEncoderLayer, TransformerXlLayer,
 };
 use cubegrad::{no_grad, Tensor};
 use rand::{Rng, SeedableRng};
@@ -111,11 +112,9 @@ pub fn layer_options(cfg: &Config, kind: ModelKind) -> EncoderOptions {
         ModelKind::Baseline | ModelKind::Flash | ModelKind::TransformerXl | ModelKind::Reformer => {
         }
         ModelKind::Contextpool => {
-            o.context_pool = Some(ContextPoolOptions {
-                causal: true,
-                ..Default::default()
-            });
-            o.pool_queries = !cfg.pool_kv_only;
+            o.context_pool = Some(cfg.pool_options());
+            o.pool_placement = cfg.pool_placement.layer();
+            o.pool_features = cfg.pool_features();
         }
         ModelKind::AdaptiveSpan => {
             o.attention = AttentionKind::AdaptiveSpan {
@@ -367,8 +366,15 @@ pub fn flops_per_token(cfg: &Config, kind: ModelKind, layers: usize, vocab: usiz
     };
     let mut layer = 2.0 * (4.0 * d * d) + 2.0 * (2.0 * d * ff) + attention;
     if let Some(cp) = opts.context_pool {
-        // Weight and size projections, then the causal window of radius + 1 taps per feature.
-        layer += 2.0 * 2.0 * d + 2.0 * (cp.radius() + 1) as f64 * d;
+        // Weight and size projections, then the causal window of radius + 1 taps per feature;
+        // per head, each head pools its keys and values (2·d features in all, and the
+        // predictors read them).
+        let f = if opts.pool_placement == PoolPlacement::PerHead {
+            2.0 * d
+        } else {
+            d
+        };
+        layer += 2.0 * 2.0 * f + 2.0 * (cp.radius() + 1) as f64 * f;
     }
     layers as f64 * layer + 2.0 * d * vocab as f64
 }
@@ -398,7 +404,15 @@ pub fn generate(
     let mut caches = Vec::new();
     let keep = (cfg.seq_len / 2).max(1);
     let start = ids.len().saturating_sub(keep);
-    let cached = matches!(cfg.model, ModelKind::Baseline | ModelKind::Contextpool);
+    // The cache serves plain attention, and ContextPool before attention on normalised tokens.
+    let cached = match cfg.model {
+        ModelKind::Baseline => true,
+        ModelKind::Contextpool => {
+            matches!(cfg.pool_placement, Placement::Input | Placement::Kv)
+                && cfg.pool_features == Features::Normalized
+        }
+        _ => false,
+    };
     let mut logits = no_grad(|| {
         if cached {
             fresh(model, &ids[start..], &mut caches)

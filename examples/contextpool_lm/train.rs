@@ -150,7 +150,7 @@ pub struct Report {
 fn model_tag(cfg: &Config, kind: ModelKind, layers: usize) -> String {
     // What shapes the model besides the sizes: the variant and the sparse pattern.
     let kv_only = match kind {
-        ModelKind::Contextpool if cfg.pool_kv_only => " kv-only".to_string(),
+        ModelKind::Contextpool => cfg.pool_variant(),
         ModelKind::Local => format!(" window={}", cfg.window),
         ModelKind::Strided => format!(" stride={}", cfg.stride),
         ModelKind::Fixed => format!(" stride={} summary={}", cfg.stride, cfg.summary),

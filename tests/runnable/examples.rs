@@ -53,7 +53,15 @@ fn lm_config(out: String) -> contextpool_lm::Config {
         eval_every: 10,
         eval_chars: 2048,
         test_chars: 2048,
-        pool_kv_only: false,
+        pool_placement: contextpool_lm::Placement::Input,
+        pool_features: contextpool_lm::Features::Normalized,
+        pool_init_size: 1.0,
+        pool_s_min: 0.5,
+        pool_s_max: 8.0,
+        pool_unnormalized: false,
+        seeds: 1,
+        study: false,
+        study_data: String::new(),
         window: 8,
         stride: 16,
         summary: 2,
@@ -232,12 +240,111 @@ fn distributed_without_the_mpi_feature_says_how_to_get_it() {
     );
 }
 
+/// `--study` on small sizes: every part's table, each variant with its seeds' spread, one
+/// best per table, and the placements on both corpora.
+#[test]
+fn contextpool_lm_study_writes_every_table_with_seeds() {
+    let mut cfg = lm_config(out("lm-study"));
+    cfg.study = true;
+    cfg.study_data = data("shakespeare.txt.gz");
+    (cfg.steps, cfg.seeds, cfg.eval_every) = (4, 2, 2);
+    (cfg.eval_chars, cfg.test_chars, cfg.batch_size) = (512, 512, 4);
+    let tables = contextpool_lm::run_study(&cfg).unwrap();
+    assert_eq!(tables.len(), 4);
+    let study = std::fs::read_to_string(format!("{}/study.md", cfg.out)).unwrap();
+    assert!(study.contains("placements_2 on") && study.contains("shakespeare.txt.gz"));
+    for (stem, rows) in [
+        ("placements_1", 6),
+        ("placements_2", 6),
+        ("options", 5),
+        ("alternatives", 3),
+    ] {
+        let md = std::fs::read_to_string(format!("{}/{stem}.md", cfg.out)).unwrap();
+        let body: Vec<&str> = md.lines().skip(2).collect();
+        assert_eq!(body.len(), rows, "{stem}:\n{md}");
+        assert!(md.contains("test bpc (mean ± sd, 2 seeds)"), "{md}");
+        assert_eq!(
+            body.iter().filter(|l| l.contains("| best |")).count(),
+            1,
+            "{md}"
+        );
+        for line in &body {
+            assert!(line.matches(" ± ").count() >= 3, "{line}");
+        }
+        let runs = std::fs::read_to_string(format!("{}/{stem}.json", cfg.out)).unwrap();
+        let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+        assert_eq!(runs.as_array().unwrap().len(), 2 * rows);
+    }
+    let md = std::fs::read_to_string(format!("{}/placements_1.md", cfg.out)).unwrap();
+    for label in [
+        "| contextpool kv |",
+        "| contextpool after-block |",
+        "| contextpool per-head |",
+    ] {
+        assert!(md.contains(label), "{label} missing:\n{md}");
+    }
+}
+
 #[test]
 fn contextpool_lm_reports_a_missing_corpus() {
     let mut cfg = lm_config(out("lm-missing"));
     cfg.data = data("no-such-corpus.txt");
     let err = contextpool_lm::run(&cfg).unwrap_err().to_string();
     assert!(err.contains("no-such-corpus.txt"), "{err}");
+}
+
+/// `--seeds` and several ViT placements: one row per placement, with the spread over seeds.
+#[test]
+fn image_classify_trains_each_placement_with_seeds() {
+    let cfg = image_classify::Config {
+        data: data("fashion-mnist"),
+        models: vec![image_classify::ModelKind::VitContextpool],
+        epochs: 1,
+        train_images: 128,
+        test_images: 64,
+        batch_size: 32,
+        lr: 3e-3,
+        d_model: 8,
+        vit_layers: 1,
+        vit_attention: image_classify::VitAttention::Full,
+        vit_pool_placement: vec![
+            image_classify::Placement::Kv,
+            image_classify::Placement::AfterBlock,
+            image_classify::Placement::PerHead,
+        ],
+        seeds: 2,
+        seed: 0,
+        device: Device::Cpu,
+        out: out("images-placements"),
+        resume: false,
+        stop_at: None,
+        quiet: true,
+        skip_nonfinite: false,
+        distributed: false,
+        bucket_mib: 25.0,
+        dist_timeout: 600.0,
+    };
+    let reports = image_classify::run(&cfg).unwrap();
+    let labels: Vec<(&str, u64)> = reports.iter().map(|r| (r.label.as_str(), r.seed)).collect();
+    assert_eq!(
+        labels,
+        [
+            ("vit-contextpool (kv)", 0),
+            ("vit-contextpool (kv)", 1),
+            ("vit-contextpool (after-block)", 0),
+            ("vit-contextpool (after-block)", 1),
+            ("vit-contextpool (per-head)", 0),
+            ("vit-contextpool (per-head)", 1),
+        ]
+    );
+    // Two seeds draw different weights.
+    assert_ne!(reports[0].first_loss, reports[1].first_loss);
+    // Per head, each head's keys and values side by side: 2·(2·2 + 1) predictor weights per
+    // head and predictor, 4 heads, against one layer's 2·(8 + 1).
+    assert_eq!(reports[4].params - reports[0].params, 4 * 2 * 5 - 2 * 9);
+    let md = std::fs::read_to_string(format!("{}/results.md", cfg.out)).unwrap();
+    assert!(md.contains("test accuracy (mean ± sd, 2 seeds)"), "{md}");
+    assert_eq!(md.lines().count(), 2 + 3, "{md}");
 }
 
 #[test]
@@ -253,6 +360,8 @@ fn image_classify_trains_all_four_models() {
         d_model: 16,
         vit_layers: 1,
         vit_attention: image_classify::VitAttention::Full,
+        vit_pool_placement: vec![image_classify::Placement::Input],
+        seeds: 1,
         seed: 0,
         device: Device::Cpu,
         out: out("images"),
