@@ -213,10 +213,12 @@ fn curves(summaries: &[Summary]) -> Vec<Series> {
         .collect()
 }
 
-/// Writes `stem.md`/`.csv`, `stem.json` (every run) and `stem_valid_bpc.svg` into `dir`.
+/// Writes `stem.md`/`.csv`, `stem.json` (every run) and the mean validation curves, `figure`,
+/// into `dir`.
 pub fn write_results(
     dir: &Path,
     stem: &str,
+    figure: &str,
     title: &str,
     summaries: &[Summary],
     seeds: usize,
@@ -224,7 +226,7 @@ pub fn write_results(
     let table = summary_table(summaries, seeds);
     table.write(dir, stem)?;
     line_chart(
-        &dir.join(format!("{stem}_valid_bpc.svg")),
+        &dir.join(figure),
         title,
         "step",
         "validation bits per character",
@@ -321,7 +323,8 @@ pub fn study(cfg: &Config, ddp: &mut DataParallel) -> AnyResult<Vec<Table>> {
             continue;
         }
         let title = format!("{stem} on {data}");
-        let table = write_results(&dir, stem, &title, &summaries, cfg.seeds)?;
+        let figure = format!("{stem}_valid_bpc.svg");
+        let table = write_results(&dir, stem, &figure, &title, &summaries, cfg.seeds)?;
         md += &format!("## {title}\n\n{}\n", table.markdown());
         if !cfg.quiet {
             println!("{title}\n{}", table.markdown());

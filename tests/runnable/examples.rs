@@ -187,7 +187,7 @@ fn contextpool_lm_compare_tabulates_every_model() {
     );
     let md = std::fs::read_to_string(PathBuf::from(&cfg.out).join("results.md")).unwrap();
     assert_eq!(md.lines().count(), 2 + 5, "{md}");
-    // Every CSV row has the header's 8 fields; "818,787" is one quoted field.
+    // Every CSV row has the header's 9 fields; "818,787" is one quoted field.
     let csv = std::fs::read_to_string(PathBuf::from(&cfg.out).join("results.csv")).unwrap();
     for line in csv.lines() {
         let mut quoted = false;
