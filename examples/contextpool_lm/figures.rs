@@ -83,18 +83,34 @@ pub fn passage_figures(
                 )?;
             }
             h = layer.forward(&h, None);
-            if let Some(cp) = &layer.context_pool {
+            // The layer's sizes; per head, their mean over the heads.
+            let pools: Vec<_> = layer
+                .context_pool
+                .iter()
+                .chain(&layer.context_pool_heads)
+                .collect();
+            let mut mean: Vec<f32> = Vec::new();
+            for cp in &pools {
                 let stats = cp.last_stats().ok_or("ContextPool kept no statistics")?;
-                per_layer.push(stats.sizes.to_device(Device::Cpu).to_vec::<f32>());
+                let s = stats.sizes.to_device(Device::Cpu).to_vec::<f32>();
+                mean.resize(s.len(), 0.0);
+                for (m, v) in mean.iter_mut().zip(s) {
+                    *m += v / pools.len() as f32;
+                }
+            }
+            if !pools.is_empty() {
+                per_layer.push(mean);
             }
         }
+        let per_head = model.layers.iter().any(|l| !l.context_pool_heads.is_empty());
+        let over_heads = if per_head { ", mean over heads" } else { "" };
         for (li, s) in per_layer.iter().enumerate() {
             sizes_csv.push_str(&format!(",layer{}_size", li + 1));
             let values: Vec<f64> = s.iter().map(|&v| v as f64).collect();
             text_heat(
                 &dir.join(format!("pool_sizes_layer{}.svg", li + 1)),
                 &format!(
-                    "ContextPool sizes s per character, layer {} (light = pools wide)",
+                    "ContextPool sizes s per character, layer {}{over_heads} (light = pools wide)",
                     li + 1
                 ),
                 &chars,
@@ -113,7 +129,10 @@ pub fn passage_figures(
         Ok(())
     })?;
     model.train();
-    if model.layers.iter().any(|l| l.context_pool.is_some()) {
+    let pooled = |l: &&cubegrad::nn::TransformerEncoderLayer| {
+        l.context_pool.is_some() || !l.context_pool_heads.is_empty()
+    };
+    if model.layers.iter().any(|l| pooled(&l)) {
         common::write_file(&dir.join("pool_sizes.csv"), &sizes_csv)?;
     }
     Ok(())
