@@ -102,7 +102,10 @@ pub fn passage_figures(
                 per_layer.push(mean);
             }
         }
-        let per_head = model.layers.iter().any(|l| !l.context_pool_heads.is_empty());
+        let per_head = model
+            .layers
+            .iter()
+            .any(|l| !l.context_pool_heads.is_empty());
         let over_heads = if per_head { ", mean over heads" } else { "" };
         for (li, s) in per_layer.iter().enumerate() {
             sizes_csv.push_str(&format!(",layer{}_size", li + 1));

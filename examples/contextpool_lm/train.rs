@@ -149,7 +149,7 @@ pub struct Report {
 /// refuses a checkpoint of another run.
 fn model_tag(cfg: &Config, kind: ModelKind, layers: usize) -> String {
     // What shapes the model besides the sizes: the variant and the sparse pattern.
-    let kv_only = match kind {
+    let variant = match kind {
         ModelKind::Contextpool => cfg.pool_variant(),
         ModelKind::Local => format!(" window={}", cfg.window),
         ModelKind::Strided => format!(" stride={}", cfg.stride),
@@ -167,7 +167,7 @@ fn model_tag(cfg: &Config, kind: ModelKind, layers: usize) -> String {
         _ => String::new(),
     };
     format!(
-        "{}{kv_only} layers={layers} d={} heads={} seq={} batch={} steps={}",
+        "{}{variant} layers={layers} d={} heads={} seq={} batch={} steps={}",
         kind.name(),
         cfg.d_model,
         cfg.heads,
