@@ -5,7 +5,7 @@ use super::common::{self, heatmap, text_heat, AnyResult};
 use super::model::CharLm;
 use super::train::Corpus;
 use super::Config;
-use cubegrad::nn::{AttentionKind, MhaOptions, Module, PoolFeatures, PoolPlacement};
+use cubegrad::nn::{AttentionKind, Module};
 use cubegrad::{no_grad, Device, Tensor};
 use std::path::Path;
 
@@ -37,34 +37,13 @@ pub fn passage_figures(
         let mut h = model.embed_at(&x, 0);
         let mut per_layer = Vec::new();
         for (li, layer) in model.layers.iter().enumerate() {
-            // The first layer's attention map, where its inputs are easy to rebuild: full
-            // attention, with ContextPool (if any) before attention on normalised tokens.
-            let (placement, features) = (layer.options.pool_placement, layer.options.pool_features);
-            let before = matches!(placement, PoolPlacement::Input | PoolPlacement::KeysValues);
+            // The first layer's attention map (full attention; ContextPool, wherever it sits,
+            // is applied by the layer as in its forward).
             if li == 0
                 && layer.adaptive_span.is_none()
                 && layer.options.attention == AttentionKind::Full
-                && layer.context_pool_heads.is_empty()
-                && features == PoolFeatures::Normalized
             {
-                let hn = layer.norm1.forward(&h);
-                let pooled = match &layer.context_pool {
-                    Some(cp) if before => cp.forward(&hn),
-                    _ => hn.clone(),
-                };
-                let q = if placement == PoolPlacement::Input {
-                    &pooled
-                } else {
-                    &hn
-                };
-                let opts = MhaOptions {
-                    need_weights: true,
-                    average_attn_weights: false,
-                    is_causal: true,
-                    ..Default::default()
-                };
-                let (_, w) = layer.self_attn.try_forward(q, &pooled, &pooled, &opts)?;
-                let w = w.ok_or("attention weights were not returned")?;
+                let w = layer.try_attention_weights(&h, None)?;
                 let m = n.min(64);
                 let head0 = w.narrow(1, 0, 1).to_vec::<f32>();
                 let rows: Vec<Vec<f64>> = (0..m)

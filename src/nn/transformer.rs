@@ -370,7 +370,13 @@ impl TransformerEncoderLayer {
 
     /// Attention with ContextPool per head: each head's keys and values, side by side, pooled
     /// by that head's layer, then split again.
-    fn attend_pooled_heads(&self, q: &Tensor, kv: &Tensor, opts: &MhaOptions) -> Result<Tensor> {
+    /// Returns the output and, when `opts.need_weights`, the weights per head.
+    fn attend_pooled_heads(
+        &self,
+        q: &Tensor,
+        kv: &Tensor,
+        opts: &MhaOptions,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let mha = &self.self_attn;
         let (qh, kh, vh) = (mha.project(q, 0)?, mha.project(kv, 1)?, mha.project(kv, 2)?);
         let (bsz, heads, n, hd) = (kh.dims()[0], kh.dims()[1], kh.dims()[2], kh.dims()[3]);
@@ -389,7 +395,7 @@ impl TransformerEncoderLayer {
         let ks: Vec<&Tensor> = ks.iter().collect();
         let vs: Vec<&Tensor> = vs.iter().collect();
         let (k, v) = (Tensor::try_concat(&ks, 1)?, Tensor::try_concat(&vs, 1)?);
-        Ok(mha.attend_heads(&qh, &k, &v, opts)?.0)
+        mha.attend_heads(&qh, &k, &v, opts)
     }
 
     fn attend(&self, q: &Tensor, kv: &Tensor, key_padding_mask: Option<&Tensor>) -> Result<Tensor> {
@@ -416,7 +422,7 @@ impl TransformerEncoderLayer {
             pattern,
         };
         if !self.context_pool_heads.is_empty() {
-            return self.attend_pooled_heads(q, kv, &opts);
+            return Ok(self.attend_pooled_heads(q, kv, &opts)?.0);
         }
         Ok(self.self_attn.try_forward(q, kv, kv, &opts)?.0)
     }
@@ -541,6 +547,48 @@ impl TransformerEncoderLayer {
         }
     }
     // ANCHOR_END: encoder_forward
+
+    /// The attention weights of this layer for the input `x` `[B, n, d_model]`, one map per
+    /// head, `[B, heads, n, n]` (query rows, key columns), as PyTorch's `need_weights` with
+    /// `average_attn_weights=False`: what the queries of [`try_forward`](Self::try_forward)
+    /// give the keys after ContextPool, wherever it sits. Full attention only (the patterns,
+    /// adaptive span and the approximations form no such matrix); no dropout.
+    pub fn try_attention_weights(
+        &self,
+        x: &Tensor,
+        key_padding_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        if self.options.attention != AttentionKind::Full {
+            return Err(Error::invalid(
+                "TransformerEncoderLayer::try_attention_weights",
+                "only full attention forms an attention matrix",
+            ));
+        }
+        let (h, pooled) = self.attention_inputs(x)?;
+        let q = match self.options.pool_placement {
+            PoolPlacement::Input => &pooled,
+            _ => &h,
+        };
+        let opts = MhaOptions {
+            key_padding_mask: key_padding_mask.cloned(),
+            need_weights: true,
+            attn_mask: None,
+            average_attn_weights: false,
+            is_causal: self.options.causal,
+            pattern: AttentionPattern::Full,
+        };
+        let (_, w) = if self.context_pool_heads.is_empty() {
+            self.self_attn.try_forward(q, &pooled, &pooled, &opts)?
+        } else {
+            self.attend_pooled_heads(q, &pooled, &opts)?
+        };
+        Ok(w.expect("need_weights returns the weights"))
+    }
+    /// [`try_attention_weights`](Self::try_attention_weights), panicking at the caller's line.
+    #[track_caller]
+    pub fn attention_weights(&self, x: &Tensor, key_padding_mask: Option<&Tensor>) -> Tensor {
+        self.try_attention_weights(x, key_padding_mask).or_panic()
+    }
 
     /// The normalised tokens `h` and what attention's keys and values read: `h` pooled when
     /// ContextPool sits before attention (from `h`, or from the raw `x` normalised after

@@ -6,8 +6,9 @@ use cubegrad::autograd::{gradcheck, GradcheckOptions};
 use cubegrad::nn::{
     fixed_mask, local_mask, orthogonal_random_features, sinusoidal_positions, strided_mask,
     update_memory, AttentionKind, ContextPoolOptions, EncoderOptions, GatedAttentionUnit,
-    GauOptions, KvCache, LayerCache, Module, PoolFeatures, PoolPlacement, RandomFeatures, Reformer,
-    ReformerOptions, TransformerDecoderLayer, TransformerEncoderLayer, TransformerXlLayer,
+    GauOptions, KvCache, LayerCache, MhaOptions, Module, PoolFeatures, PoolPlacement,
+    RandomFeatures, Reformer, ReformerOptions, TransformerDecoderLayer, TransformerEncoderLayer,
+    TransformerXlLayer,
 };
 use cubegrad::testing::{assert_close, Tolerance};
 use cubegrad::{manual_seed, no_grad, DType, Tensor};
@@ -643,4 +644,80 @@ fn mra_encoder_layers_pass_gradcheck_and_refuse_causal_use() {
     };
     let (_, o) = bidirectional_layer(kind, &x);
     assert_refused_when_causal(o, "MRA");
+}
+
+/// `attention_weights` gives each head's map after ContextPool, wherever it sits: rows sum to
+/// 1 and never reach the future; with sizes too small to reach a neighbour (so pooling gives
+/// each token back) every placement's maps equal the layer's own attention read without
+/// ContextPool; approximate attention is refused by name.
+#[test]
+fn attention_weights_follow_every_placement() {
+    manual_seed(35);
+    let placements = [
+        PoolPlacement::Input,
+        PoolPlacement::KeysValues,
+        PoolPlacement::AfterBlock,
+        PoolPlacement::PerHead,
+    ];
+    for placement in placements {
+        for narrow in [false, true] {
+            let mut o = causal_options(AttentionKind::Full, true);
+            o.pool_placement = placement;
+            if narrow {
+                o.context_pool = Some(ContextPoolOptions {
+                    causal: true,
+                    s_min: 0.01,
+                    s_max: 0.02,
+                    init_size: 0.01,
+                    eps: 1e-300,
+                    ..Default::default()
+                });
+            }
+            let mut layer = TransformerEncoderLayer::new(o);
+            to_f64(&mut layer);
+            let x = randn64(&[2, 7, 4]);
+            let w = layer.attention_weights(&x, None);
+            assert_eq!(w.dims(), [2, 2, 7, 7], "{placement:?}");
+            let v = w.to_vec::<f64>();
+            for (r, row) in v.chunks(7).enumerate() {
+                let i = r % 7;
+                let sum: f64 = row.iter().sum();
+                assert!(
+                    (sum - 1.0).abs() < 1e-12,
+                    "{placement:?}: row {r} sums to {sum}"
+                );
+                assert!(
+                    row[i + 1..].iter().all(|&p| p == 0.0),
+                    "{placement:?}: {row:?}"
+                );
+            }
+            // The same maps from the attention module itself, on the unpooled tokens.
+            let h = layer.norm1.forward(&x);
+            let opts = MhaOptions {
+                need_weights: true,
+                average_attn_weights: false,
+                is_causal: true,
+                ..Default::default()
+            };
+            let plain = layer.self_attn.forward(&h, &h, &h, &opts).1.unwrap();
+            let plain = plain.to_vec::<f64>();
+            if narrow || placement == PoolPlacement::AfterBlock {
+                assert_close(&v, &plain, Tolerance::F64, &format!("{placement:?}"));
+            } else {
+                let most = v.iter().zip(&plain).map(|(a, b)| (a - b).abs());
+                let most = most.fold(0.0, f64::max);
+                assert!(
+                    most > 1e-3,
+                    "{placement:?}: pooling changed no weight ({most})"
+                );
+            }
+        }
+    }
+    let layer =
+        TransformerEncoderLayer::new(causal_options(AttentionKind::Local { window: 2 }, false));
+    let err = layer
+        .try_attention_weights(&Tensor::randn([1, 3, 4], 0.0, 1.0), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("try_attention_weights"), "{err}");
 }
