@@ -4,7 +4,7 @@
 #
 # An example whose output folder (its default `runs/<example>`) already holds a finished run is
 # not run again; FORCE=1 reruns everything. The full set takes about an hour on 2 cores, most
-# of it `contextpool_lm --compare`.
+# of it `contextpool_lm --compare`; the ContextPool study adds about 110 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,10 @@ run runs/contextpool_lm sample.txt contextpool_lm
 run runs/contextpool_lm_compare results.md contextpool_lm --compare
 run runs/image_classify results.md image_classify
 run runs/translate results.md translate
+# The ContextPool study with its longer check (about 110 minutes on 2 cores).
+if [ -n "${FORCE:-}" ] || [ ! -e runs/contextpool_study/long/results.md ]; then
+    LONG=1 examples/contextpool_study.sh
+fi
 
 fig=book/src/figures
 res=book/src/results
@@ -43,4 +47,11 @@ copy translate/gru/alignment.svg translate_alignment.svg
 cp runs/contextpool_lm_compare/results.md "$res/contextpool_lm_compare.md"
 cp runs/image_classify/results.md "$res/image_classify.md"
 cp runs/translate/results.md "$res/translate.md"
+for part in placements_1 placements_2 options alternatives; do
+    cp "runs/contextpool_study/lm/$part.md" "$res/contextpool_study_$part.md"
+done
+cp runs/contextpool_study/images/results.md "$res/contextpool_study_images.md"
+cp runs/contextpool_study/long/results.md "$res/contextpool_study_long.md"
+copy contextpool_study/lm/placements_1_valid_bpc.svg contextpool_study_placements_sotu.svg
+copy contextpool_study/lm/placements_2_valid_bpc.svg contextpool_study_placements_shakespeare.svg
 echo "figures in $fig, tables in $res"

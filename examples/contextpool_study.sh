@@ -4,6 +4,7 @@
 #
 #     examples/contextpool_study.sh                 # the default grid: under 90 minutes on 2 cores
 #     SEEDS=5 STEPS=1500 examples/contextpool_study.sh   # a larger grid (about 6 hours)
+#     LONG=1 examples/contextpool_study.sh          # then the longer check below (+23 minutes)
 #
 # Language model (`contextpool_lm --study`), on the State of the Union addresses and on
 # Shakespeare: the plain model at 4 and 2 layers and the 2-layer ContextPool model in each
@@ -11,6 +12,9 @@
 # choices (initial size, size range, normalisation, raw features); adaptive span, local and
 # strided attention. Images (`image_classify`, Fashion-MNIST): the CNN with max pooling and
 # with ContextPool, the ViT without and with ContextPool in each placement.
+# With LONG=1, last: the 4-layer plain model against the best 2-layer ContextPool variant (per
+# head, the example's default) on the example's full budget of 1,500 steps, SEEDS times
+# (`contextpool_lm --compare --models baseline,contextpool`), in long/results.md.
 # Everything lands in $OUT (default runs/contextpool_study): lm/study.md and images.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,3 +47,12 @@ end=$(date +%s)
         "(RAYON_NUM_THREADS=$RAYON_NUM_THREADS)."
 } >"$out/images.md"
 cat "$out/lm/study.md" "$out/images.md"
+if [ -n "${LONG:-}" ]; then
+    long=(target/release/examples/contextpool_lm --compare --models baseline,contextpool
+        --seeds "$seeds" --sample-chars 0 --quiet --out "$out/long")
+    echo "${long[*]}"
+    long_start=$(date +%s)
+    "${long[@]}"
+    echo "The longer check took $(( ($(date +%s) - long_start) / 60 )) minutes."
+    cat "$out/long/results.md"
+fi

@@ -148,8 +148,9 @@ pub struct Config {
     pub test_chars: usize,
     /// ContextPool: where it sits (input: before attention, pooling queries, keys and values;
     /// kv: keys and values only; after-block: the block's output tokens; per-head: each
-    /// head's keys and values after their projections)
-    #[arg(long, value_enum, default_value_t = Placement::Input)]
+    /// head's keys and values after their projections). The default is the ContextPool study's
+    /// best variant (README, "Does ContextPool help?")
+    #[arg(long, value_enum, default_value_t = Placement::PerHead)]
     pub pool_placement: Placement,
     /// ContextPool before attention: pool the layer-normalised tokens, or the raw residual
     /// stream (normalised after pooling)
@@ -344,8 +345,10 @@ impl Config {
     pub fn pool_features(&self) -> PoolFeatures {
         self.pool_features.layer()
     }
-    /// The ContextPool variant, as a name suffix: empty for the defaults, else the flags that
-    /// differ (` kv`, ` init=0.5`, …), so that runs and checkpoints of variants differ.
+    /// The ContextPool variant, as a name suffix: empty for the paper's placement (the
+    /// attention input) with the layer's default options, else what differs (` per-head`,
+    /// ` kv`, ` init=0.5`, …), so that runs and checkpoints of variants differ and a table
+    /// names the placement of every row but the paper's.
     pub fn pool_variant(&self) -> String {
         let d = ContextPoolOptions::default();
         let mut v = String::new();
@@ -470,7 +473,8 @@ pub fn compare(cfg: &Config) -> AnyResult<Vec<Report>> {
     let summaries = run_variants(&corpus, &variants, cfg.seeds, &dir, &mut ddp)?;
     if ddp.is_main() {
         let title = "Validation bits per character on one budget";
-        let table = write_results(&dir, "results", title, &summaries, cfg.seeds)?;
+        let figure = "compare_valid_bpc.svg";
+        let table = write_results(&dir, "results", figure, title, &summaries, cfg.seeds)?;
         if !cfg.quiet {
             println!("{}", table.markdown());
         }
