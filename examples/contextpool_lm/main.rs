@@ -4,8 +4,9 @@
 //!     cargo run --release --example contextpool_lm -- --compare
 //!     cargo run --release --example contextpool_lm -- --help
 //!
-//! The default trains a small causal transformer whose layers pool each token's recent
-//! context (ContextPool) before attention, reports bits per character (bpc) on held-out text,
+//! The default trains a small causal transformer in which each attention head pools the
+//! recent context of every key and value (ContextPool per head, the best placement of the
+//! ContextPool study), reports bits per character (bpc) on held-out text,
 //! and then writes a sample with the KV cache. `--compare` trains the paper's comparison on one
 //! budget of steps: a deeper plain transformer, a shallower ContextPool one, adaptive attention
 //! span and local attention. Everything lands in `--out` (default `runs/contextpool_lm`):
