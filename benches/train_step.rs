@@ -15,7 +15,7 @@
 use criterion::{criterion_group, Criterion};
 use cubegrad::nn::{
     sinusoidal_positions, AttentionKind, ContextPoolOptions, Embedding, EncoderOptions, LayerNorm,
-    Linear, Module, TransformerEncoderLayer,
+    Linear, Module, PoolPlacement, TransformerEncoderLayer,
 };
 use cubegrad::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer};
 use cubegrad::{manual_seed, profile, Tensor};
@@ -152,7 +152,13 @@ criterion_group!(benches, train_step);
 fn main() {
     if std::env::var_os("CUBEGRAD_PROFILE_STEP").is_some() {
         let (x, y) = batch();
-        profile_steps(&models(), &x, &y);
+        // The profile also takes the example's default, ContextPool per head (no PyTorch
+        // peer, so it is profiled, not timed).
+        let mut with_per_head = models();
+        let mut per_head = options(AttentionKind::Full, true);
+        per_head.pool_placement = PoolPlacement::PerHead;
+        with_per_head.push(("contextpool_per_head_2l", 2, per_head));
+        profile_steps(&with_per_head, &x, &y);
         return;
     }
     benches();

@@ -111,10 +111,10 @@ pub fn passage_figures(
         Ok(())
     })?;
     model.train();
-    let pooled = |l: &&cubegrad::nn::TransformerEncoderLayer| {
+    let pooled = |l: &cubegrad::nn::TransformerEncoderLayer| {
         l.context_pool.is_some() || !l.context_pool_heads.is_empty()
     };
-    if model.layers.iter().any(|l| pooled(&l)) {
+    if model.layers.iter().any(pooled) {
         common::write_file(&dir.join("pool_sizes.csv"), &sizes_csv)?;
     }
     Ok(())

@@ -369,8 +369,8 @@ impl TransformerEncoderLayer {
     }
 
     /// Attention with ContextPool per head: each head's keys and values, side by side, pooled
-    /// by that head's layer, then split again.
-    /// Returns the output and, when `opts.need_weights`, the weights per head.
+    /// by that head's layer, then split again. Returns the output and, when
+    /// `opts.need_weights`, the weights per head.
     fn attend_pooled_heads(
         &self,
         q: &Tensor,
@@ -533,11 +533,7 @@ impl TransformerEncoderLayer {
     /// `x` `[B, n, d_model]`; `key_padding_mask` `[B, n]` (true = padding), as PyTorch.
     pub fn try_forward(&self, x: &Tensor, key_padding_mask: Option<&Tensor>) -> Result<Tensor> {
         let (h, pooled) = self.attention_inputs(x)?;
-        let q = match self.options.pool_placement {
-            PoolPlacement::Input => &pooled,
-            _ => &h,
-        };
-        let a = self.attend(q, &pooled, key_padding_mask)?;
+        let a = self.attend(self.queries(&h, &pooled), &pooled, key_padding_mask)?;
         let x = x.try_add(&dropout(&a, self.options.dropout, self.training))?;
         let f = self.ffn.try_forward(&self.norm2.try_forward(&x)?)?;
         let out = x.try_add(&dropout(&f, self.options.dropout, self.training))?;
@@ -561,14 +557,14 @@ impl TransformerEncoderLayer {
         if self.options.attention != AttentionKind::Full {
             return Err(Error::invalid(
                 "TransformerEncoderLayer::try_attention_weights",
-                "only full attention forms an attention matrix",
+                format!(
+                    "only full attention forms an attention matrix, not {:?}",
+                    self.options.attention
+                ),
             ));
         }
         let (h, pooled) = self.attention_inputs(x)?;
-        let q = match self.options.pool_placement {
-            PoolPlacement::Input => &pooled,
-            _ => &h,
-        };
+        let q = self.queries(&h, &pooled);
         let opts = MhaOptions {
             key_padding_mask: key_padding_mask.cloned(),
             need_weights: true,
@@ -588,6 +584,15 @@ impl TransformerEncoderLayer {
     #[track_caller]
     pub fn attention_weights(&self, x: &Tensor, key_padding_mask: Option<&Tensor>) -> Tensor {
         self.try_attention_weights(x, key_padding_mask).or_panic()
+    }
+
+    /// What the queries read: the pooled tokens when ContextPool pools the attention input,
+    /// else the normalised tokens `h`.
+    fn queries<'a>(&self, h: &'a Tensor, pooled: &'a Tensor) -> &'a Tensor {
+        match self.options.pool_placement {
+            PoolPlacement::Input => pooled,
+            _ => h,
+        }
     }
 
     /// The normalised tokens `h` and what attention's keys and values read: `h` pooled when

@@ -649,7 +649,7 @@ fn mra_encoder_layers_pass_gradcheck_and_refuse_causal_use() {
 /// `attention_weights` gives each head's map after ContextPool, wherever it sits: rows sum to
 /// 1 and never reach the future; with sizes too small to reach a neighbour (so pooling gives
 /// each token back) every placement's maps equal the layer's own attention read without
-/// ContextPool; approximate attention is refused by name.
+/// ContextPool; attention that forms no matrix (here a sparse pattern) is refused by name.
 #[test]
 fn attention_weights_follow_every_placement() {
     manual_seed(35);
