@@ -122,7 +122,7 @@ def device_workloads(device, n=4096, scale=1):
 
 
 def context_pool(x, a, a0, b, b0, s_min=0.5, s_max=8.0, radius=24, eps=1e-6):
-    """ContextPool (shared/specs/contextpool.md, 1-D, normalised, not causal) written the way
+    """ContextPool (docs/specs/contextpool.md, 1-D, normalised, not causal) written the way
     one writes it in eager PyTorch: with the dense n x n matrix of pooling weights."""
     n = x.shape[1]
     w = torch.sigmoid(x @ a + a0)                                   # [B, n]
